@@ -1,0 +1,182 @@
+"""The base class shared by every mmocc detector.
+
+It owns what PyOD's ``BaseDetector`` owns: the threshold from the
+``contamination`` rate, binary labels and probabilities. A concrete detector
+supplies only two hooks, :meth:`BaseMultiviewDetector._fit_views` (learn from
+normal training views, return the training scores) and
+:meth:`BaseMultiviewDetector._score_views` (score new views).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from mmocc.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
+
+
+def check_contamination(contamination: float) -> float:
+    """Validate the expected outlier fraction.
+
+    Parameters
+    ----------
+    contamination : float
+        Fraction of training samples allowed above the threshold.
+
+    Returns
+    -------
+    float
+        The value, as a float.
+
+    Raises
+    ------
+    ValueError
+        If it is not in ``(0, 0.5]``.
+    """
+    value = float(contamination)
+    if not 0.0 < value <= 0.5:
+        raise ValueError(f"contamination must be in (0, 0.5], got {contamination!r}")
+    return value
+
+
+class BaseMultiviewDetector(OutlierMixin, BaseEstimator):
+    """Threshold, label and probability logic for multiview detectors.
+
+    Labels follow PyOD: 0 = normal, 1 = anomaly; higher scores are more
+    anomalous. Subclasses must define ``views`` and ``contamination``
+    parameters and implement :meth:`_fit_views` and :meth:`_score_views`.
+    """
+
+    views: Any
+    contamination: float
+
+    @abstractmethod
+    def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """Fit on canonical training views and return their anomaly scores."""
+
+    @abstractmethod
+    def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """Return anomaly scores for canonical views matching ``view_specs_``."""
+
+    def fit(self, X: Any, y: Any = None) -> BaseMultiviewDetector:
+        """Fit the detector on normal samples.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Training views in the same sample order; ``self.views`` selects
+            and orders them.
+        y : ignored
+            Present for scikit-learn API compatibility.
+
+        Returns
+        -------
+        self
+            The fitted detector.
+        """
+        check_contamination(self.contamination)
+        views = select_views(check_views(X), self.views)
+        self.view_specs_: list[ViewSpec] = view_specs(views)
+        self.n_samples_in_ = len(next(iter(views.values())))
+        scores = np.asarray(self._fit_views(views), dtype=np.float64)
+        self._set_threshold(scores)
+        return self
+
+    def _set_threshold(self, scores: np.ndarray) -> None:
+        """Store training scores, the contamination threshold and labels."""
+        self.decision_scores_ = scores
+        self.threshold_ = float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
+        self.labels_ = (scores > self.threshold_).astype(np.int64)
+
+    def _checked_views(self, X: Any) -> dict[str, np.ndarray]:
+        """Validate scoring input against the views seen at fit time."""
+        check_is_fitted(self, "threshold_")
+        return match_specs(check_views(X), self.view_specs_)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Anomaly score of each sample; higher means more anomalous.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views with the names and per-sample shapes seen at fit time.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            The anomaly scores.
+        """
+        return np.asarray(self._score_views(self._checked_views(X)), dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Binary label of each sample: 0 normal, 1 anomaly.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views as for :meth:`decision_function`.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            1 where the score is above ``threshold_``.
+        """
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit on ``X`` and return the training labels ``labels_``.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Training views.
+        y : ignored
+            Present for scikit-learn API compatibility.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            Training labels, 0 normal and 1 anomaly.
+        """
+        return self.fit(X).labels_
+
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """Probability of each class, as PyOD computes it.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views as for :meth:`decision_function`.
+        method : {"linear", "unify"}, default "linear"
+            ``"linear"`` min-max scales scores by the training scores and clips
+            to [0, 1]; ``"unify"`` applies the Gaussian error function to the
+            standardized score (Kriegel et al., 2011).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, 2)
+            Column 0 is P(normal), column 1 is P(anomaly).
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``method``.
+        """
+        scores = self.decision_function(X)
+        train = self.decision_scores_
+        if method == "linear":
+            low, high = float(train.min()), float(train.max())
+            span = high - low if high > low else 1.0
+            anomaly = np.clip((scores - low) / span, 0.0, 1.0)
+        elif method == "unify":
+            from scipy.special import erf
+
+            std = float(train.std()) or 1.0
+            anomaly = np.clip(erf((scores - float(train.mean())) / (std * np.sqrt(2.0))), 0.0, 1.0)
+        else:
+            raise ValueError(f"predict_proba method must be 'linear' or 'unify', got {method!r}")
+        return np.column_stack([1.0 - anomaly, anomaly])

@@ -1,0 +1,286 @@
+"""The in-memory multi-view dataset every source returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _as_view(name: Any, value: Any) -> np.ndarray:
+    """Validate one view: a numeric ``(n, d)`` vector or ``(n, C, H, W)`` image array."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"view names must be non-empty strings, got {name!r}")
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(f"view {name!r}: expected a numeric array, got dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array[:, None, :, :]
+    if array.ndim not in (2, 4):
+        raise ValueError(
+            f"view {name!r}: expected a vector view (n, d) or an image view (n, C, H, W), "
+            f"got shape {array.shape}"
+        )
+    return array
+
+
+def _check_length(kind: str, name: str, array: np.ndarray, n: int) -> np.ndarray:
+    """Check that a per-sample array has ``n`` rows."""
+    if array.ndim == 0 or len(array) != n:
+        got = "a scalar" if array.ndim == 0 else f"{len(array)} samples"
+        raise ValueError(f"{kind} {name!r} has {got}, but the views have {n} samples")
+    return array
+
+
+def _check_ids(ids: np.ndarray) -> None:
+    """Raise if an id occurs twice, naming the first duplicate and its rows."""
+    if len(np.unique(ids)) == len(ids):
+        return
+    seen: dict[str, int] = {}
+    for row, value in enumerate(ids.tolist()):
+        if value in seen:
+            raise ValueError(f"ids must be unique: {value!r} occurs at rows {seen[value]} and {row}")
+        seen[value] = row
+
+
+class MultiViewDataset:
+    """Samples seen through several named views, with labels and optional groups.
+
+    Every estimator in mmocc accepts a dataset wherever it accepts a
+    ``{view_name: array}`` mapping, through the :attr:`views` attribute.
+
+    Parameters
+    ----------
+    views : dict of str to array-like
+        One array per view, all with the same number of samples ``n`` in the
+        same order. Image views are ``(n, C, H, W)`` (conventionally uint8,
+        ``(n, H, W)`` gets a channel axis); vector views are ``(n, d)``
+        (conventionally float32). Arrays are kept as given, not copied.
+    labels : array-like of shape (n,)
+        Class of each sample, kept with the dtype given (ints or strings).
+    ids : array-like of shape (n,), optional
+        Unique sample identifiers, stored as strings; default ``"0"`` ..
+        ``"n-1"``.
+    groups : array-like of shape (n,), optional
+        Specimen, object or individual of each sample, used by group splits.
+    metadata : dict of str to array-like, optional
+        Free-form per-sample arrays (for example a pose angle).
+
+    Attributes
+    ----------
+    views : dict of str to numpy.ndarray
+        The view arrays, in the order given.
+    view_names : list of str
+        The view names, in order.
+    labels : numpy.ndarray of shape (n,)
+        Class labels.
+    ids : numpy.ndarray of shape (n,)
+        Sample ids, as strings.
+    groups : numpy.ndarray of shape (n,) or None
+        Group of each sample.
+    metadata : dict of str to numpy.ndarray
+        Per-sample metadata arrays.
+
+    Raises
+    ------
+    TypeError
+        For a non-string view name or a non-numeric view.
+    ValueError
+        For no views, a view of the wrong rank, a view, label, id, group or
+        metadata array whose length differs from the first view, or a
+        duplicate id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = MultiViewDataset(
+    ...     {"left": np.zeros((4, 3, 8, 8), np.uint8), "size": np.ones((4, 2), np.float32)},
+    ...     labels=[0, 0, 1, 1],
+    ... )
+    >>> len(ds), ds.view_names, ds.classes.tolist()
+    (4, ['left', 'size'], [0, 1])
+    >>> ds[ds.labels == 1].ids.tolist()
+    ['2', '3']
+    """
+
+    def __init__(
+        self,
+        views: Mapping[str, Any],
+        labels: Any,
+        ids: Any = None,
+        groups: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(views, Mapping) or len(views) == 0:
+            raise ValueError("views must be a non-empty dict {view_name: array}")
+        self.views: dict[str, np.ndarray] = {name: _as_view(name, value) for name, value in views.items()}
+        first = next(iter(self.views))
+        n = len(self.views[first])
+        for name, array in self.views.items():
+            if len(array) != n:
+                raise ValueError(f"view {name!r} has {len(array)} samples, but view {first!r} has {n}")
+        self.labels: np.ndarray = _check_length("labels", "labels", np.asarray(labels), n)
+        if ids is None:
+            self.ids: np.ndarray = np.arange(n).astype(str)
+        else:
+            self.ids = _check_length("ids", "ids", np.asarray(ids).astype(str), n)
+            _check_ids(self.ids)
+        self.groups: np.ndarray | None = (
+            None if groups is None else _check_length("groups", "groups", np.asarray(groups), n)
+        )
+        self.metadata: dict[str, np.ndarray] = {
+            str(key): _check_length("metadata", str(key), np.asarray(value), n)
+            for key, value in (metadata or {}).items()
+        }
+
+    @property
+    def view_names(self) -> list[str]:
+        """List of str: the view names, in order."""
+        return list(self.views)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """numpy.ndarray: the sorted unique labels."""
+        return np.unique(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _normalise_index(self, index: Any) -> Any:
+        """Turn a slice, boolean mask or integer sequence into a NumPy index."""
+        if isinstance(index, slice):
+            return index
+        if isinstance(index, (int, np.integer)):
+            raise TypeError(
+                f"index a MultiViewDataset with a slice, boolean mask or integer array, "
+                f"not a single integer; use dataset[[{int(index)}]] for a one-sample dataset"
+            )
+        array = np.asarray(index)
+        if array.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        if array.dtype == np.bool_:
+            if array.shape != (len(self),):
+                raise IndexError(
+                    f"boolean mask has shape {array.shape}, but the dataset has {len(self)} samples"
+                )
+            return array
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise IndexError(
+                f"expected a 1-D integer array, boolean mask or slice, got {array.dtype} "
+                f"array of shape {array.shape}"
+            )
+        return array
+
+    def __getitem__(self, index: Any) -> MultiViewDataset:
+        """Return the samples at ``index`` as a new dataset.
+
+        Parameters
+        ----------
+        index : slice, boolean mask or integer array
+            The samples to keep, in the order given.
+
+        Returns
+        -------
+        MultiViewDataset
+            The subset (arrays are copies for masks and integer arrays, views
+            for slices, as in NumPy).
+
+        Raises
+        ------
+        TypeError
+            For a single integer.
+        IndexError
+            For a mask of the wrong length or an out-of-range index.
+        """
+        idx = self._normalise_index(index)
+        return MultiViewDataset(
+            {name: array[idx] for name, array in self.views.items()},
+            labels=self.labels[idx],
+            ids=self.ids[idx],
+            groups=None if self.groups is None else self.groups[idx],
+            metadata={key: value[idx] for key, value in self.metadata.items()},
+        )
+
+    def subset(self, indices: Any) -> MultiViewDataset:
+        """Return the samples at ``indices`` as a new dataset.
+
+        Parameters
+        ----------
+        indices : slice, boolean mask or integer array
+            As for ``dataset[indices]``.
+
+        Returns
+        -------
+        MultiViewDataset
+            The subset.
+        """
+        return self[indices]
+
+    def select_views(self, names: str | Sequence[str]) -> MultiViewDataset:
+        """Return the same samples with only some views, in the order given.
+
+        Parameters
+        ----------
+        names : str or sequence of str
+            The views to keep.
+
+        Returns
+        -------
+        MultiViewDataset
+            A dataset sharing this one's arrays.
+
+        Raises
+        ------
+        ValueError
+            If a view is not in the dataset.
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [name for name in names if name not in self.views]
+        if missing:
+            raise ValueError(f"view(s) {missing} not in the dataset; available views: {self.view_names}")
+        return MultiViewDataset(
+            {name: self.views[name] for name in names},
+            labels=self.labels,
+            ids=self.ids,
+            groups=self.groups,
+            metadata=self.metadata,
+        )
+
+    def __repr__(self) -> str:
+        views = ", ".join(
+            f"{name!r}: {tuple(array.shape[1:])} {array.dtype}" for name, array in self.views.items()
+        )
+        classes = self.classes.tolist()
+        shown = classes if len(classes) <= 6 else [*classes[:3], "...", *classes[-2:]]
+        extras = "".join(
+            [
+                ", groups" if self.groups is not None else "",
+                f", metadata={sorted(self.metadata)}" if self.metadata else "",
+            ]
+        )
+        return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {len(classes)} classes {shown}{extras})"
+
+
+def labels_from_strings(values: Sequence[str]) -> np.ndarray:
+    """Turn label strings read from files into an array.
+
+    Parameters
+    ----------
+    values : sequence of str
+        Labels as read from a CSV cell or folder name.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 when every label is an integer literal (``"3"``, ``"-1"``) and
+        no two labels name the same integer (``"7"`` and ``"07"``);
+        otherwise the strings as given.
+    """
+    try:
+        as_int = [int(value) for value in values]
+    except ValueError:
+        return np.asarray(values, dtype=str)
+    if len(set(as_int)) != len(set(values)):
+        return np.asarray(values, dtype=str)
+    return np.asarray(as_int, dtype=np.int64)

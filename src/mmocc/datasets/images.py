@@ -1,0 +1,312 @@
+"""Decoding image files into uint8 arrays: Pillow, threads and the disk cache.
+
+Every file goes through :func:`decode_image`: open with Pillow (its
+decompression-bomb guard stays on), let JPEG decode at a reduced scale when
+that still leaves at least ``size`` pixels per side, convert to ``mode``
+(16-bit greyscale is scaled to 8 bits, not clipped), resize to
+``size`` x ``size`` with :data:`RESAMPLE` (Lanczos, antialiased; the aspect
+ratio is not kept), and return ``(C, size, size)`` uint8.
+
+:func:`decode_files` runs it over many files in a thread pool (Pillow releases
+the GIL while decoding and resizing) and caches the stacked result on disk
+(see :mod:`mmocc.datasets.cache`). A load with any missing or unreadable file
+is never cached. The logger ``mmocc.datasets.images`` reports, at DEBUG level,
+whether a load was decoded or served from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image
+
+from mmocc.datasets import cache as _cache
+
+logger = logging.getLogger(__name__)
+
+#: Resampling filter used to resize every image (antialiased Lanczos).
+RESAMPLE = Image.Resampling.LANCZOS
+#: Number of channels of each supported mode.
+MODES = {"RGB": 3, "L": 1}
+#: File extensions the folder and turntable sources treat as images.
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
+)
+#: Bump when decoding changes, so that old cache entries are not reused.
+CACHE_FORMAT_VERSION = 1
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None) -> int:
+    """Validate the options shared by the image sources.
+
+    Parameters
+    ----------
+    size : int
+        Output side length in pixels, at least 1.
+    mode : {"RGB", "L"}
+        Output colour mode.
+    on_error : {"raise", "skip"}
+        What to do with a bad sample.
+    n_jobs : int or None
+        Decoding threads, at least 1; None means ``os.cpu_count()``.
+
+    Returns
+    -------
+    int
+        The number of decoding threads to use.
+
+    Raises
+    ------
+    ValueError
+        For any invalid option, naming it.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if n_jobs is None:
+        return os.cpu_count() or 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
+    """Decode one image file into a ``(C, size, size)`` uint8 array.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+    size : int
+        Output side length in pixels.
+    mode : {"RGB", "L"}
+        Output colour mode (3 or 1 channels).
+
+    Returns
+    -------
+    numpy.ndarray of shape (C, size, size), dtype uint8
+        The resized image.
+
+    Raises
+    ------
+    OSError
+        If Pillow cannot open or fully decode the file (including truncated
+        files).
+    PIL.Image.DecompressionBombError
+        If the image is larger than Pillow's decompression-bomb limit.
+    """
+    with Image.open(path) as image:
+        image.draft(mode, (size, size))
+        if image.mode in _SIXTEEN_BIT_MODES:
+            eight_bit = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+            converted = Image.fromarray(eight_bit, mode="L").convert(mode)
+        else:
+            converted = image.convert(mode)
+    array = np.asarray(converted.resize((size, size), RESAMPLE), dtype=np.uint8)
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def decode_files(
+    paths: Sequence[Path],
+    *,
+    size: int,
+    mode: str,
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = 1,
+    fail_fast: bool = False,
+) -> tuple[np.ndarray, dict[int, BaseException]]:
+    """Decode image files into one ``(n, C, size, size)`` uint8 array, with caching.
+
+    Parameters
+    ----------
+    paths : sequence of pathlib.Path
+        The files, in output order.
+    size : int
+        Output side length in pixels.
+    mode : {"RGB", "L"}
+        Output colour mode.
+    cache : bool, default True
+        Read and write the disk cache.
+    cache_dir : path-like, optional
+        Cache folder; see :func:`mmocc.datasets.cache.resolve_cache_dir`.
+    n_jobs : int, default 1
+        Decoding threads.
+    fail_fast : bool, default False
+        Decode nothing when a file is missing.
+
+    Returns
+    -------
+    images : numpy.ndarray of shape (n, C, size, size), dtype uint8
+        The images; rows of failed files are zero.
+    errors : dict of int to Exception
+        The exception raised for each failed file, by index into ``paths``
+        (``FileNotFoundError`` for a missing file). Nothing is cached when
+        it is not empty.
+    """
+    images = np.zeros((len(paths), MODES[mode], size, size), dtype=np.uint8)
+    errors: dict[int, BaseException] = {}
+    stats = []
+    for i, path in enumerate(paths):
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            errors[i] = exc
+        else:
+            stats.append((str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+    if errors and fail_fast:
+        return images, errors
+    target = None
+    if cache and not errors:
+        settings = {
+            "size": int(size),
+            "mode": mode,
+            "resample": RESAMPLE.name,
+            "format": CACHE_FORMAT_VERSION,
+            "pillow": PIL.__version__,
+        }
+        target = _cache.cache_path(_cache.resolve_cache_dir(cache_dir), _cache.cache_key(stats, settings))
+        cached = _cache.read_cached(target, images.shape)
+        if cached is not None:
+            logger.debug("cache hit: %d images from %s", len(cached), target)
+            return cached, {}
+
+    def work(i: int) -> tuple[int, BaseException | None]:
+        try:
+            images[i] = decode_image(paths[i], size, mode)
+        except Exception as exc:  # any failure of one file is reported against that file
+            return i, exc
+        return i, None
+
+    todo = [i for i in range(len(paths)) if i not in errors]
+    if n_jobs > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=min(n_jobs, len(todo))) as pool:
+            results = list(pool.map(work, todo))
+    else:
+        results = [work(i) for i in todo]
+    errors.update({i: exc for i, exc in results if exc is not None})
+    logger.debug("decoded %d images (%d failed)", len(todo), len(errors))
+    if target is not None and not errors:
+        _cache.store(target, images)
+    return images, errors
+
+
+def _describe(context: str, view: str, path: Path, exc: BaseException) -> str:
+    """One-line description of a failed file."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{context}, view {view!r}: file not found: {path}"
+    return f"{context}, view {view!r}: cannot read image {path}: {type(exc).__name__}: {exc}"
+
+
+def warn_skipped(messages: Sequence[str]) -> None:
+    """Issue the single warning listing every skipped sample or file.
+
+    Parameters
+    ----------
+    messages : sequence of str
+        One line per skipped file or sample; nothing happens when empty.
+    """
+    if messages:
+        warnings.warn(
+            f"skipped {len(messages)} bad file(s) or sample(s):\n  " + "\n  ".join(messages),
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def load_view_images(
+    samples: Sequence[Mapping[str, Path]],
+    contexts: Sequence[str],
+    *,
+    size: int,
+    mode: str,
+    cache: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    on_error: str,
+    n_jobs: int,
+    skipped: Sequence[str] = (),
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Decode the view files of many samples, handling bad files per sample.
+
+    Each distinct file is decoded once, even when several samples share it.
+
+    Parameters
+    ----------
+    samples : sequence of mapping of str to pathlib.Path
+        For each sample, the file of each view; all have the same views.
+    contexts : sequence of str
+        For each sample, how error messages name it (for example
+        ``"manifest.csv line 4 (sample_id 'a7')"``).
+    size, mode, cache, cache_dir, n_jobs
+        As for :func:`decode_files`.
+    on_error : {"raise", "skip"}
+        ``"raise"`` stops at the first bad file; ``"skip"`` drops samples with
+        a bad file and warns once, listing every bad file.
+    skipped : sequence of str, default ()
+        Samples the caller already dropped, listed in the same warning.
+
+    Returns
+    -------
+    views : dict of str to numpy.ndarray
+        ``(n_kept, C, size, size)`` uint8 images per view.
+    keep : numpy.ndarray of bool, shape (len(samples),)
+        Which samples were kept.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing file, when ``on_error="raise"``.
+    ValueError
+        For an unreadable file when ``on_error="raise"``, or when no sample
+        is left.
+    """
+    if not samples:
+        warn_skipped(skipped)
+        raise ValueError(f"no usable samples: all {len(skipped)} were skipped")
+    view_names = list(samples[0])
+    index: dict[Path, int] = {}
+    for sample in samples:
+        for view in view_names:
+            index.setdefault(sample[view], len(index))
+    files = list(index)
+    images, errors = decode_files(
+        files,
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        fail_fast=on_error == "raise",
+    )
+    keep = np.ones(len(samples), dtype=bool)
+    messages = list(skipped)
+    for row, sample in enumerate(samples):
+        for view in view_names:
+            exc = errors.get(index[sample[view]])
+            if exc is None:
+                continue
+            message = _describe(contexts[row], view, sample[view], exc)
+            if on_error == "raise":
+                if isinstance(exc, FileNotFoundError):
+                    raise FileNotFoundError(message) from exc
+                raise ValueError(message) from exc
+            keep[row] = False
+            messages.append(message)
+    warn_skipped(messages)
+    if not keep.any():
+        raise ValueError(f"no usable samples: all {len(samples) + len(skipped)} were skipped")
+    rows = [i for i in range(len(samples)) if keep[i]]
+    views = {view: images[[index[samples[i][view]] for i in rows]] for view in view_names}
+    return views, keep

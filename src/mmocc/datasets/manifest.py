@@ -1,0 +1,191 @@
+"""Load a dataset described by a CSV manifest: one row per sample, one column per view."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmocc.datasets.dataset import MultiViewDataset, labels_from_strings
+from mmocc.datasets.images import check_image_options, load_view_images
+
+#: Manifest columns that are not views.
+RESERVED_COLUMNS = ("sample_id", "label", "group")
+_REQUIRED_COLUMNS = ("sample_id", "label")
+
+
+def _view_path(root: Path, value: str, where: str) -> Path:
+    """Join a manifest cell to the manifest folder, refusing paths that leave it.
+
+    The check is on the normalised path (``..`` and absolute paths are
+    refused); symbolic links inside the folder are followed, since whoever
+    made them chose to.
+    """
+    candidate = Path(os.path.normpath(root / value))
+    if not candidate.is_relative_to(root):
+        raise ValueError(f"{where}: path {value!r} escapes the manifest folder {root}")
+    return candidate
+
+
+def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Return the stripped header and ``(line number, row)`` pairs of non-blank rows."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        header = [cell.strip() for cell in next(reader, [])]
+        if not any(header):
+            raise ValueError(
+                f"{csv_path}: empty manifest; expected a header row with sample_id, label and views"
+            )
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"{csv_path}: duplicate column(s) {duplicated} in the header")
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise ValueError(
+                    f"{csv_path} line {reader.line_num}: expected {len(header)} fields, got {len(cells)}"
+                )
+            rows.append((reader.line_num, dict(zip(header, (cell.strip() for cell in cells), strict=True))))
+    return header, rows
+
+
+def load_manifest(
+    csv_path: str | os.PathLike[str],
+    views: Sequence[str] | None = None,
+    size: int = 32,
+    mode: str = "RGB",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> MultiViewDataset:
+    """Load images listed in a CSV manifest.
+
+    The manifest has a header row and one row per sample. Columns:
+
+    - ``sample_id`` (required): a unique id per row.
+    - ``label`` (required): the class. Labels that are all integers become
+      ints, others stay strings.
+    - ``group`` (optional): specimen / individual / object id, used by
+      group splits.
+    - one column per view, holding an image path relative to the manifest's
+      folder. Paths may not leave that folder.
+    - any other column not selected by ``views`` becomes string metadata.
+
+    A FIN-Benthic2 user writes one row per (individual, image pair): its
+    ``Machine_learning_splits.txt`` gives the individual, the taxon and the
+    image ids, and the images live under ``Images/<individual>/<image>``.
+    Put the manifest next to ``Images/``, with ``label`` = taxon, ``group`` =
+    individual and two view columns holding ``Images/<individual>/<image>``
+    of the image from each camera::
+
+        sample_id,label,group,left,right
+        ind1_01,Baetis,ind1,Images/ind1/img_01_cam1.png,Images/ind1/img_01_cam2.png
+
+    Parameters
+    ----------
+    csv_path : path-like
+        The manifest (UTF-8, a byte-order mark is allowed).
+    views : sequence of str, optional
+        The view columns to load, in order; default all non-reserved
+        columns, in file order.
+    size : int, default 32
+        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
+        kept).
+    mode : {"RGB", "L"}, default "RGB"
+        Colour mode: 3 or 1 channels.
+    cache : bool, default True
+        Cache the decoded arrays on disk and reuse them.
+    cache_dir : path-like, optional
+        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
+    on_error : {"raise", "skip"}, default "raise"
+        For a missing or unreadable image or an empty path cell: raise, or
+        drop the sample and warn once listing every skipped file.
+    n_jobs : int, optional
+        Decoding threads; default ``os.cpu_count()``.
+
+    Returns
+    -------
+    MultiViewDataset
+        uint8 ``(n, C, size, size)`` image views named after the columns,
+        ``ids`` from ``sample_id``, ``groups`` from ``group`` when present.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing manifest, or a missing image with ``on_error="raise"``.
+    ValueError
+        For missing or duplicate columns, an unknown view, a row with the
+        wrong number of fields, an empty id or label, a duplicate id, a path
+        outside the manifest folder, an unreadable image (with
+        ``on_error="raise"``) or no samples; the message names the line.
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    csv_path = Path(csv_path)
+    header, rows = _read_rows(csv_path)
+    missing = [name for name in _REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {missing}; found columns {header}")
+    available = [name for name in header if name not in RESERVED_COLUMNS]
+    view_names = available if views is None else list(views)
+    unknown = [name for name in view_names if name not in available]
+    if unknown:
+        raise ValueError(f"{csv_path}: view column(s) {unknown} not found; view columns are {available}")
+    if not view_names:
+        raise ValueError(f"{csv_path}: no view columns; found columns {header}")
+    if not rows:
+        raise ValueError(f"{csv_path}: the manifest lists no samples")
+    root = Path(os.path.abspath(csv_path.parent))
+    first_line: dict[str, int] = {}
+    samples, contexts, sample_rows, skipped = [], [], [], []
+    for number, (line, row) in enumerate(rows):
+        where = f"{csv_path.name} line {line}"
+        for column in _REQUIRED_COLUMNS:
+            if not row[column]:
+                raise ValueError(f"{where}: empty {column}")
+        sample_id = row["sample_id"]
+        if sample_id in first_line:
+            raise ValueError(
+                f"{where}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})"
+            )
+        first_line[sample_id] = line
+        where = f"{where} (sample_id {sample_id!r})"
+        empty = [name for name in view_names if not row[name]]
+        if empty:
+            message = f"{where}: empty path for view(s) {empty}"
+            if on_error == "raise":
+                raise ValueError(message)
+            skipped.append(message)
+            continue
+        samples.append({name: _view_path(root, row[name], f"{where}, view {name!r}") for name in view_names})
+        contexts.append(where)
+        sample_rows.append(number)
+    arrays, keep = load_view_images(
+        samples,
+        contexts,
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+        skipped=skipped,
+    )
+    take = np.asarray(sample_rows, dtype=np.intp)[keep]
+
+    def column(name: str) -> list[str]:
+        return [row[name] for _, row in rows]
+
+    extra = [name for name in available if name not in view_names]
+    return MultiViewDataset(
+        arrays,
+        labels=labels_from_strings(column("label"))[take],
+        ids=np.asarray(column("sample_id"), dtype=str)[take],
+        groups=labels_from_strings(column("group"))[take] if "group" in header else None,
+        metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
+    )
