@@ -251,15 +251,15 @@ class MultiViewDataset:
         views = ", ".join(
             f"{name!r}: {tuple(array.shape[1:])} {array.dtype}" for name, array in self.views.items()
         )
-        classes = self.classes.tolist()
-        shown = classes if len(classes) <= 6 else [*classes[:3], "...", *classes[-2:]]
+        classes = [repr(label) for label in self.classes.tolist()]
+        shown = ", ".join(classes if len(classes) <= 6 else [*classes[:3], "...", *classes[-2:]])
         extras = "".join(
             [
                 ", groups" if self.groups is not None else "",
                 f", metadata={sorted(self.metadata)}" if self.metadata else "",
             ]
         )
-        return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {len(classes)} classes {shown}{extras})"
+        return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {len(classes)} classes [{shown}]{extras})"
 
 
 def labels_from_strings(values: Sequence[str]) -> np.ndarray:

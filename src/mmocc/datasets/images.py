@@ -111,7 +111,7 @@ def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarr
         image.draft(mode, (size, size))
         if image.mode in _SIXTEEN_BIT_MODES:
             eight_bit = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-            converted = Image.fromarray(eight_bit, mode="L").convert(mode)
+            converted = Image.fromarray(eight_bit).convert(mode)
         else:
             converted = image.convert(mode)
     array = np.asarray(converted.resize((size, size), RESAMPLE), dtype=np.uint8)

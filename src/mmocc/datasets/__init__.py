@@ -1,0 +1,30 @@
+"""Multi-view datasets: the in-memory container and the sources that build it.
+
+Every source returns a :class:`MultiViewDataset`. Image sources decode with
+Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
+``(n, C, H, W)`` arrays and cache them on disk (see
+:mod:`mmocc.datasets.images` and :mod:`mmocc.datasets.cache`).
+
+- :func:`load_manifest`: a CSV listing one image path per view and sample.
+- :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>``.
+- :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos,
+  paired ``delta_deg`` apart.
+- :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
+- :func:`make_synthetic`: procedural two-camera demo data.
+"""
+
+from mmocc.datasets.dataset import MultiViewDataset
+from mmocc.datasets.folder import load_folder
+from mmocc.datasets.manifest import load_manifest
+from mmocc.datasets.mfeat import load_mfeat
+from mmocc.datasets.synthetic import make_synthetic
+from mmocc.datasets.turntable import load_turntable
+
+__all__ = [
+    "MultiViewDataset",
+    "load_folder",
+    "load_manifest",
+    "load_mfeat",
+    "load_turntable",
+    "make_synthetic",
+]

@@ -1,0 +1,38 @@
+"""Shared fixtures; dataset fixtures carry a ``ds_`` prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def ds_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache folder; MMOCC_CACHE_DIR also points into tmp_path, never at the user cache."""
+    monkeypatch.setenv("MMOCC_CACHE_DIR", str(tmp_path / "env-cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def ds_write_image() -> Callable[..., Path]:
+    """Return ``write(path, value=0, size=(12, 10), mode="RGB")`` that saves a small image.
+
+    The image has a gradient plus ``value`` so that different values give
+    different arrays.
+    """
+
+    def write(path: Path, value: int = 0, size: tuple[int, int] = (12, 10), mode: str = "RGB") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        height, width = size
+        base = (np.arange(height * width).reshape(height, width) * 3 + value * 17) % 256
+        array = base.astype(np.uint8)
+        if mode == "RGB":
+            array = np.stack([array, 255 - array, np.full_like(array, value % 256)], axis=-1)
+        Image.fromarray(array).save(path)
+        return path
+
+    return write

@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+
+from mmocc.datasets import load_manifest
+
+# every test here gets MMOCC_CACHE_DIR inside tmp_path, so none writes the user cache
+pytestmark = pytest.mark.usefixtures("ds_cache_dir")
+
+
+@pytest.fixture
+def manifest(tmp_path, ds_write_image):
+    """A manifest of 4 two-view samples, images in img/<group>/."""
+    rows = ["sample_id,label,group,left,right,note"]
+    for i in range(4):
+        group = f"g{i // 2}"
+        ds_write_image(tmp_path / "img" / group / f"{i}_l.png", value=i)
+        ds_write_image(tmp_path / "img" / group / f"{i}_r.png", value=10 + i)
+        rows.append(f"s{i},{i % 2},{group},img/{group}/{i}_l.png,img/{group}/{i}_r.png,n{i}")
+    path = tmp_path / "manifest.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def rewrite(path, old, new):
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_load_selected_views(manifest, ds_cache_dir):
+    ds = load_manifest(manifest, views=["right", "left"], size=8, mode="L", cache_dir=ds_cache_dir)
+    assert ds.view_names == ["right", "left"]
+    assert ds.views["left"].shape == (4, 1, 8, 8) and ds.views["left"].dtype == np.uint8
+    assert ds.labels.tolist() == [0, 1, 0, 1] and ds.labels.dtype.kind == "i"
+    assert ds.ids.tolist() == ["s0", "s1", "s2", "s3"]
+    assert ds.groups.tolist() == ["g0", "g0", "g1", "g1"]
+    assert ds.metadata["note"].tolist() == ["n0", "n1", "n2", "n3"]
+    assert not np.array_equal(ds.views["left"][0], ds.views["right"][0])
+
+
+def test_default_views_are_all_non_reserved_columns(tmp_path, ds_write_image, ds_cache_dir):
+    ds_write_image(tmp_path / "a.png")
+    ds_write_image(tmp_path / "b.png", value=3)
+    (tmp_path / "m.csv").write_text("\ufefflabel,top,sample_id,side\ncat,a.png,x,b.png\n")
+    ds = load_manifest(tmp_path / "m.csv", size=4, cache_dir=ds_cache_dir)
+    assert ds.view_names == ["top", "side"]
+    assert ds.labels.tolist() == ["cat"] and ds.groups is None
+
+
+def test_second_load_uses_the_cache(manifest, ds_cache_dir, monkeypatch):
+    from mmocc.datasets import images
+
+    first = load_manifest(manifest, views=["left", "right"], size=8, cache_dir=ds_cache_dir)
+    monkeypatch.setattr(images, "decode_image", lambda *a: pytest.fail("decoded on a cache hit"))
+    second = load_manifest(manifest, views=["left", "right"], size=8, cache_dir=ds_cache_dir)
+    assert np.array_equal(first.views["right"], second.views["right"])
+
+
+def test_missing_columns(tmp_path):
+    (tmp_path / "m.csv").write_text("id,label,left\nx,1,a.png\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['sample_id'\]"):
+        load_manifest(tmp_path / "m.csv")
+
+
+def test_unknown_view(manifest):
+    with pytest.raises(ValueError, match=r"\['top'\] not found"):
+        load_manifest(manifest, views=["top"])
+
+
+def test_duplicate_ids(manifest):
+    rewrite(manifest, "s3,", "s1,")
+    with pytest.raises(ValueError, match="line 5: duplicate sample_id 's1' \\(first on line 3\\)"):
+        load_manifest(manifest, views=["left", "right"])
+
+
+@pytest.mark.parametrize("escape", ["../outside.png", "img/../../outside.png", "/etc/passwd"])
+def test_path_escaping_the_manifest_folder(manifest, escape):
+    rewrite(manifest, "img/g0/1_l.png", escape)
+    with pytest.raises(ValueError, match="line 3 .*view 'left'.*escapes the manifest folder"):
+        load_manifest(manifest, views=["left", "right"])
+
+
+def test_missing_file_names_the_row(manifest, ds_cache_dir):
+    (manifest.parent / "img" / "g1" / "2_r.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"line 4 \(sample_id 's2'\), view 'right': file not found"):
+        load_manifest(manifest, views=["left", "right"], cache_dir=ds_cache_dir)
+    assert not ds_cache_dir.exists()
+
+
+def test_truncated_image_names_the_file(manifest, ds_cache_dir, ds_write_image):
+    path = ds_write_image(manifest.parent / "img" / "g0" / "0_l.png", size=(64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"line 2 .*view 'left': cannot read image .*0_l\.png"):
+        load_manifest(manifest, views=["left", "right"], cache_dir=ds_cache_dir)
+    assert not ds_cache_dir.exists()
+
+
+def test_skip_drops_bad_samples_with_one_warning(manifest, ds_cache_dir):
+    (manifest.parent / "img" / "g1" / "2_r.png").unlink()
+    (manifest.parent / "img" / "g0" / "1_l.png").write_bytes(b"not an image")
+    rewrite(manifest, "img/g1/3_l.png", "")
+    with pytest.warns(UserWarning) as record:
+        ds = load_manifest(manifest, views=["left", "right"], on_error="skip", cache_dir=ds_cache_dir)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "skipped 3" in message
+    assert "2_r.png" in message and "1_l.png" in message and "'s3'" in message
+    assert ds.ids.tolist() == ["s0"]
+    assert ds.groups.tolist() == ["g0"] and ds.metadata["note"].tolist() == ["n0"]
+    assert not ds_cache_dir.exists()
+
+
+def test_skip_with_nothing_left(manifest, ds_cache_dir):
+    for path in (manifest.parent / "img").rglob("*_l.png"):
+        path.unlink()
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no usable samples"):
+        load_manifest(manifest, views=["left"], on_error="skip", cache_dir=ds_cache_dir)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "empty manifest"),
+        ("sample_id,label,left\n", "lists no samples"),
+        ("sample_id,label\nx,1\n", "no view columns"),
+        ("sample_id,label,left\nx,1\n", "line 2: expected 3 fields, got 2"),
+        ("sample_id,label,left\nx,,a.png\n", "line 2: empty label"),
+        ("sample_id,label,left,left\n", "duplicate column"),
+    ],
+)
+def test_malformed_manifests(tmp_path, text, match):
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_manifest(tmp_path / "m.csv")
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_manifest(tmp_path / "none.csv")
