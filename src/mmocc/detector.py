@@ -18,7 +18,7 @@ from mmocc.base import BaseMultiviewDetector
 from mmocc.inputs import ViewSpec
 from mmocc.nn import ArchConfig, JointAutoencoder
 from mmocc.presets import HYPERPARAMETERS, PRESETS
-from mmocc.scoring import SCORE_RULES, Features, ScoringRule, make_rule
+from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, Features, ScoringRule, make_rule
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "scaling": ("unit", "standard"),
@@ -26,6 +26,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "lr_schedule": ("constant", "cosine"),
     "augment": AUGMENTATIONS,
     "score": SCORE_RULES,
+    "knn_bank": KNN_BANKS,
+    "knn_space": KNN_SPACES,
     "diversity": (None, *losses.DIVERSITY_KINDS),
     "shared_weights": (True, False, "auto"),
 }
@@ -161,6 +163,13 @@ class MultimodalOCC(BaseMultiviewDetector):
         Scoring rule (see :mod:`mmocc.scoring`).
     n_neighbors : int, optional
         ``k`` of the ``knn`` score.
+    knn_bank : {"joint", "view", "pooled"}, optional
+        Memory bank of the ``knn`` score: joint latents, per-view latents, or
+        per-view latents pooled over views sharing an encoder (a pose seen by
+        one camera in training counts as normal for the other).
+    knn_space : {"latent", "input", "both"}, optional
+        Feature space of the ``knn`` score: the learned latent, the input
+        scaled to [0, 1], or both (scores standardized and averaged).
     diversity : {None, "direct", "det", "logdet"}, optional
         WLD-Reg diversity regularizer on each view's bottleneck.
     diversity_weight : float, optional
@@ -241,6 +250,8 @@ class MultimodalOCC(BaseMultiviewDetector):
         augment_shift: float | None = None,
         score: str | None = None,
         n_neighbors: int | None = None,
+        knn_bank: str | None = None,
+        knn_space: str | None = None,
         diversity: str | None = None,
         diversity_weight: float | None = None,
         diversity_gamma: float | None = None,
@@ -273,6 +284,8 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.augment_shift = augment_shift
         self.score = score
         self.n_neighbors = n_neighbors
+        self.knn_bank = knn_bank
+        self.knn_space = knn_space
         self.diversity = diversity
         self.diversity_weight = diversity_weight
         self.diversity_gamma = diversity_gamma
@@ -353,7 +366,7 @@ class MultimodalOCC(BaseMultiviewDetector):
             center = self._initial_center(data) if params["compactness"] == "center" else None
             self.center_ = None if center is None else center.cpu().numpy()
             self.history_ = self._train(data, center, params, torch.Generator().manual_seed(seed))
-        self.rule_ = make_rule(params["score"], center=self.center_, n_neighbors=params["n_neighbors"])
+        self.rule_ = rule_for(params, self.center_, self.model_.view_group)
         return self.rule_.fit(self._features(views))
 
     def _initial_center(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -474,6 +487,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         device = next(model.parameters()).device
         use_amp = bool(self.amp) and device.type == "cuda"
         need_recon = self.params_["score"] in ("recon", "ensemble")
+        need_inputs = self.params_["score"] in ("knn", "ensemble") and self.params_["knn_space"] != "latent"
         n = len(next(iter(views.values())))
         model.eval()
         with torch.inference_mode():
@@ -493,7 +507,11 @@ class MultimodalOCC(BaseMultiviewDetector):
                     )
                 else:
                     recon = torch.zeros(len(out.phi))
-                yield Features(phi=out.phi.float().cpu().numpy(), recon=recon.cpu().numpy())
+                latents = {k: v.float().cpu().numpy() for k, v in out.latents.items()}
+                inputs = {}
+                if need_inputs:
+                    inputs = {k: model.scalers[k].unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
+                yield Features(latents=latents, recon=recon.cpu().numpy(), inputs=inputs)
 
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         parts = [self.rule_.score(feats) for feats in self._feature_batches(views)]
@@ -530,8 +548,9 @@ class MultimodalOCC(BaseMultiviewDetector):
 
 def _concat_features(parts: list[Features]) -> Features:
     return Features(
-        phi=np.concatenate([p.phi for p in parts]),
+        latents={k: np.concatenate([p.latents[k] for p in parts]) for k in parts[0].latents},
         recon=np.concatenate([p.recon for p in parts]),
+        inputs={k: np.concatenate([p.inputs[k] for p in parts]) for k in parts[0].inputs},
     )
 
 
@@ -541,48 +560,51 @@ def _fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling:
         array = views[spec.name]
         scaler = model.scalers[spec.name]
         if array.dtype == np.uint8:
-            gain = 1.0 / 255.0
-            unit = array.astype(np.float32) * gain
+            gain, shift = 1.0 / 255.0, 0.0
         else:
-            values = array.astype(np.float64)
-            low, high = float(values.min()), float(values.max())
+            low, high = float(array.min()), float(array.max())
             gain = 1.0 / (high - low) if high > low else 1.0
-            unit = ((values - low) * gain).astype(np.float32)
-            scaler.offset.fill_(low * gain)
+            shift = low * gain
         scaler.gain.fill_(gain)
+        scaler.shift.fill_(shift)
         if scaling != "standard":
             continue
+        unit = array.astype(np.float64) * gain - shift
         axes = (0, 2, 3) if spec.kind == "image" else (0,)
-        mean = unit.mean(axis=axes, dtype=np.float64)
-        std = unit.std(axis=axes, dtype=np.float64)
+        std = unit.std(axis=axes)
         std[std < 1e-6] = 1.0
-        shape = scaler.offset.shape
-        scaler.offset.copy_(scaler.offset + torch.as_tensor(mean, dtype=torch.float32).reshape(shape))
-        scaler.scale.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(shape))
+        scaler.mean.copy_(
+            torch.as_tensor(unit.mean(axis=axes), dtype=torch.float32).reshape(scaler.mean.shape)
+        )
+        scaler.std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(scaler.std.shape))
 
 
-def rule_from_state(
-    params: dict[str, Any], center: np.ndarray | None, state: dict[str, np.ndarray]
-) -> ScoringRule:
-    """Rebuild a fitted scoring rule from saved state.
+def rule_for(params: dict[str, Any], center: np.ndarray | None, view_groups: dict[str, str]) -> ScoringRule:
+    """Build the unfitted scoring rule that resolved parameters ask for.
 
     Parameters
     ----------
     params : dict
-        Resolved hyper-parameters (``score`` and ``n_neighbors`` are used).
+        Resolved hyper-parameters (``score``, ``n_neighbors``, ``knn_bank``
+        and ``knn_space`` are used).
     center : numpy.ndarray or None
         The training centre.
-    state : dict of str to numpy.ndarray
-        Output of :meth:`ScoringRule.state`.
+    view_groups : dict of str to str
+        View name to weight group of the fitted model.
 
     Returns
     -------
     ScoringRule
-        The restored rule.
+        The rule, not yet fitted.
     """
-    rule = make_rule(params["score"], center=center, n_neighbors=params["n_neighbors"])
-    rule.load_state(state)
-    return rule
+    return make_rule(
+        params["score"],
+        center=center,
+        n_neighbors=params["n_neighbors"],
+        knn_bank=params["knn_bank"],
+        knn_space=params["knn_space"],
+        view_groups=view_groups,
+    )
 
 
-__all__ = ["MultimodalOCC", "ViewSpec", "resolve_device", "rule_from_state"]
+__all__ = ["MultimodalOCC", "ViewSpec", "resolve_device", "rule_for"]

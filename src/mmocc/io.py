@@ -23,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mmocc import __version__
-from mmocc.detector import MultimodalOCC, resolve_device, rule_from_state
+from mmocc.detector import MultimodalOCC, resolve_device, rule_for
 from mmocc.inputs import ViewSpec
 from mmocc.nn import JointAutoencoder
 
@@ -184,7 +184,8 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC
     clf.view_specs_ = specs
     clf.center_ = tensors["center"].numpy() if "center" in tensors else None
     rule_state = {k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")}
-    clf.rule_ = rule_from_state(resolved, clf.center_, rule_state)
+    clf.rule_ = rule_for(resolved, clf.center_, model.view_group)
+    clf.rule_.load_state(rule_state)
     clf.device_ = str(resolve_device(device))
     clf.history_ = config["history"]
     clf.n_samples_in_ = int(config["n_samples_in"])

@@ -197,27 +197,32 @@ class VectorDecoder(nn.Module):
 
 
 class InputScaler(nn.Module):
-    """Per-view input scaling held as buffers: ``(x * gain - offset) / scale``.
+    """Per-view input scaling held as buffers.
 
-    ``gain`` turns uint8 into [0, 1] (1/255) or min-max scales floats;
-    ``offset`` and ``scale`` broadcast per channel (images) or per feature
-    (vectors).
+    ``unit(x) = x * gain - shift`` maps uint8 to [0, 1] (``gain = 1/255``)
+    and min-max scales floats; ``forward(x) = (unit(x) - mean) / std`` then
+    standardizes per channel (images) or per feature (vectors).
 
     Parameters
     ----------
     stat_shape : tuple of int
-        Broadcast shape of ``offset`` and ``scale`` for one sample.
+        Broadcast shape of ``mean`` and ``std`` for one sample.
     """
 
     def __init__(self, stat_shape: Sequence[int]) -> None:
         super().__init__()
         self.register_buffer("gain", torch.ones(()))
-        self.register_buffer("offset", torch.zeros(tuple(stat_shape)))
-        self.register_buffer("scale", torch.ones(tuple(stat_shape)))
+        self.register_buffer("shift", torch.zeros(()))
+        self.register_buffer("mean", torch.zeros(tuple(stat_shape)))
+        self.register_buffer("std", torch.ones(tuple(stat_shape)))
+
+    def unit(self, x: Tensor) -> Tensor:
+        """Map a raw batch to float32 in [0, 1] (by training statistics)."""
+        return x.to(torch.float32) * self.gain - self.shift
 
     def forward(self, x: Tensor) -> Tensor:
         """Scale a raw batch to float32 model input."""
-        return (x.to(torch.float32) * self.gain - self.offset) / self.scale
+        return (self.unit(x) - self.mean) / self.std
 
 
 def group_views(specs: Sequence[ViewSpec], shared_weights: bool | str) -> dict[str, str]:

@@ -14,7 +14,9 @@ Rules
 ``center``
     ``||phi - c||`` with ``c`` the centre fixed before training (Deep SVDD).
 ``knn``
-    Mean Euclidean distance to the ``k`` nearest training latents.
+    Mean Euclidean distance to the ``k`` nearest training latents: of the
+    joint latent, of each view's latent, or of each view's latent against a
+    bank pooled over the views that share an encoder (``knn_bank``).
 ``mahalanobis``
     Mahalanobis distance under a Ledoit-Wolf shrinkage covariance.
 ``recon``
@@ -26,7 +28,7 @@ Rules
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.covariance import LedoitWolf
@@ -34,6 +36,8 @@ from sklearn.neighbors import NearestNeighbors
 
 SCORE_RULES = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble")
 ENSEMBLE_PARTS = ("knn", "mahalanobis", "recon")
+KNN_BANKS = ("joint", "view", "pooled")
+KNN_SPACES = ("latent", "input", "both")
 
 
 @dataclass
@@ -42,14 +46,23 @@ class Features:
 
     Attributes
     ----------
-    phi : numpy.ndarray of shape (n, D)
-        Joint latents.
+    latents : dict of str to numpy.ndarray
+        Flattened latent ``(n, D_v)`` of each view, in view order.
     recon : numpy.ndarray of shape (n,)
         Squared reconstruction error summed over views.
+    inputs : dict of str to numpy.ndarray
+        Flattened inputs of each view, scaled to [0, 1] by training
+        statistics; empty unless a rule asks for them.
     """
 
-    phi: np.ndarray
+    latents: dict[str, np.ndarray]
     recon: np.ndarray
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def phi(self) -> np.ndarray:
+        """Joint latent ``(n, sum D_v)``: the view latents concatenated (eq. 1)."""
+        return np.concatenate(list(self.latents.values()), axis=1)
 
 
 class ScoringRule:
@@ -102,50 +115,114 @@ class CenterScore(ScoringRule):
         return np.linalg.norm(feats.phi.astype(np.float64) - self.center, axis=1)
 
 
+def _mean_knn_distance(bank: np.ndarray, queries: np.ndarray, k: int, leave_self_out: bool) -> np.ndarray:
+    """Mean Euclidean distance of each query to its ``k`` nearest bank rows."""
+    index = NearestNeighbors(algorithm="brute").fit(bank)
+    dist, _ = index.kneighbors(np.asarray(queries, dtype=np.float32), n_neighbors=k + int(leave_self_out))
+    return dist[:, int(leave_self_out) :].mean(axis=1).astype(np.float64)
+
+
 class KNNScore(ScoringRule):
-    """Mean distance to the ``k`` nearest training latents.
+    """Mean distance to the ``k`` nearest training samples.
+
+    Each (space, view) pair gives one k-NN score; the scores are standardized
+    by their leave-one-out training scores and averaged.
 
     Parameters
     ----------
     n_neighbors : int
-        ``k``; capped at the number of training samples minus one.
+        ``k``; capped at the size of the memory bank minus one.
+    bank : {"joint", "view", "pooled"}
+        ``"joint"``: neighbours of the joint feature (views concatenated).
+        ``"view"``: each view against that view's training samples.
+        ``"pooled"``: each view against the training samples of all views
+        that share its encoder, so a pose seen by one camera in training
+        counts as normal for the other.
+    space : {"latent", "input", "both"}
+        Where distances are measured: the learned latent, the input scaled to
+        [0, 1], or both (two scores per view).
+    view_groups : dict of str to str
+        View name to weight group (views of one group share an encoder).
     """
 
     name = "knn"
 
-    def __init__(self, n_neighbors: int) -> None:
+    def __init__(
+        self,
+        n_neighbors: int,
+        bank: str = "joint",
+        space: str = "latent",
+        view_groups: dict[str, str] | None = None,
+    ) -> None:
         if int(n_neighbors) < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors!r}")
+        if bank not in KNN_BANKS:
+            raise ValueError(f"knn_bank={bank!r} is not valid; choose one of {list(KNN_BANKS)}")
+        if space not in KNN_SPACES:
+            raise ValueError(f"knn_space={space!r} is not valid; choose one of {list(KNN_SPACES)}")
         self.n_neighbors = int(n_neighbors)
-        self.bank = np.zeros((0, 0), dtype=np.float32)
+        self.bank = bank
+        self.space = space
+        self.view_groups = dict(view_groups or {})
+        self.banks: dict[str, np.ndarray] = {}
+        self.mean = np.zeros(0)
+        self.std = np.ones(0)
 
-    def _k(self) -> int:
-        return max(1, min(self.n_neighbors, len(self.bank) - 1))
+    def _columns(self, feats: Features) -> list[tuple[str, np.ndarray]]:
+        """(bank key, query features) of each score column."""
+        spaces = ("latent", "input") if self.space == "both" else (self.space,)
+        out = []
+        for space in spaces:
+            per_view = feats.latents if space == "latent" else feats.inputs
+            if self.bank == "joint":
+                out.append((f"{space}:joint", np.concatenate(list(per_view.values()), axis=1)))
+                continue
+            for view, values in per_view.items():
+                key = self.view_groups[view] if self.bank == "pooled" else view
+                out.append((f"{space}:{key}", values))
+        return out
 
-    def _index(self) -> NearestNeighbors:
-        return NearestNeighbors(algorithm="brute").fit(self.bank)
+    def _raw(self, feats: Features, leave_self_out: bool) -> np.ndarray:
+        columns = []
+        for key, queries in self._columns(feats):
+            bank = self.banks[key]
+            k = max(1, min(self.n_neighbors, len(bank) - 1))
+            columns.append(_mean_knn_distance(bank, queries, k, leave_self_out))
+        return np.column_stack(columns)
 
     def fit(self, train: Features) -> np.ndarray:
-        """Store the training latents; score each leaving itself out."""
-        self.bank = np.ascontiguousarray(train.phi, dtype=np.float32)
-        if len(self.bank) < 2:
+        """Store the memory banks; score each training sample leaving itself out."""
+        if len(train.recon) < 2:
             raise ValueError("the knn score needs at least 2 training samples")
-        k = self._k()
-        dist, _ = self._index().kneighbors(self.bank, n_neighbors=k + 1)
-        return dist[:, 1:].mean(axis=1).astype(np.float64)
+        self.banks = {}
+        for key, values in self._columns(train):
+            part = np.asarray(values, dtype=np.float32)
+            self.banks[key] = np.concatenate([self.banks[key], part]) if key in self.banks else part
+        raw = self._raw(train, leave_self_out=True)
+        self.mean = raw.mean(axis=0)
+        self.std = raw.std(axis=0)
+        self.std[self.std == 0] = 1.0
+        return ((raw - self.mean) / self.std).mean(axis=1)
 
     def score(self, feats: Features) -> np.ndarray:
-        """Return the mean distance to the ``k`` nearest training latents."""
-        dist, _ = self._index().kneighbors(np.asarray(feats.phi, dtype=np.float32), n_neighbors=self._k())
-        return dist.mean(axis=1).astype(np.float64)
+        """Return the standardized k-NN distances averaged over columns."""
+        return ((self._raw(feats, leave_self_out=False) - self.mean) / self.std).mean(axis=1)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Return the memory bank."""
-        return {"bank": self.bank}
+        """Return the memory banks and standardization statistics."""
+        out = {f"bank.{key}": value for key, value in self.banks.items()}
+        out.update({"mean": self.mean, "std": self.std})
+        return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore the memory bank."""
-        self.bank = np.ascontiguousarray(state["bank"], dtype=np.float32)
+        """Restore the memory banks and statistics."""
+        self.banks = {
+            key[len("bank.") :]: np.ascontiguousarray(value, dtype=np.float32)
+            for key, value in state.items()
+            if key.startswith("bank.")
+        }
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.std = np.asarray(state["std"], dtype=np.float64)
 
 
 class MahalanobisScore(ScoringRule):
@@ -234,7 +311,15 @@ class EnsembleScore(ScoringRule):
             part.load_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-def make_rule(name: str, *, center: np.ndarray | None, n_neighbors: int) -> ScoringRule:
+def make_rule(
+    name: str,
+    *,
+    center: np.ndarray | None,
+    n_neighbors: int,
+    knn_bank: str = "joint",
+    knn_space: str = "latent",
+    view_groups: dict[str, str] | None = None,
+) -> ScoringRule:
     """Build an unfitted scoring rule by name.
 
     Parameters
@@ -245,6 +330,12 @@ def make_rule(name: str, *, center: np.ndarray | None, n_neighbors: int) -> Scor
         Training centre, needed by ``center``.
     n_neighbors : int
         ``k`` for ``knn`` (also inside ``ensemble``).
+    knn_bank : {"joint", "view", "pooled"}, default "joint"
+        Memory bank layout of ``knn`` (see :class:`KNNScore`).
+    knn_space : {"latent", "input", "both"}, default "latent"
+        Feature space of ``knn`` (see :class:`KNNScore`).
+    view_groups : dict of str to str, optional
+        View name to weight group, for ``knn_bank="pooled"``.
 
     Returns
     -------
@@ -263,13 +354,17 @@ def make_rule(name: str, *, center: np.ndarray | None, n_neighbors: int) -> Scor
             raise ValueError("score='center' needs a training centre: use compactness='center'")
         return CenterScore(center)
     if name == "knn":
-        return KNNScore(n_neighbors)
+        return KNNScore(n_neighbors, knn_bank, knn_space, view_groups)
     if name == "mahalanobis":
         return MahalanobisScore()
     if name == "recon":
         return ReconScore()
     if name == "ensemble":
-        return EnsembleScore(
-            {part: make_rule(part, center=center, n_neighbors=n_neighbors) for part in ENSEMBLE_PARTS}
-        )
+        parts = {
+            part: make_rule(
+                part, center=center, n_neighbors=n_neighbors, knn_bank=knn_bank, view_groups=view_groups
+            )
+            for part in ENSEMBLE_PARTS
+        }
+        return EnsembleScore(parts)
     raise ValueError(f"unknown score {name!r}; choose one of {list(SCORE_RULES)}")
