@@ -1,0 +1,206 @@
+"""Figures of an experiment, drawn with matplotlib's object API and the Agg renderer.
+
+The figures never touch :mod:`matplotlib.pyplot`, so drawing them changes no
+global backend state. Three kinds are written, each atomically:
+
+- ``roc_size{S}_normal-{C}.png``: ROC curves of every model for one task
+  (one curve per seed, the legend giving the mean ROC AUC);
+- ``hist_size{S}_{model}.png``: per task, histograms of the test scores of
+  normals and anomalies with the threshold marked (the first seed);
+- ``loss_size{S}_{model}.png``: training curves of each loss term, one line
+  per task and seed (models with a training history only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import roc_curve
+
+from mmocc.experiment import atomic_open, safe_name
+
+if TYPE_CHECKING:
+    from mmocc.experiment import RunKey, RunRecord
+
+_LOSS_TERMS = ("loss", "compactness", "reconstruction", "diversity")
+_MAX_LEGEND = 10
+_LOG_SPAN = 20.0
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = int(np.ceil(np.sqrt(n)))
+    return int(np.ceil(n / cols)), cols
+
+
+def _size_tag(size: int | None) -> str:
+    return "NA" if size is None else str(size)
+
+
+def plot_roc(
+    path: Path, title: str, curves: Mapping[str, list[tuple[np.ndarray, np.ndarray, float]]]
+) -> None:
+    """Draw ROC curves of several models on one task.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The PNG file.
+    title : str
+        Figure title.
+    curves : mapping of str to list of (y_test, scores, roc_auc)
+        Per model, one entry per seed.
+    """
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    colors = [f"C{i}" for i in range(10)]
+    for i, (model, runs) in enumerate(curves.items()):
+        for j, (y, scores, _) in enumerate(runs):
+            fpr, tpr, _ = roc_curve(y, scores)
+            mean_auc = np.mean([auc for _, _, auc in runs])
+            label = f"{model} (AUC {mean_auc:.3f})" if j == 0 else None
+            ax.plot(fpr, tpr, color=colors[i % 10], alpha=0.8 if len(runs) == 1 else 0.5, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(
+        xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01)
+    )
+    ax.legend(loc="lower right", fontsize="small")
+    _save(fig, path)
+
+
+def plot_histograms(path: Path, title: str, panels: list[tuple[str, np.ndarray, np.ndarray, float]]) -> None:
+    """Draw, per task, the score histograms of test normals and anomalies.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The PNG file.
+    title : str
+        Figure title.
+    panels : list of (task label, y_test, scores, threshold)
+        One panel each.
+    """
+    rows, cols = _grid(len(panels))
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (label, y, scores, threshold) in zip(axes, panels, strict=False):
+        bins = np.histogram_bin_edges(np.append(scores, threshold), bins=30)
+        ax.hist(scores[y == 0], bins=bins, alpha=0.6, density=True, label="normal", color="C0")
+        ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="anomaly", color="C3")
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+        ax.set_title(f"normal = {label}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_losses(path: Path, title: str, histories: list[tuple[str, list[dict[str, float]]]]) -> None:
+    """Draw the training curve of each loss term.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The PNG file.
+    title : str
+        Figure title.
+    histories : list of (line label, history)
+        One training history (a list of per-epoch dicts) per line.
+    """
+    terms = [
+        term
+        for term in _LOSS_TERMS
+        if any(term in epoch and epoch[term] != 0 for _, history in histories for epoch in history)
+    ]
+    fig = Figure(figsize=(3.6 * len(terms), 3.2))
+    axes = fig.subplots(1, len(terms), squeeze=False).ravel()
+    labels = sorted({label for label, _ in histories})
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for ax, term in zip(axes, terms, strict=True):
+        shown = set()
+        for label, history in histories:
+            epochs = [epoch["epoch"] for epoch in history]
+            values = [epoch[term] for epoch in history]
+            legend = label if label not in shown and len(labels) <= _MAX_LEGEND else None
+            shown.add(label)
+            ax.plot(epochs, values, color=colors[label], alpha=0.7, linewidth=1, marker=".", label=legend)
+        values = np.asarray([epoch[term] for _, history in histories for epoch in history])
+        if values.min() > 0 and values.max() > _LOG_SPAN * values.min():
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(title=term, xlabel="epoch")
+    if len(labels) <= _MAX_LEGEND:
+        axes[0].legend(title="normal", fontsize="x-small")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def write_plots(
+    folder: Path,
+    records: list[tuple[RunKey, RunRecord]],
+    normals_by_size: Mapping[int | None, list[Any]],
+    models: list[str],
+) -> list[Path]:
+    """Write every figure of an experiment.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Where the PNG files go.
+    records : list of (RunKey, RunRecord)
+        The finished runs.
+    normals_by_size : mapping
+        The normal classes of each size, in order.
+    models : list of str
+        Model names, in order.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    by_key = {(key.size, str(key.normal), key.model, key.seed): record for key, record in records}
+    seeds = sorted({key.seed for key, _ in records})
+    written = []
+    for size, normals in normals_by_size.items():
+        tag = _size_tag(size)
+        for normal in map(str, normals):
+            curves = {
+                model: [
+                    (r.y_test, r.scores, r.info["metrics"]["roc_auc"])
+                    for seed in seeds
+                    if (r := by_key.get((size, normal, model, seed))) is not None
+                ]
+                for model in models
+            }
+            path = folder / f"roc_size{tag}_normal-{safe_name(normal)}.png"
+            plot_roc(path, f"ROC, normal = {normal}, size {tag}", curves)
+            written.append(path)
+        for model in models:
+            first = [(normal, by_key[size, normal, model, seeds[0]]) for normal in map(str, normals)]
+            path = folder / f"hist_size{tag}_{model}.png"
+            panels = [(normal, r.y_test, r.scores, r.info["threshold"]) for normal, r in first]
+            plot_histograms(path, f"{model}: test scores (seed {seeds[0]}, size {tag})", panels)
+            written.append(path)
+            histories = [
+                (normal, by_key[size, normal, model, seed].info["history"])
+                for normal in map(str, normals)
+                for seed in seeds
+            ]
+            if any(history for _, history in histories):
+                path = folder / f"loss_size{tag}_{model}.png"
+                plot_losses(path, f"{model}: training loss (size {tag})", histories)
+                written.append(path)
+    return written
