@@ -1,0 +1,237 @@
+"""Regenerate benchmarks/RESULTS.md: every model side by side on four protocols.
+
+Usage (from the repository root)::
+
+    python benchmarks/run_benchmarks.py                 # all protocols, 2 processes
+    python benchmarks/run_benchmarks.py coil_random     # one protocol, then rebuild RESULTS.md
+    python benchmarks/run_benchmarks.py --report-only   # rebuild RESULTS.md from finished runs
+
+Each protocol runs through :func:`mmocc.experiment.run_experiment` into
+``benchmarks/out/<protocol>/`` (resumable: finished runs are reused). Rows are
+the paper preset (multimodal, left, right), the default preset (multimodal,
+left, right) and six PyOD detectors in early fusion, late fusion and on each
+single view, all on exactly the same splits and seeds. Every torch model runs
+with one CPU thread per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import sys
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "benchmarks" / "out"
+SEEDS = [0, 1, 2]
+DETECTORS = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "coil_random": {
+        "title": "COIL-20 two-view (pose P and P+90°), random 66% split of the normal pairs, 20 tasks",
+        "source": f"turntable:{DATA / 'coil-20-proc'}",
+        "data": {"size": 32, "mode": "L"},
+        "split": {"normal": "all", "kind": "random", "train_fraction": 0.66},
+    },
+    "coil_unseen": {
+        "title": "COIL-20 unseen poses: train on normal pairs with first-view angle < 240°, "
+        "test on the rest plus all anomalies, 20 tasks",
+        "source": f"turntable:{DATA / 'coil-20-proc'}",
+        "data": {"size": 32, "mode": "L"},
+        "split": {"normal": "all", "kind": "metadata", "key": "angle", "below": 240},
+    },
+    "mfeat": {
+        "title": "UCI Multiple Features, views pix (16×15 image) + fou (76 Fourier coefficients), "
+        "random 66% split, 10 tasks",
+        "source": f"mfeat:{DATA / 'uci-mfeat'}",
+        "data": {"views": ["pix", "fou"]},
+        "split": {"normal": "all", "kind": "random", "train_fraction": 0.66},
+    },
+    "synthetic": {
+        "title": "Synthetic two-view bodies (mmocc.datasets.make_synthetic: 6 classes × 100, 32×32 RGB, "
+        "seed 0), random 66% split, 6 tasks",
+        "source": "synthetic:n_per_class=100,n_classes=6,size=32,seed=0",
+        "data": {},
+        "split": {"normal": "all", "kind": "random", "train_fraction": 0.66},
+    },
+}
+
+
+def models() -> dict[str, dict[str, Any]]:
+    """Every model of the benchmark, by row name."""
+    out: dict[str, dict[str, Any]] = {}
+    for preset in ("paper", "default"):
+        out[f"{preset}_multimodal"] = {"kind": "mmocc", "preset": preset}
+        out[f"{preset}_view0"] = {"kind": "mmocc", "preset": preset, "views": [0]}
+        out[f"{preset}_view1"] = {"kind": "mmocc", "preset": preset, "views": [1]}
+    for detector in DETECTORS:
+        for fusion in ("early", "late"):
+            out[f"{detector}_{fusion}"] = {"kind": "baseline", "detector": detector, "fusion": fusion}
+        for view in (0, 1):
+            out[f"{detector}_view{view}"] = {
+                "kind": "baseline",
+                "detector": detector,
+                "fusion": "single",
+                "views": [view],
+            }
+    return out
+
+
+def config_for(name: str) -> dict[str, Any]:
+    """The experiment config of one protocol."""
+    spec = PROTOCOLS[name]
+    return {
+        "name": spec["title"],
+        "seeds": SEEDS,
+        "plots": False,
+        "data": dict(spec["data"]),
+        "split": dict(spec["split"]),
+        "models": models(),
+    }
+
+
+def run_protocol(name: str) -> str:
+    """Run one protocol (resumable) and return its name."""
+    import torch
+
+    from mmocc.experiment import run_experiment
+
+    torch.set_num_threads(1)
+    run_experiment(config_for(name), PROTOCOLS[name]["source"], OUT / name, progress=False, device="cpu")
+    return name
+
+
+def _read(name: str) -> dict[tuple[str, str, int], list[tuple[str, float]]]:
+    """(model, metric, seed) -> [(normal class, value)] from results.csv."""
+    table: dict[tuple[str, str, int], list[tuple[str, float]]] = defaultdict(list)
+    with open(OUT / name / "results.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            table[(row["model"], row["metric"], int(row["seed"]))].append(
+                (row["normal"], float(row["value"]))
+            )
+    return table
+
+
+def _cell(values: list[float], digits: int = 3) -> str:
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def protocol_table(name: str) -> tuple[str, dict[str, float]]:
+    """Markdown table of one protocol and each model's mean ROC AUC."""
+    table = _read(name)
+    header = [
+        "model",
+        "mean ROC AUC",
+        "worst task ROC AUC",
+        "P@n",
+        "anomaly recall @τ",
+        "normal recall @τ",
+        "wall s / task",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    means = {}
+    for model in models():
+        per_seed = {
+            metric: [] for metric in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall", "time")
+        }
+        for seed in SEEDS:
+            roc = [v for _, v in table[(model, "roc_auc", seed)]]
+            if not roc:
+                break
+            per_seed["mean"].append(np.mean(roc))
+            per_seed["worst"].append(np.min(roc))
+            for metric in ("p_at_n", "anomaly_recall", "normal_recall"):
+                per_seed[metric].append(np.mean([v for _, v in table[(model, metric, seed)]]))
+            seconds = [v for _, v in table[(model, "fit_seconds", seed)]]
+            seconds += [v for _, v in table[(model, "score_seconds", seed)]]
+            per_seed["time"].append(np.sum(seconds) / len(roc))
+        if len(per_seed["mean"]) < len(SEEDS):
+            continue
+        means[model] = float(np.mean(per_seed["mean"]))
+        cells = [_cell(per_seed[m]) for m in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall")]
+        name_cell = f"**{model}**" if model.startswith("default") else model
+        lines.append("| " + " | ".join([name_cell, *cells, f"{np.mean(per_seed['time']):.2f}"]) + " |")
+    return "\n".join(lines), means
+
+
+def verdict(means: dict[str, float]) -> str:
+    """One line: does the default multimodal beat every baseline and its unimodal variants?"""
+    if "default_multimodal" not in means:
+        return ""
+    ours = means["default_multimodal"]
+    baselines = {m: v for m, v in means.items() if not m.startswith(("default", "paper"))}
+    best_name = max(baselines, key=baselines.get)
+    uni = max(means["default_view0"], means["default_view1"])
+    return (
+        f"Default multimodal {ours:.4f}; best baseline {best_name} {baselines[best_name]:.4f} "
+        f"({'beaten' if ours > baselines[best_name] else 'NOT beaten'}); best default unimodal {uni:.4f} "
+        f"({'beaten' if ours > uni else 'NOT beaten'})."
+    )
+
+
+def write_report() -> None:
+    """Rebuild the generated part of RESULTS.md from finished protocols."""
+    import torch
+
+    import mmocc
+
+    parts = [
+        "<!-- generated by benchmarks/run_benchmarks.py: edit the script, not this block -->",
+        "## Side-by-side benchmark",
+        "",
+        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
+        f"torch {torch.__version__} (CPU, 1 thread per process), mmocc {mmocc.__version__}. "
+        f"Seeds {SEEDS}: seed s draws the split and seeds every model. Cells are mean ± std over seeds "
+        "of the per-seed average over tasks (worst task: per-seed minimum). τ = the model's threshold "
+        "(contamination 0.05). Wall time = fit + score per task, one CPU thread.",
+        "",
+        "Command: `python benchmarks/run_benchmarks.py`",
+    ]
+    for name, spec in PROTOCOLS.items():
+        if not (OUT / name / "results.csv").is_file():
+            continue
+        table, means = protocol_table(name)
+        parts += ["", f"### {spec['title']}", "", verdict(means), "", table]
+    block = "\n".join(parts) + "\n<!-- end generated -->\n"
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text() if path.is_file() else "# Results\n\n<!-- end generated -->\n"
+    start = text.find("<!-- generated by benchmarks/run_benchmarks.py")
+    end = text.find("<!-- end generated -->")
+    if start == -1:
+        start = end
+    text = text[:start] + block + text[end + len("<!-- end generated -->\n") :]
+    path.write_text(text)
+    print(block)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the requested protocols, then rebuild RESULTS.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("protocols", nargs="*", help=f"any of {list(PROTOCOLS)} (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="protocols run in parallel processes")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.protocols if n not in PROTOCOLS]
+    if unknown:
+        parser.error(f"unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
+    if not args.report_only:
+        names = args.protocols or list(PROTOCOLS)
+        if not DATA.is_dir():
+            names = [n for n in names if not PROTOCOLS[n]["source"].startswith(("turntable", "mfeat"))]
+            print(f"{DATA} not found: running only {names}", file=sys.stderr)
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for done in pool.map(run_protocol, names):
+                print(f"finished {done}", file=sys.stderr)
+    write_report()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
