@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python benchmarks/run_benchmarks.py                 # all protocols, 2 processes
     python benchmarks/run_benchmarks.py coil_random     # one protocol, then rebuild RESULTS.md
+    python benchmarks/run_benchmarks.py --design        # plus the default preset's design study
     python benchmarks/run_benchmarks.py --report-only   # rebuild RESULTS.md from finished runs
 
 Each protocol runs through :func:`mmocc.experiment.run_experiment` into
@@ -64,6 +65,23 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 
 
+DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
+    "default_multimodal": {},
+    "joint_latent": {"knn_bank": "joint", "knn_space": "latent"},
+    "view_latent": {"knn_bank": "view", "knn_space": "latent"},
+    "pooled_latent": {"knn_bank": "pooled", "knn_space": "latent"},
+    "pooled_input": {"knn_bank": "pooled", "knn_space": "input"},
+    "center_score": {"score": "center"},
+}
+DESIGN_SEEDS = [0]
+DESIGN_PROTOCOLS = ("coil_random", "coil_unseen", "mfeat", "synthetic")
+
+
+def design_models() -> dict[str, dict[str, Any]]:
+    """Variants of the default preset's scoring, for the design table."""
+    return {name: {"kind": "mmocc", "preset": "default", **extra} for name, extra in DESIGN_VARIANTS.items()}
+
+
 def models() -> dict[str, dict[str, Any]]:
     """Every model of the benchmark, by row name."""
     out: dict[str, dict[str, Any]] = {}
@@ -84,34 +102,37 @@ def models() -> dict[str, dict[str, Any]]:
     return out
 
 
-def config_for(name: str) -> dict[str, Any]:
-    """The experiment config of one protocol."""
+def config_for(name: str, design: bool = False) -> dict[str, Any]:
+    """The experiment config of one protocol (or of its design-variant study)."""
     spec = PROTOCOLS[name]
     return {
         "name": spec["title"],
-        "seeds": SEEDS,
+        "seeds": DESIGN_SEEDS if design else SEEDS,
         "plots": False,
         "data": dict(spec["data"]),
         "split": dict(spec["split"]),
-        "models": models(),
+        "models": design_models() if design else models(),
     }
 
 
-def run_protocol(name: str) -> str:
-    """Run one protocol (resumable) and return its name."""
+def run_protocol(job: str) -> str:
+    """Run one job, ``<protocol>`` or ``design/<protocol>`` (resumable), and return it."""
     import torch
 
     from mmocc.experiment import run_experiment
 
     torch.set_num_threads(1)
-    run_experiment(config_for(name), PROTOCOLS[name]["source"], OUT / name, progress=False, device="cpu")
-    return name
+    design = job.startswith("design/")
+    name = job.removeprefix("design/")
+    config = config_for(name, design)
+    run_experiment(config, PROTOCOLS[name]["source"], OUT / job, progress=False, device="cpu")
+    return job
 
 
-def _read(name: str) -> dict[tuple[str, str, int], list[tuple[str, float]]]:
-    """(model, metric, seed) -> [(normal class, value)] from results.csv."""
+def _read(job: str) -> dict[tuple[str, str, int], list[tuple[str, float]]]:
+    """(model, metric, seed) -> [(normal class, value)] from a job's results.csv."""
     table: dict[tuple[str, str, int], list[tuple[str, float]]] = defaultdict(list)
-    with open(OUT / name / "results.csv", newline="") as handle:
+    with open(OUT / job / "results.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             table[(row["model"], row["metric"], int(row["seed"]))].append(
                 (row["normal"], float(row["value"]))
@@ -120,12 +141,14 @@ def _read(name: str) -> dict[tuple[str, str, int], list[tuple[str, float]]]:
 
 
 def _cell(values: list[float], digits: int = 3) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
-def protocol_table(name: str) -> tuple[str, dict[str, float]]:
-    """Markdown table of one protocol and each model's mean ROC AUC."""
-    table = _read(name)
+def protocol_table(job: str, rows: list[str], seeds: list[int]) -> tuple[str, dict[str, float]]:
+    """Markdown table of one job and each model's mean ROC AUC."""
+    table = _read(job)
     header = [
         "model",
         "mean ROC AUC",
@@ -141,7 +164,7 @@ def protocol_table(name: str) -> tuple[str, dict[str, float]]:
         per_seed = {
             metric: [] for metric in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall", "time")
         }
-        for seed in SEEDS:
+        for seed in seeds:
             roc = [v for _, v in table[(model, "roc_auc", seed)]]
             if not roc:
                 break
@@ -152,7 +175,7 @@ def protocol_table(name: str) -> tuple[str, dict[str, float]]:
             seconds = [v for _, v in table[(model, "fit_seconds", seed)]]
             seconds += [v for _, v in table[(model, "score_seconds", seed)]]
             per_seed["time"].append(np.sum(seconds) / len(roc))
-        if len(per_seed["mean"]) < len(SEEDS):
+        if len(per_seed["mean"]) < len(seeds):
             continue
         means[model] = float(np.mean(per_seed["mean"]))
         cells = [_cell(per_seed[m]) for m in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall")]
@@ -197,8 +220,22 @@ def write_report() -> None:
     for name, spec in PROTOCOLS.items():
         if not (OUT / name / "results.csv").is_file():
             continue
-        table, means = protocol_table(name)
+        table, means = protocol_table(name, list(models()), SEEDS)
         parts += ["", f"### {spec['title']}", "", verdict(means), "", table]
+    design = [name for name in DESIGN_PROTOCOLS if (OUT / "design" / name / "results.csv").is_file()]
+    if design:
+        parts += [
+            "",
+            "## Design study: the default preset's scoring choices",
+            "",
+            f"Seed {DESIGN_SEEDS}; same splits as above. Each row changes only the named options of the "
+            "default preset: the k-NN memory bank (joint latent, per view, or pooled over views sharing "
+            "an encoder), the k-NN space (learned latent, scaled input, or both) and the Deep-SVDD "
+            "centre distance. Command: `python benchmarks/run_benchmarks.py --design`",
+        ]
+        for name in design:
+            table, _ = protocol_table(f"design/{name}", list(DESIGN_VARIANTS), DESIGN_SEEDS)
+            parts += ["", f"### {PROTOCOLS[name]['title']}", "", table]
     block = "\n".join(parts) + "\n<!-- end generated -->\n"
     path = ROOT / "benchmarks" / "RESULTS.md"
     text = path.read_text() if path.is_file() else "# Results\n\n<!-- end generated -->\n"
@@ -217,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("protocols", nargs="*", help=f"any of {list(PROTOCOLS)} (default: all)")
     parser.add_argument("--jobs", type=int, default=2, help="protocols run in parallel processes")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--design", action="store_true", help="also run the default preset's design study")
     args = parser.parse_args(argv)
     unknown = [n for n in args.protocols if n not in PROTOCOLS]
     if unknown:
@@ -226,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         if not DATA.is_dir():
             names = [n for n in names if not PROTOCOLS[n]["source"].startswith(("turntable", "mfeat"))]
             print(f"{DATA} not found: running only {names}", file=sys.stderr)
+        jobs = names + ([f"design/{n}" for n in names if n in DESIGN_PROTOCOLS] if args.design else [])
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for done in pool.map(run_protocol, names):
+            for done in pool.map(run_protocol, jobs):
                 print(f"finished {done}", file=sys.stderr)
     write_report()
     return 0

@@ -294,3 +294,14 @@ def test_compactness_centre_is_away_from_zero():
     assert clf.center_ is not None and (np.abs(clf.center_) >= 0.1).all()
     phi = torch.from_numpy(clf.transform({"a": _images(rng, 5)}))
     assert losses.compactness(phi, torch.from_numpy(clf.center_)).shape == (5,)
+
+
+def test_stop_tol_ends_training_once_the_loss_stalls():
+    rng = np.random.default_rng(0)
+    X = {"a": _stripes(40, True, rng)}
+    clf = MultimodalOCC(preset="paper", filters=(8, 4), epochs=40, stop_tol=0.2, random_state=0).fit(X)
+    assert 3 < len(clf.history_) < 40
+    before, last = clf.history_[-4]["loss"], clf.history_[-1]["loss"]
+    assert before - last <= 0.2 * abs(before)
+    with pytest.raises(ValueError, match="stop_tol must be None or a number >= 0"):
+        MultimodalOCC(stop_tol=-1.0).fit(X)

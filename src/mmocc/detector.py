@@ -88,6 +88,9 @@ def _check_params(params: dict[str, Any]) -> None:
             or value < 0
         ):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    tol = params["stop_tol"]
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
+        raise ValueError(f"stop_tol must be None or a number >= 0, got {tol!r}")
     if not 0.0 <= params["dropout"] < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {params['dropout']!r}")
     if not 0.0 <= params["augment_shift"] <= 0.5:
@@ -155,6 +158,10 @@ class MultimodalOCC(BaseMultiviewDetector):
         Adam weight decay.
     lr_schedule : {"constant", "cosine"}, optional
         Learning-rate schedule over the epochs.
+    stop_tol : float, optional
+        Stop criterion: end training early once the epoch loss has improved
+        by less than this fraction over the last 3 epochs. Neither preset
+        uses it (``None``: run all ``epochs``).
     augment : {"none", "shift", "shift_flip"}, optional
         Training augmentation, applied consistently to all image views.
     augment_shift : float, optional
@@ -246,6 +253,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         lr: float | None = None,
         weight_decay: float | None = None,
         lr_schedule: str | None = None,
+        stop_tol: float | None = None,
         augment: str | None = None,
         augment_shift: float | None = None,
         score: str | None = None,
@@ -280,6 +288,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.lr = lr
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
+        self.stop_tol = stop_tol
         self.augment = augment
         self.augment_shift = augment_shift
         self.score = score
@@ -451,6 +460,8 @@ class MultimodalOCC(BaseMultiviewDetector):
                     "seconds": time.perf_counter() - started,
                 }
             )
+            if _converged(history, params["stop_tol"]):
+                break
         return history
 
     def _loss_terms(
@@ -544,6 +555,14 @@ class MultimodalOCC(BaseMultiviewDetector):
         from mmocc.io import save_model
 
         save_model(self, path)
+
+
+def _converged(history: list[dict[str, float]], tol: float | None, window: int = 3) -> bool:
+    """Whether the loss improved by less than ``tol`` (relative) over the last ``window`` epochs."""
+    if tol is None or len(history) <= window:
+        return False
+    before, now = history[-1 - window]["loss"], history[-1]["loss"]
+    return (before - now) <= tol * abs(before)
 
 
 def _concat_features(parts: list[Features]) -> Features:

@@ -46,6 +46,7 @@ PAPER: dict[str, Any] = {
     "lr": 1e-3,
     "weight_decay": 1e-3,
     "lr_schedule": "constant",
+    "stop_tol": None,
     "augment": "none",
     "augment_shift": 0.0,
     "score": "norm",
