@@ -99,7 +99,7 @@ def test_paper_loss_equals_eq3_by_hand():
         for k in ("a", "b"):
             recon = model.decoders["shared"](model.encoders["shared"](batch[k][i : i + 1]))
             by_hand += float(((recon - batch[k][i : i + 1]) ** 2).sum().detach())
-    assert float(total) == pytest.approx(by_hand / 5, rel=1e-5)
+    assert float(total.detach()) == pytest.approx(by_hand / 5, rel=1e-5)
 
 
 @pytest.mark.parametrize("preset", ["paper", "default"])
