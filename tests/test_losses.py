@@ -62,3 +62,34 @@ def test_compactness_and_reconstruction_per_sample():
     x = {"a": torch.zeros(2, 1, 2, 2)}
     xhat = {"a": torch.ones(2, 1, 2, 2)}
     assert losses.reconstruction(x, xhat).tolist() == [4.0, 4.0]
+
+
+def test_penalties_at_the_extremes():
+    c, eps = 5, 1e-3
+    same = torch.zeros(2, c, 3, dtype=torch.float64)
+    far = (torch.eye(c, dtype=torch.float64) * 100.0).unsqueeze(0).repeat(2, 1, 1)
+    assert float(losses.diversity(same, "direct")) == pytest.approx(c * (c - 1))
+    assert float(losses.diversity(far, "direct")) == pytest.approx(0.0, abs=1e-12)
+    assert float(losses.diversity(same, "det")) == pytest.approx(0.0, abs=1e-9)
+    assert float(losses.diversity(far, "det")) == pytest.approx(-1.0)
+    expected_same = -(math.log(c + eps) + (c - 1) * math.log(eps))
+    assert float(losses.diversity(same, "logdet", eps=eps)) == pytest.approx(expected_same)
+    assert float(losses.diversity(far, "logdet", eps=eps)) == pytest.approx(-c * math.log(1 + eps))
+
+
+@pytest.mark.parametrize("kind", ["direct", "det", "logdet"])
+def test_minimising_the_penalty_spreads_the_units(kind):
+    units = (
+        torch.randn(4, 6, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.2
+    ).requires_grad_()
+
+    def spread(u):
+        return float(torch.cdist(u.detach(), u.detach()).pow(2).mean())
+
+    before = spread(units)
+    optimizer = torch.optim.SGD([units], lr=0.05)
+    for _ in range(20):
+        optimizer.zero_grad()
+        losses.diversity(units, kind, gamma=0.5).backward()
+        optimizer.step()
+    assert spread(units) > before
