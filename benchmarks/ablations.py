@@ -931,8 +931,9 @@ def notes_section(states: dict[str, dict[str, Any]]) -> list[str]:
     lines.append(
         _p(
             """- **γ depends on the bottleneck.** In training mode the squared distances between the 16
-            bottleneck units are about 15 at 32×32 inputs (table below); with the presets' γ = 1 every
-            s_nm is ~0 and the penalty does nothing. The distance is a sum over the unit's feature map, so
+            bottleneck units are about 15 at 32×32 inputs (table below); with γ = 1 (the presets' value
+            before this sweep) every s_nm is ~0 and the penalty does nothing, so the presets now use 0.1.
+            The distance is a sum over the unit's feature map, so
             it grows with the input size (4× at 64×64): γ must be rescaled with the input size or the
             architecture."""
         )
