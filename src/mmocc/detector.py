@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from mmocc import losses
 from mmocc.augment import AUGMENTATIONS, augment_views
 from mmocc.base import BaseMultiviewDetector
 from mmocc.inputs import ViewSpec
-from mmocc.nn import ArchConfig, JointAutoencoder
+from mmocc.nn import ArchConfig, JointAutoencoder, inference_model
 from mmocc.presets import HYPERPARAMETERS, PRESETS
 from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, Features, ScoringRule, make_rule
 
@@ -493,10 +494,32 @@ class MultimodalOCC(BaseMultiviewDetector):
         """Compute the features of all samples in batches."""
         return _concat_features(list(self._feature_batches(views)))
 
-    def _feature_batches(self, views: dict[str, np.ndarray]) -> Iterator[Features]:
+    def _inference_model(self, device: torch.device) -> JointAutoencoder:
+        """Return the fitted model with BatchNorm folded, for scoring (see :func:`mmocc.nn.inference_model`).
+
+        On a CPU, image stacks also run channels-last in cache-sized
+        micro-batches (measured in ``benchmarks/speed.py``); on other
+        devices whole batches run in the default memory format. The copy is
+        reused while ``model_`` and its tensors are unchanged (any in-place
+        update bumps a tensor's version counter).
+        """
         model = self.model_
-        device = next(model.parameters()).device
+        key = (str(device), tuple(t._version for t in itertools.chain(model.parameters(), model.buffers())))
+        cached = getattr(self, "_inference_cache", None)
+        if cached is not None and cached[0] is model and cached[1] == key:
+            return cached[2]
+        if device.type == "cpu":
+            fast = inference_model(model)
+        else:
+            fast = inference_model(model, channels_last=False, block_bytes=None)
+        self._inference_cache = (model, key, fast)
+        return fast
+
+    def _feature_batches(self, views: dict[str, np.ndarray]) -> Iterator[Features]:
+        device = next(self.model_.parameters()).device
+        model = self._inference_model(device)
         use_amp = bool(self.amp) and device.type == "cuda"
+        pin = device.type == "cuda"
         need_recon = self.params_["score"] in ("recon", "ensemble")
         need_inputs = self.params_["score"] in ("knn", "ensemble") and self.params_["knn_space"] != "latent"
         n = len(next(iter(views.values())))
@@ -504,9 +527,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         with torch.inference_mode():
             for start in range(0, n, self.score_batch_size):
                 batch = {
-                    k: torch.from_numpy(np.ascontiguousarray(v[start : start + self.score_batch_size])).to(
-                        device
-                    )
+                    k: _to_device(v[start : start + self.score_batch_size], device, pin)
                     for k, v in views.items()
                 }
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -563,6 +584,14 @@ def _converged(history: list[dict[str, float]], tol: float | None, window: int =
         return False
     before, now = history[-1 - window]["loss"], history[-1]["loss"]
     return (before - now) <= tol * abs(before)
+
+
+def _to_device(array: np.ndarray, device: torch.device, pin: bool) -> torch.Tensor:
+    """Move a host array to ``device`` (uint8 stays uint8; pinned, asynchronous copy when ``pin``)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if pin:
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def _concat_features(parts: list[Features]) -> Features:

@@ -15,6 +15,7 @@ concatenation of the flattened encoder outputs in view order (eq. 1).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -375,3 +376,216 @@ class JointAutoencoder(nn.Module):
                 recons[spec.name] = self.decoders[self.view_group[spec.name]](maps[spec.name])
         phi = torch.cat([latents[spec.name] for spec in self.specs], dim=1)
         return JointOutput(phi=phi, latents=latents, inputs=inputs, recons=recons if decode else None)
+
+
+# ------------------------------------------------------------------ inference
+def fold_batchnorm(layers: nn.Sequential) -> nn.Sequential:
+    """Return an inference copy of ``layers`` with every BatchNorm folded away.
+
+    A ``Conv2d`` followed by a ``BatchNorm2d`` (or a ``Linear`` followed by a
+    ``BatchNorm1d``) becomes one layer with weight ``W * s`` and bias
+    ``(b - running_mean) * s + beta``, where
+    ``s = gamma / sqrt(running_var + eps)``; this is exactly what the pair
+    computes in eval mode, up to float rounding. Dropout layers, identities at
+    inference, are dropped. Every layer of the result is new, so ``layers``
+    is left unchanged.
+
+    Parameters
+    ----------
+    layers : torch.nn.Sequential
+        An encoder or decoder layer stack, as built by this module.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The folded stack, in eval mode, without gradients.
+
+    Examples
+    --------
+    >>> arch = ArchConfig(filters=(8, 4))
+    >>> encoder = ImageEncoder((1, 8, 8), arch).eval()
+    >>> folded = fold_batchnorm(encoder.layers)
+    >>> [type(m).__name__ for m in folded]
+    ['Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'ReLU', 'MaxPool2d']
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> bool(torch.allclose(folded(x), encoder(x), atol=1e-6))
+    True
+    """
+    mods = list(layers)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        layer = mods[i]
+        after = mods[i + 1] if i + 1 < len(mods) else None
+        foldable = (isinstance(layer, nn.Conv2d) and isinstance(after, nn.BatchNorm2d)) or (
+            isinstance(layer, nn.Linear) and isinstance(after, nn.BatchNorm1d)
+        )
+        if foldable and after.running_mean is not None:
+            out.append(_folded(layer, after))
+            i += 2
+            continue
+        if not isinstance(layer, nn.Dropout):
+            out.append(copy.deepcopy(layer))
+        i += 1
+    folded = nn.Sequential(*out).eval()
+    folded.requires_grad_(False)
+    return folded
+
+
+def _folded(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> nn.Module:
+    """One conv or linear layer equal to ``bn(layer(x))`` in eval mode (float64 arithmetic).
+
+    The new layer is built with ``skip_init``, so the global RNG is not touched.
+    """
+    weight = layer.weight.detach()
+    dtype, device = weight.dtype, weight.device
+    var = bn.running_var.detach().double()
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.detach().double()
+    bias = -bn.running_mean.detach().double() * scale
+    if layer.bias is not None:
+        bias = bias + layer.bias.detach().double() * scale
+    if bn.bias is not None:
+        bias = bias + bn.bias.detach().double()
+    if isinstance(layer, nn.Conv2d):
+        new: nn.Module = torch.nn.utils.skip_init(
+            nn.Conv2d,
+            layer.in_channels,
+            layer.out_channels,
+            kernel_size=layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            bias=True,
+            padding_mode=layer.padding_mode,
+            device=device,
+            dtype=dtype,
+        )
+        shape = (-1, 1, 1, 1)
+    else:
+        new = torch.nn.utils.skip_init(
+            nn.Linear, layer.in_features, layer.out_features, bias=True, device=device, dtype=dtype
+        )
+        shape = (-1, 1)
+    with torch.no_grad():
+        new.weight.copy_((weight.double() * scale.reshape(shape)).to(dtype))
+        new.bias.copy_(bias.to(dtype))
+    return new
+
+
+class InferenceStack(nn.Module):
+    """A folded layer stack run in cache-sized micro-batches, optionally channels-last.
+
+    On a CPU the activations of a large batch (a 256-image batch of 64x32x32
+    float maps is 64 MiB) do not fit in the caches, and the elementwise
+    passes (ReLU, max-pool, upsample) become memory-bound. Running the whole
+    stack on one small micro-batch after another keeps each micro-batch's
+    activations in cache. Every sample is computed independently (eval-mode
+    BatchNorm is folded into the weights), so the result does not depend on
+    the micro-batch size beyond float rounding.
+
+    Parameters
+    ----------
+    layers : torch.nn.Sequential
+        The stack, usually from :func:`fold_batchnorm`.
+    out_shape : tuple of int
+        Per-sample output shape of the stack (kept for
+        :meth:`JointAutoencoder.latent_dims`).
+    channels_last : bool, default False
+        Run 4-D inputs in ``torch.channels_last`` memory format; outputs are
+        returned contiguous.
+    micro_batch : int or None, default None
+        Largest number of samples run through the stack at once; None runs the
+        whole batch.
+    """
+
+    def __init__(
+        self,
+        layers: nn.Sequential,
+        out_shape: Sequence[int],
+        *,
+        channels_last: bool = False,
+        micro_batch: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.channels_last = bool(channels_last)
+        # The weights too: a one-channel input is both contiguous and channels-last,
+        # and then the weight's format decides the format of the conv's output.
+        self.layers = layers.to(memory_format=torch.channels_last) if self.channels_last else layers
+        self.out_shape = tuple(out_shape)
+        self.micro_batch = None if micro_batch is None else max(1, int(micro_batch))
+
+    def _run(self, x: Tensor) -> Tensor:
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+            return self.layers(x).contiguous()
+        return self.layers(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the stack to a batch, one micro-batch at a time."""
+        if self.micro_batch is None or len(x) <= self.micro_batch:
+            return self._run(x)
+        return torch.cat([self._run(part) for part in x.split(self.micro_batch)])
+
+
+#: Bytes of the largest activation of one micro-batch that :func:`inference_model`
+#: aims for on a CPU (measured in ``benchmarks/speed.py``).
+CPU_BLOCK_BYTES = 16 * 2**20
+
+
+def _micro_batch(spec: ViewSpec, arch: ArchConfig, block_bytes: int) -> int:
+    """Return the samples per micro-batch that keep the widest activation of a view within ``block_bytes``."""
+    channels, height, width = spec.shape
+    widest = max((channels, *arch.filters)) * height * width * 4
+    return max(1, block_bytes // widest)
+
+
+def inference_model(
+    model: JointAutoencoder,
+    *,
+    channels_last: bool = True,
+    block_bytes: int | None = CPU_BLOCK_BYTES,
+) -> JointAutoencoder:
+    """Return a copy of a fitted model optimised for inference.
+
+    Every encoder and decoder is replaced by an :class:`InferenceStack`:
+    BatchNorm folded into the preceding layer, dropout removed, image stacks
+    in channels-last format and run in micro-batches. Scaling, view order and
+    outputs are those of ``model``; results agree with ``model.eval()`` to
+    float rounding. ``model`` itself is not changed.
+
+    Parameters
+    ----------
+    model : JointAutoencoder
+        The fitted model.
+    channels_last : bool, default True
+        Channels-last memory format for image stacks.
+    block_bytes : int or None, default :data:`CPU_BLOCK_BYTES`
+        Target size of the widest activation of one image micro-batch; None
+        runs whole batches (the better choice on a GPU).
+
+    Returns
+    -------
+    JointAutoencoder
+        The optimised copy, in eval mode, without gradients.
+    """
+    fast = copy.deepcopy(model).eval()
+    fast.requires_grad_(False)
+    kinds = {}
+    for spec in model.specs:
+        kinds.setdefault(model.view_group[spec.name], spec)
+    for group, spec in kinds.items():
+        image = spec.kind == "image"
+        micro = _micro_batch(spec, model.arch, block_bytes) if image and block_bytes is not None else None
+        for stacks in (fast.encoders, fast.decoders):
+            stack = stacks[group]
+            out_shape = getattr(stack, "out_shape", spec.shape)
+            stacks[group] = InferenceStack(
+                fold_batchnorm(stack.layers),
+                out_shape,
+                channels_last=channels_last and image,
+                micro_batch=micro,
+            )
+    return fast
