@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -499,21 +498,13 @@ class MultimodalOCC(BaseMultiviewDetector):
 
         On a CPU, image stacks also run channels-last in cache-sized
         micro-batches (measured in ``benchmarks/speed.py``); on other
-        devices whole batches run in the default memory format. The copy is
-        reused while ``model_`` and its tensors are unchanged (any in-place
-        update bumps a tensor's version counter).
+        devices whole batches run in the default memory format. Building the
+        copy takes milliseconds, so it is rebuilt on each call rather than
+        cached beside ``model_``.
         """
-        model = self.model_
-        key = (str(device), tuple(t._version for t in itertools.chain(model.parameters(), model.buffers())))
-        cached = getattr(self, "_inference_cache", None)
-        if cached is not None and cached[0] is model and cached[1] == key:
-            return cached[2]
         if device.type == "cpu":
-            fast = inference_model(model)
-        else:
-            fast = inference_model(model, channels_last=False, block_bytes=None)
-        self._inference_cache = (model, key, fast)
-        return fast
+            return inference_model(self.model_)
+        return inference_model(self.model_, channels_last=False, block_bytes=None)
 
     def _feature_batches(self, views: dict[str, np.ndarray]) -> Iterator[Features]:
         device = next(self.model_.parameters()).device
