@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -36,3 +37,12 @@ def ds_write_image() -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread: small models run fastest and steadiest so on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

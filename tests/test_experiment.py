@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mmocc import experiment
 from mmocc.config import ConfigError, load_config, parse_value
@@ -17,13 +16,7 @@ SRC = "synthetic:n_per_class=12,n_classes=3"
 TINY = {"epochs": 1, "filters": [4, 4], "batch_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest, and steadiest on a busy machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**overrides):
