@@ -101,7 +101,7 @@ PAPER_TABLE4 = {"none": 0.578, "direct": 0.579, "det": 0.580, "logdet": 0.578}
 # --------------------------------------------------------------------------- helpers
 def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically."""
-    from mmocc.experiment import atomic_open
+    from mmocc.evaluation.runner import atomic_open
 
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
@@ -118,7 +118,7 @@ def _read_json(path: Path) -> Any:
 
 def _load_dataset(size: int = 32) -> Any:
     """COIL-20 two-view pairs at ``size`` x ``size``, grayscale."""
-    from mmocc.sources import parse_source
+    from mmocc.data.sources import parse_source
 
     return parse_source(SOURCE).load(size=size, mode="L")
 
@@ -170,7 +170,7 @@ def heldout_objective(clf: Any, views: dict[str, np.ndarray]) -> dict[str, float
     """
     import torch
 
-    from mmocc import losses
+    from mmocc.model import losses
 
     model = clf.model_
     model.eval()
@@ -254,7 +254,7 @@ def run_sweep(preset: str) -> dict[str, Any]:
     import torch
 
     from mmocc import MultimodalOCC
-    from mmocc.tasks import one_class_split
+    from mmocc.data.tasks import one_class_split
 
     torch.set_num_threads(1)
     path = OUT / "sweep" / f"{preset}.json"
@@ -483,7 +483,7 @@ def run_job(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     """
     import torch
 
-    from mmocc.experiment import run_experiment
+    from mmocc.evaluation.runner import run_experiment
 
     torch.set_num_threads(1)
     name, config = job

@@ -7,7 +7,7 @@ Usage (from the repository root)::
     python benchmarks/run_benchmarks.py --design        # plus the default preset's design study
     python benchmarks/run_benchmarks.py --report-only   # rebuild RESULTS.md from finished runs
 
-Each protocol runs through :func:`mmocc.experiment.run_experiment` into
+Each protocol runs through :func:`mmocc.evaluation.runner.run_experiment` into
 ``benchmarks/out/<protocol>/`` (resumable: finished runs are reused). Rows are
 the paper preset (multimodal, left, right), the default preset (multimodal,
 left, right) and six PyOD detectors in early fusion, late fusion and on each
@@ -122,7 +122,7 @@ def run_protocol(job: str) -> str:
     """Run one job, ``<protocol>`` or ``design/<protocol>`` (resumable), and return it."""
     import torch
 
-    from mmocc.experiment import run_experiment
+    from mmocc.evaluation.runner import run_experiment
 
     torch.set_num_threads(1)
     design = job.startswith("design/")

@@ -13,7 +13,7 @@ shapes), the wall time of the paper preset over the 20 COIL-20 two-view
 tasks, the image cache against plain Pillow, and the peak memory of
 ``mmocc score``. Before/after rows time the unoptimised scoring path (the
 eval-mode model as trained) against the optimised one
-(:func:`mmocc.nn.inference_model`) in the same process. Timings taken while
+(:func:`mmocc.model.nn.inference_model`) in the same process. Timings taken while
 other jobs load the machine are worthless: the report records the load
 average and any other benchmark processes that were running.
 """
@@ -99,9 +99,9 @@ def plain_inference() -> Iterator[None]:
 
 @contextlib.contextmanager
 def inference_variant(**options: Any) -> Iterator[None]:
-    """Score through :func:`mmocc.nn.inference_model` built with ``options``."""
+    """Score through :func:`mmocc.model.nn.inference_model` built with ``options``."""
     from mmocc import MultimodalOCC
-    from mmocc.nn import inference_model
+    from mmocc.model.nn import inference_model
 
     saved = MultimodalOCC._inference_model
     built: dict[int, Any] = {}
@@ -181,7 +181,7 @@ def conv_flops(c_in: int, c_out: int, height: int, width: int) -> int:
 
 
 def encoder_flops(shape: Sequence[int], filters: Sequence[int] = PAPER_FILTERS) -> int:
-    """FLOPs of one image through :class:`mmocc.nn.ImageEncoder` (convolutions only).
+    """FLOPs of one image through :class:`mmocc.model.nn.ImageEncoder` (convolutions only).
 
     Parameters
     ----------
@@ -204,7 +204,7 @@ def encoder_flops(shape: Sequence[int], filters: Sequence[int] = PAPER_FILTERS) 
 
 
 def decoder_flops(shape: Sequence[int], filters: Sequence[int] = PAPER_FILTERS) -> int:
-    """FLOPs of one latent through :class:`mmocc.nn.ImageDecoder` back to ``shape``.
+    """FLOPs of one latent through :class:`mmocc.model.nn.ImageDecoder` back to ``shape``.
 
     Parameters
     ----------
@@ -302,9 +302,9 @@ def train_loop_channels_last(n: int = 256, repeats: int = 2) -> dict[str, float]
         ``contiguous`` and ``channels_last`` pairs/s, and ``loss_diff``: the
         largest relative difference of the per-step losses (not bit-identical).
     """
-    from mmocc import losses
-    from mmocc.inputs import ViewSpec
-    from mmocc.nn import ArchConfig, JointAutoencoder
+    from mmocc.data.inputs import ViewSpec
+    from mmocc.model import losses
+    from mmocc.model.nn import ArchConfig, JointAutoencoder
 
     specs = [ViewSpec(v, "image", (3, 32, 32)) for v in ("left", "right")]
     data = {k: torch.from_numpy(v) for k, v in _pairs(n, (3, 32, 32)).items()}
@@ -392,7 +392,7 @@ def compile_trial(n: int = 2048) -> dict[str, Any]:
         ``compile_s``, ``pairs_s`` and ``eager_pairs_s`` (two images per pair),
         or ``error``.
     """
-    from mmocc.nn import inference_model
+    from mmocc.model.nn import inference_model
 
     clf = _score_model(32)
     layers = inference_model(clf.model_).encoder_of("left").layers
@@ -459,8 +459,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _coil_tasks(cache_dir: str) -> list[Any]:
+    from mmocc.data.tasks import one_class_tasks
     from mmocc.datasets import load_turntable
-    from mmocc.tasks import one_class_tasks
 
     dataset = load_turntable(COIL, size=32, mode="L", cache_dir=cache_dir)
     return list(one_class_tasks(dataset, train_fraction=0.66, seed=0))
@@ -469,7 +469,7 @@ def _coil_tasks(cache_dir: str) -> list[Any]:
 def _coil_job(views: list[str] | None, index: int, plain: bool = False) -> tuple[float, float, float]:
     """Fit and score one task; return (fit seconds, score seconds, ROC AUC)."""
     from mmocc import MultimodalOCC
-    from mmocc.metrics import roc_auc
+    from mmocc.evaluation.metrics import roc_auc
 
     task = _WORKER["tasks"][index]
     start = time.perf_counter()
@@ -556,7 +556,7 @@ def cache_rates(repeats: int = 3) -> dict[str, float]:
     """
     from PIL import Image
 
-    from mmocc.datasets.images import RESAMPLE, decode_files
+    from mmocc.data.images import RESAMPLE, decode_files
 
     files = sorted(p for p in COIL.iterdir() if p.suffix.lower() == ".png")
     for path in files:  # same OS file cache state for everyone
@@ -721,7 +721,7 @@ NOTES = """\
 ## Notes
 
 **What changed.** `decision_function`, `transform` and the training-score pass at the end of `fit`
-now run through `mmocc.nn.inference_model(model_)`, a copy of the fitted model built for
+now run through `mmocc.model.nn.inference_model(model_)`, a copy of the fitted model built for
 inference: every BatchNorm folded into the conv or linear layer before it (in float64),
 dropout removed, image stacks in channels-last format with channels-last weights, run in
 micro-batches whose widest activation is about 16 MiB (64 images of 64x32x32 floats at
@@ -773,7 +773,7 @@ work on these 128x128 PNGs is a fraction of a millisecond, so on two cores the p
 hand-offs cost more than the second thread brings, and the default (one thread per core)
 is slower than one thread, which is close to plain Pillow (the rest is one
 `Path.resolve()` per file for the cache key, about 15 us each, and the fsynced write).
-The fix belongs in `mmocc.datasets.images` (one thread, or chunks of files per task, for
+The fix belongs in `mmocc.data.images` (one thread, or chunks of files per task, for
 small images); the warm load is a stat per file, one hash and one `np.load`.
 
 **Threads.** Small convolutions at batch 32 do not split well over two threads; for many
@@ -910,7 +910,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     emit()
     emit(
         "Scoring runs the encoders only: 2 x encoder FLOPs per pair. *Before* is the eval-mode training "
-        "model (the code before this work); *after* is `mmocc.nn.inference_model` (BatchNorm folded, "
+        "model (the code before this work); *after* is `mmocc.model.nn.inference_model` (BatchNorm folded, "
         "dropout removed, channels-last, cache-sized micro-batches), which `decision_function` now uses "
         "on a CPU."
     )

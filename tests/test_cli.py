@@ -112,7 +112,7 @@ def test_score_streams_in_chunks(workdir, model):
     assert len(rows) == 24 and rows[0]["sample_id"] == "ant/s0"
     assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
     import mmocc as package
-    from mmocc.sources import load_source
+    from mmocc.data.sources import load_source
 
     clf = package.load(model)
     expected = clf.decision_function(load_source(str(workdir / "data"), size=8, cache=False))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from mmocc.data.dataset import labels_from_strings
 from mmocc.datasets import MultiViewDataset
-from mmocc.datasets.dataset import labels_from_strings
 
 
 def make(n: int = 6, **kwargs) -> MultiViewDataset:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmocc.datasets import cache, images
-from mmocc.datasets.images import check_image_options, decode_files, decode_image
+from mmocc.data import cache, images
+from mmocc.data.images import check_image_options, decode_files, decode_image
 
 # every test here gets MMOCC_CACHE_DIR inside tmp_path, so none writes the user cache
 pytestmark = pytest.mark.usefixtures("ds_cache_dir")

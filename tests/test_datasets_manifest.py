@@ -46,7 +46,7 @@ def test_default_views_are_all_non_reserved_columns(tmp_path, ds_write_image, ds
 
 
 def test_second_load_uses_the_cache(manifest, ds_cache_dir, monkeypatch):
-    from mmocc.datasets import images
+    from mmocc.data import images
 
     first = load_manifest(manifest, views=["left", "right"], size=8, cache_dir=ds_cache_dir)
     monkeypatch.setattr(images, "decode_image", lambda *a: pytest.fail("decoded on a cache hit"))

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmocc.data.mfeat import MFEAT_VIEWS
 from mmocc.datasets import load_mfeat
-from mmocc.datasets.mfeat import MFEAT_VIEWS
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MFEAT = SHARED_DATA / "uci-mfeat"

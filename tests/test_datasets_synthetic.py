@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
+from mmocc.data.synthetic import MAX_CLASSES
 from mmocc.datasets import make_synthetic
-from mmocc.datasets.synthetic import MAX_CLASSES
 
 
 def test_shapes_labels_groups():

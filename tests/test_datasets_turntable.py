@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmocc.datasets import images, load_turntable
+from mmocc.data import images
+from mmocc.datasets import load_turntable
 
 # every test here gets MMOCC_CACHE_DIR inside tmp_path, so none writes the user cache
 pytestmark = pytest.mark.usefixtures("ds_cache_dir")

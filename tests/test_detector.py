@@ -5,9 +5,10 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
-from mmocc import MultimodalOCC, losses
-from mmocc.inputs import ViewSpec
-from mmocc.nn import ArchConfig, JointAutoencoder
+from mmocc import MultimodalOCC
+from mmocc.data.inputs import ViewSpec
+from mmocc.model import losses
+from mmocc.model.nn import ArchConfig, JointAutoencoder
 
 FAST = {"filters": (8, 4), "epochs": 2, "batch_size": 16}
 

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmocc import experiment
-from mmocc.config import ConfigError, load_config, parse_value
+from mmocc.data.sources import find_label, load_source, parse_source
 from mmocc.datasets import make_synthetic
-from mmocc.experiment import RESULT_COLUMNS, run_experiment
-from mmocc.metrics import METRIC_NAMES
-from mmocc.sources import find_label, load_source, parse_source
+from mmocc.evaluation import runner as experiment
+from mmocc.evaluation.config import ConfigError, load_config
+from mmocc.evaluation.metrics import METRIC_NAMES
+from mmocc.evaluation.runner import RESULT_COLUMNS, run_experiment
+from mmocc.utils import parse_value
 
 SRC = "synthetic:n_per_class=12,n_classes=3"
 TINY = {"epochs": 1, "filters": [4, 4], "batch_size": 16}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmocc import losses
+from mmocc.model import losses
 
 
 def _loop_similarity(units, gamma):

@@ -3,8 +3,8 @@ import pytest
 from pyod.utils.utility import precision_n_scores
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from mmocc import metrics
-from mmocc.metrics import (
+from mmocc.evaluation import metrics
+from mmocc.evaluation.metrics import (
     METRIC_NAMES,
     anomaly_recall,
     average_precision,

@@ -87,8 +87,8 @@ def test_unknown_rule_and_center_without_centre():
 
 
 def test_default_preset_roc_floor_on_synthetic_data():
+    from mmocc.data.tasks import one_class_split
     from mmocc.datasets import make_synthetic
-    from mmocc.tasks import one_class_split
 
     data = make_synthetic(n_per_class=60, n_classes=3, size=32, seed=0)
     split = one_class_split(data, 0, seed=0)

@@ -9,9 +9,9 @@ from torch import nn
 
 from mmocc import MultimodalOCC
 from mmocc.cli import _score_chunks
+from mmocc.data.inputs import ViewSpec
 from mmocc.datasets import MultiViewDataset, make_synthetic
-from mmocc.inputs import ViewSpec
-from mmocc.nn import (
+from mmocc.model.nn import (
     ArchConfig,
     ImageDecoder,
     ImageEncoder,

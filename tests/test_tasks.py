@@ -3,8 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
+from mmocc.data.tasks import OneClassSplit, one_class_split, one_class_tasks
 from mmocc.datasets import MultiViewDataset
-from mmocc.tasks import OneClassSplit, one_class_split, one_class_tasks
 
 
 def make(labels, groups=None) -> MultiViewDataset:

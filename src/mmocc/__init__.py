@@ -5,18 +5,60 @@ Learn what "normal" looks like from normal samples seen through several views
 fit. The main entry point is :class:`MultimodalOCC`; :class:`BaselineOCC`
 wraps PyOD detectors behind the same interface; :func:`one_class_split` draws
 the paper's protocol from a :class:`mmocc.datasets.MultiViewDataset`.
+
+The package is laid out along the data flow: :mod:`mmocc.data` (sources,
+datasets, input checks, splits) -> :mod:`mmocc.model` (torch modules, losses,
+training, hyper-parameters) -> :mod:`mmocc.scoring` (scoring rules) ->
+:mod:`mmocc.detector` (the estimator) -> :mod:`mmocc.evaluation` (metrics,
+experiments, reports) -> :mod:`mmocc.cli`. Attributes are imported on first
+use (PEP 562), so ``import mmocc`` does not import torch.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from mmocc import datasets, metrics  # noqa: E402
-from mmocc.baselines import BaselineOCC  # noqa: E402
-from mmocc.detector import MultimodalOCC  # noqa: E402
-from mmocc.io import load  # noqa: E402
-from mmocc.tasks import one_class_split, one_class_tasks  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+_LAZY = {
+    "BaselineOCC": ("mmocc.baselines", "BaselineOCC"),
+    "HyperParams": ("mmocc.model.hyperparams", "HyperParams"),
+    "MultimodalOCC": ("mmocc.detector", "MultimodalOCC"),
+    "load": ("mmocc.io", "load"),
+    "one_class_split": ("mmocc.data.tasks", "one_class_split"),
+    "one_class_tasks": ("mmocc.data.tasks", "one_class_tasks"),
+    "datasets": ("mmocc.datasets", None),
+    "metrics": ("mmocc.metrics", None),
+}
+
+if TYPE_CHECKING:
+    from mmocc import datasets, metrics
+    from mmocc.baselines import BaselineOCC
+    from mmocc.data.tasks import one_class_split, one_class_tasks
+    from mmocc.detector import MultimodalOCC, load
+    from mmocc.model.hyperparams import HyperParams
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public attribute on first access (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mmocc' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """List the public attributes, including those not imported yet."""
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "BaselineOCC",
+    "HyperParams",
     "MultimodalOCC",
     "__version__",
     "datasets",

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from mmocc.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
+from mmocc.data.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
 
 
 def check_contamination(contamination: float) -> float:

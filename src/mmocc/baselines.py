@@ -173,7 +173,7 @@ class BaselineOCC(BaseMultiviewDetector):
         The fitted PyOD detector (early and single fusion) or
         :class:`~pyod.models.embedding.MultiModalOD` holding one fitted detector
         per view in ``detectors_`` (late fusion).
-    view_specs_ : list of mmocc.inputs.ViewSpec
+    view_specs_ : list of mmocc.data.inputs.ViewSpec
         Names and per-sample shapes of the views seen at fit time.
     n_samples_in_ : int
         Number of training samples.

@@ -12,12 +12,12 @@ import torch
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from mmocc import losses
-from mmocc.augment import AUGMENTATIONS, augment_views
 from mmocc.base import BaseMultiviewDetector
-from mmocc.inputs import ViewSpec
-from mmocc.nn import ArchConfig, JointAutoencoder, inference_model
-from mmocc.presets import HYPERPARAMETERS, PRESETS
+from mmocc.data.inputs import ViewSpec
+from mmocc.model import losses
+from mmocc.model.augment import AUGMENTATIONS, augment_views
+from mmocc.model.hyperparams import HYPERPARAMETERS, PRESETS
+from mmocc.model.nn import ArchConfig, JointAutoencoder, inference_model
 from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, Features, ScoringRule, make_rule
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
@@ -119,7 +119,7 @@ class MultimodalOCC(BaseMultiviewDetector):
     ----------
     preset : {"default", "paper"}, default "default"
         ``"paper"`` reproduces the paper (origin centre, norm score, 4 epochs);
-        ``"default"`` is the measured best (see :mod:`mmocc.presets`).
+        ``"default"`` is the measured best (see :mod:`mmocc.model.hyperparams`).
     views : sequence of str, optional
         Views to use, in order; all views of ``X`` by default. One view gives
         the paper's unimodal variant.
@@ -312,7 +312,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         Returns
         -------
         dict
-            One entry per name in :data:`mmocc.presets.HYPERPARAMETERS`.
+            One entry per name in :data:`mmocc.model.hyperparams.HYPERPARAMETERS`.
 
         Raises
         ------
@@ -335,7 +335,7 @@ class MultimodalOCC(BaseMultiviewDetector):
 
     @staticmethod
     def arch_config(params: dict[str, Any]) -> ArchConfig:
-        """Build the :class:`~mmocc.nn.ArchConfig` from resolved parameters.
+        """Build the :class:`~mmocc.model.nn.ArchConfig` from resolved parameters.
 
         Parameters
         ----------
@@ -494,7 +494,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         return _concat_features(list(self._feature_batches(views)))
 
     def _inference_model(self, device: torch.device) -> JointAutoencoder:
-        """Return the fitted model with BatchNorm folded, for scoring (see :func:`mmocc.nn.inference_model`).
+        """Return the fitted model with BatchNorm folded, for scoring (see `inference_model`).
 
         On a CPU, image stacks also run channels-last in cache-sized
         micro-batches (measured in ``benchmarks/speed.py``); on other

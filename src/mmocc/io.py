@@ -23,9 +23,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mmocc import __version__
+from mmocc.data.inputs import ViewSpec
 from mmocc.detector import MultimodalOCC, resolve_device, rule_for
-from mmocc.inputs import ViewSpec
-from mmocc.nn import JointAutoencoder
+from mmocc.model.nn import JointAutoencoder
 
 FORMAT = "mmocc-model"
 FORMAT_VERSION = 1

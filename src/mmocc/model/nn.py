@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmocc.inputs import ViewSpec
+from mmocc.data.inputs import ViewSpec
 
 
 @dataclass(frozen=True)

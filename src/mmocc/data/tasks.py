@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mmocc.datasets.dataset import MultiViewDataset
+from mmocc.data.dataset import MultiViewDataset
 
 _MIN_TRAIN, _MIN_TEST = 2, 1
 

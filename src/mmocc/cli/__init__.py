@@ -90,7 +90,7 @@ def _info(quiet: bool, message: str) -> None:
 
 
 def _data_options(items: Sequence[str]) -> dict[str, Any]:
-    from mmocc.config import parse_assignments
+    from mmocc.utils import parse_assignments
 
     return parse_assignments(items, "--data-option")
 
@@ -139,7 +139,7 @@ def demo_config(*, quick: bool = False, seed: int = 0) -> dict[str, Any]:
     Returns
     -------
     dict
-        A config for :func:`mmocc.experiment.run_experiment`: the multimodal
+        A config for :func:`mmocc.evaluation.runner.run_experiment`: the multimodal
         default-preset model against each single view, and the paper's
         multimodal model.
     """
@@ -178,7 +178,7 @@ def demo(out: Path | None, no_plots: bool, quick: bool, quiet: bool, device: str
     one CPU thread by default: its small models gain little from more
     threads and slow down badly when the cores are busy.
     """
-    from mmocc.experiment import run_experiment
+    from mmocc.evaluation.runner import run_experiment
 
     config = demo_config(quick=quick, seed=seed or 0)
     config["plots"] = out is not None and not no_plots
@@ -196,7 +196,7 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
     """Turn ``--views a,b`` (names or 0-based positions) into view names."""
     if text is None:
         return None
-    from mmocc.config import did_you_mean
+    from mmocc.utils import did_you_mean
 
     out = []
     for item in (part.strip() for part in text.split(",")):
@@ -215,8 +215,9 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
 
 def _model_params(items: Sequence[str], explicit: dict[str, Any]) -> dict[str, Any]:
     """Merge ``--param KEY=VALUE`` items with the dedicated options, checking the names."""
-    from mmocc.config import RUNNER_PARAMS, did_you_mean, parse_assignments
     from mmocc.detector import MultimodalOCC
+    from mmocc.evaluation.config import RUNNER_PARAMS
+    from mmocc.utils import did_you_mean, parse_assignments
 
     params = parse_assignments(items, "--param")
     valid = sorted(set(MultimodalOCC().get_params()) - set(RUNNER_PARAMS) - {"views"})
@@ -281,8 +282,8 @@ def train(
     seed: int | None,
 ) -> None:
     """Train a MultimodalOCC on every sample of the normal class of SRC and save it."""
+    from mmocc.data.sources import find_label, load_source
     from mmocc.detector import MultimodalOCC
-    from mmocc.sources import find_label, load_source
 
     options = _data_options(data_options)
     options.update({key: value for key, value in (("size", size), ("mode", mode)) if value is not None})
@@ -310,7 +311,7 @@ def train(
 def _load_for_model(model_path: Path, src: str, data_options: Sequence[str], device: str) -> tuple[Any, Any]:
     """Load a model and the data to score, at the image size and mode the model expects."""
     import mmocc
-    from mmocc.sources import parse_source
+    from mmocc.data.sources import parse_source
 
     clf = mmocc.load(model_path, device=device)
     source = parse_source(src)
@@ -355,7 +356,7 @@ def score(
     scored in chunks and written as they go; the file appears only when
     complete.
     """
-    from mmocc.experiment import atomic_open
+    from mmocc.utils import atomic_open
 
     clf, dataset = _load_for_model(model, src, data_options, device)
     n_anomalies = 0
@@ -390,8 +391,8 @@ def evaluate(
     device: str,
 ) -> None:
     """Print the metrics of MODEL on every sample of SRC (anomaly = label other than the normal class)."""
-    from mmocc.metrics import evaluate as compute_metrics
-    from mmocc.sources import find_label
+    from mmocc.data.sources import find_label
+    from mmocc.evaluation.metrics import evaluate as compute_metrics
 
     clf, dataset = _load_for_model(model, src, data_options, device)
     label = find_label(dataset, normal)
@@ -426,8 +427,8 @@ def experiment(
     Finished runs found in --out are reused, so an interrupted experiment
     resumes. --seed runs only that seed instead of the config's seeds.
     """
-    from mmocc.config import load_config
-    from mmocc.experiment import run_experiment
+    from mmocc.evaluation.config import load_config
+    from mmocc.evaluation.runner import run_experiment
 
     cfg = load_config(config)
     if no_plots:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmocc.datasets.dataset import MultiViewDataset
+from mmocc.data.dataset import MultiViewDataset
 
 #: Number of features of each mfeat view.
 MFEAT_VIEWS = {"pix": 240, "fou": 76, "kar": 64, "fac": 216, "zer": 47, "mor": 6}

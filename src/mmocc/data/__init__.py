@@ -3,7 +3,7 @@
 Every source returns a :class:`MultiViewDataset`. Image sources decode with
 Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
 ``(n, C, H, W)`` arrays and cache them on disk (see
-:mod:`mmocc.datasets.images` and :mod:`mmocc.datasets.cache`).
+:mod:`mmocc.data.images` and :mod:`mmocc.data.cache`).
 
 - :func:`load_manifest`: a CSV listing one image path per view and sample.
 - :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>``.
@@ -13,12 +13,12 @@ Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
 - :func:`make_synthetic`: procedural two-camera demo data.
 """
 
-from mmocc.datasets.dataset import MultiViewDataset
-from mmocc.datasets.folder import load_folder
-from mmocc.datasets.manifest import load_manifest
-from mmocc.datasets.mfeat import load_mfeat
-from mmocc.datasets.synthetic import make_synthetic
-from mmocc.datasets.turntable import load_turntable
+from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.folder import load_folder
+from mmocc.data.manifest import load_manifest
+from mmocc.data.mfeat import load_mfeat
+from mmocc.data.synthetic import make_synthetic
+from mmocc.data.turntable import load_turntable
 
 __all__ = [
     "MultiViewDataset",

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from mmocc.config import did_you_mean, parse_assignments
 from mmocc.datasets import (
     MultiViewDataset,
     load_folder,
@@ -36,6 +35,7 @@ from mmocc.datasets import (
     load_turntable,
     make_synthetic,
 )
+from mmocc.utils import did_you_mean, parse_assignments
 
 _LOADERS: dict[str, Callable[..., MultiViewDataset]] = {
     "manifest": load_manifest,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmocc.datasets.dataset import MultiViewDataset
-from mmocc.datasets.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
+from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
 
 _NAME = re.compile(r"obj(\d+)__(\d+)")
 #: Pose-index numbering of COIL-20: 72 poses, 5 degrees apart.

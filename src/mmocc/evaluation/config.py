@@ -1,7 +1,7 @@
 """Experiment configuration: parse and strictly validate a TOML config.
 
 A config names the data, the one-class split, the models and the seeds of
-an experiment run by :func:`mmocc.experiment.run_experiment`. Every table
+an experiment run by :func:`mmocc.evaluation.runner.run_experiment`. Every table
 is checked for unknown keys; a misspelt key is an error that names it and
 suggests the closest valid key. The schema::
 
@@ -35,7 +35,6 @@ current working directory, not the config file's folder, so the configs in
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -43,15 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmocc.metrics import METRIC_NAMES
+from mmocc.evaluation.metrics import METRIC_NAMES
+from mmocc.utils import did_you_mean
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
+
 TIMING_METRICS: tuple[str, ...] = ("fit_seconds", "score_seconds")
-"""Timing values recorded for every run beside the metrics of :func:`mmocc.metrics.evaluate`."""
+"""Timing values recorded for every run beside the metrics of :func:`mmocc.evaluation.metrics.evaluate`."""
 
 MODEL_KINDS: tuple[str, ...] = ("mmocc", "baseline")
 """Valid ``kind`` values of a ``[models.NAME]`` table."""
@@ -72,30 +73,6 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 class ConfigError(ValueError):
     """An invalid experiment configuration; the message names the key at fault."""
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``.
-
-    Parameters
-    ----------
-    word : str
-        The unknown word.
-    choices : iterable of str
-        The valid words.
-
-    Returns
-    -------
-    str
-        A suffix for an error message.
-
-    Examples
-    --------
-    >>> did_you_mean("seed", ["seeds", "plots"])
-    "; did you mean 'seeds'?"
-    """
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def check_keys(table: Mapping[str, Any], allowed: Any, where: str) -> None:
@@ -123,59 +100,6 @@ def check_keys(table: Mapping[str, Any], allowed: Any, where: str) -> None:
             )
 
 
-def parse_value(text: str) -> Any:
-    """Read a command-line value as a TOML literal, else keep it as a string.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``"32"``, ``"0.5"``, ``"true"``, ``"[8, 4]"``, ``"logdet"``.
-
-    Returns
-    -------
-    Any
-        The int, float, bool, list or string.
-
-    Examples
-    --------
-    >>> parse_value("[8, 4]"), parse_value("logdet"), parse_value("1e-3")
-    ([8, 4], 'logdet', 0.001)
-    """
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def parse_assignments(items: Any, what: str) -> dict[str, Any]:
-    """Turn ``["key=value", ...]`` into a dict, values read by :func:`parse_value`.
-
-    Parameters
-    ----------
-    items : iterable of str
-        The assignments.
-    what : str
-        What they set, for error messages (e.g. ``"--param"``).
-
-    Returns
-    -------
-    dict
-        The parsed assignments, in order.
-
-    Raises
-    ------
-    ValueError
-        For an item without ``=`` or with an empty key.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{what} expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = parse_value(value.strip())
-    return out
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -192,7 +116,7 @@ class DataConfig:
     Attributes
     ----------
     source : str or None
-        The SRC string (see :mod:`mmocc.sources`); the caller may override it.
+        The SRC string (see :mod:`mmocc.data.sources`); the caller may override it.
     sizes : tuple of int or None
         Input sizes, one experiment each; ``(None,)`` uses the loader default.
     options : dict

@@ -22,10 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
-from mmocc.experiment import atomic_open, safe_name
+from mmocc.utils import atomic_open, safe_name
 
 if TYPE_CHECKING:
-    from mmocc.experiment import RunKey, RunRecord
+    from mmocc.evaluation.runner import RunKey, RunRecord
 
 _LOSS_TERMS = ("loss", "compactness", "reconstruction", "diversity")
 _MAX_LEGEND = 10

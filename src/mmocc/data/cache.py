@@ -9,12 +9,10 @@ place, so an interrupted run leaves either the whole file or nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 from platformdirs import user_cache_dir
+
+from mmocc.utils import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -122,35 +122,6 @@ def _save_npy(file: IO[bytes], array: np.ndarray) -> None:
     np.save(file, array, allow_pickle=False)
 
 
-def write_atomic(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` whole or not at all.
-
-    The array goes to a temporary file in the same folder, which is flushed,
-    synced and renamed over ``path`` with :func:`os.replace`. On any failure,
-    including an interrupt, the temporary file is removed and the exception
-    propagates.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The destination file; its folder is created if needed.
-    array : numpy.ndarray
-        The array to store.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            _save_npy(file, array)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def store(path: Path, array: np.ndarray) -> None:
     """Write a cache entry, warning instead of failing when the disk refuses.
 
@@ -162,7 +133,8 @@ def store(path: Path, array: np.ndarray) -> None:
         The decoded images.
     """
     try:
-        write_atomic(path, array)
+        with atomic_open(path, "wb") as file:
+            _save_npy(file, array)
     except OSError as exc:
         warnings.warn(f"could not write image cache {path}: {exc}", RuntimeWarning, stacklevel=3)
     else:

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmocc.datasets.dataset import MultiViewDataset, labels_from_strings
-from mmocc.datasets.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
+from mmocc.data.dataset import MultiViewDataset, labels_from_strings
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -44,7 +44,7 @@ def load_folder(
 
     Each sample folder holds one image per view, named after the view
     (``left.png``, ``right.jpg``); the extensions in
-    :data:`mmocc.datasets.images.IMAGE_EXTENSIONS` are recognised, other and
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
     hidden files are ignored.
 
     Parameters

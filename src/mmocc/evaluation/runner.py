@@ -4,7 +4,7 @@
 multi-view dataset. For every input size, normal class, seed and model it
 draws the one-class split (the same split for every model of that seed),
 fits the model on the normal training samples, scores the test samples and
-computes :func:`mmocc.metrics.evaluate`. Each run is written on its own, so
+computes :func:`mmocc.evaluation.metrics.evaluate`. Each run is written on its own, so
 an interrupted experiment resumes where it stopped. The output folder holds:
 
 ``runs/<run id>.json`` and ``runs/<run id>.npz``
@@ -33,26 +33,24 @@ import hashlib
 import json
 import os
 import platform
-import re
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mmocc import __version__
-from mmocc.config import TIMING_METRICS, ConfigError, ExperimentConfig, ModelConfig, load_config
-from mmocc.datasets import MultiViewDataset
-from mmocc.metrics import METRIC_NAMES, evaluate
-from mmocc.sources import describe, find_label, parse_source
-from mmocc.tasks import OneClassSplit, one_class_split
+from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.sources import describe, find_label, parse_source
+from mmocc.data.tasks import OneClassSplit, one_class_split
+from mmocc.evaluation.config import TIMING_METRICS, ConfigError, ExperimentConfig, ModelConfig, load_config
+from mmocc.evaluation.metrics import METRIC_NAMES, evaluate
+from mmocc.utils import atomic_open, safe_name, write_json
 
 RESULT_COLUMNS: tuple[str, ...] = ("normal", "model", "seed", "size", "metric", "value")
 """Columns of ``results.csv``."""
@@ -69,45 +67,7 @@ METRIC_LABELS: dict[str, str] = {
 }
 """Column titles of ``table.md``."""
 
-_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
 _PACKAGES = {"torch": "torch", "numpy": "numpy", "sklearn": "scikit-learn", "pyod": "pyod"}
-
-
-@contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path`` and rename it to ``path`` on success.
-
-    Parameters
-    ----------
-    path : path-like
-        The destination; its folder is created if needed.
-    mode : {"w", "wb"}, default "w"
-        Text or binary writing.
-    **kwargs
-        Passed to :func:`open` (e.g. ``newline=""``).
-
-    Yields
-    ------
-    file object
-        The temporary file. If the block raises, it is deleted and ``path``
-        is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -126,27 +86,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[key] = None
     return versions
-
-
-def safe_name(label: Any) -> str:
-    """Return a file-name-safe form of a label, distinct for distinct labels.
-
-    Parameters
-    ----------
-    label : Any
-        A class label or model name.
-
-    Returns
-    -------
-    str
-        ``str(label)`` when it holds only letters, digits, ``_``, ``.`` and
-        ``-``; otherwise a cleaned form plus a short hash of the label.
-    """
-    text = str(label)
-    if _SAFE.fullmatch(text):
-        return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', text)}-{digest}"
 
 
 def _dataset_digest(dataset: MultiViewDataset) -> str:
@@ -325,7 +264,7 @@ def _save_run(runs: Path, key: RunKey, record: RunRecord, ids: np.ndarray) -> No
     """Write a run's arrays, then its JSON record (whose presence marks it finished)."""
     with atomic_open(runs / f"{key.run_id}.npz", "wb") as handle:
         np.savez(handle, scores=record.scores, y_test=record.y_test, ids=ids.astype(str))
-    _write_json(runs / f"{key.run_id}.json", record.info)
+    write_json(runs / f"{key.run_id}.json", record.info)
 
 
 def _fingerprint(data_digest: str, cfg: ExperimentConfig, key: RunKey) -> str:
@@ -396,9 +335,9 @@ def run_experiment(
     ----------
     config : path-like, mapping or ExperimentConfig
         A TOML config file, the equivalent dict, or a validated config (see
-        :mod:`mmocc.config` for the schema).
+        :mod:`mmocc.evaluation.config` for the schema).
     data : str, MultiViewDataset or None
-        A SRC string (see :mod:`mmocc.sources`) overriding ``[data] source``,
+        A SRC string (see :mod:`mmocc.data.sources`) overriding ``[data] source``,
         an in-memory dataset (then ``[data]`` loader options are ignored), or
         None to use ``[data] source``.
     out : path-like
@@ -453,7 +392,7 @@ def run_experiment(
             normals_by_size[size] = normals
             summary.setdefault("data", {"source": source_text, **describe(dataset)})
             if bar is None:
-                _write_json(out / "config.json", _config_json(cfg, summary["data"], device))
+                write_json(out / "config.json", _config_json(cfg, summary["data"], device))
                 total = len(cfg.data.sizes) * len(normals) * len(cfg.seeds) * len(cfg.models)
                 bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
             digest = _dataset_digest(dataset)
@@ -491,7 +430,7 @@ def run_experiment(
     with atomic_open(out / "table.md", "w", encoding="utf-8") as handle:
         handle.write(markdown)
     if cfg.plots:
-        from mmocc.plots import write_plots
+        from mmocc.evaluation.plots import write_plots
 
         write_plots(out / "plots", records, normals_by_size, list(cfg.models))
     return ExperimentResult(out=out, rows=rows, markdown=markdown, n_runs=len(records), n_reused=n_reused)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from mmocc.datasets.dataset import MultiViewDataset
+from mmocc.data.dataset import MultiViewDataset
 
 #: Names of the two views.
 VIEW_NAMES = ("dorsal", "lateral")

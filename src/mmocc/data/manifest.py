@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmocc.datasets.dataset import MultiViewDataset, labels_from_strings
-from mmocc.datasets.images import check_image_options, load_view_images
+from mmocc.data.dataset import MultiViewDataset, labels_from_strings
+from mmocc.data.images import check_image_options, load_view_images
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")

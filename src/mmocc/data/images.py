@@ -9,8 +9,8 @@ ratio is not kept), and return ``(C, size, size)`` uint8.
 
 :func:`decode_files` runs it over many files in a thread pool (Pillow releases
 the GIL while decoding and resizing) and caches the stacked result on disk
-(see :mod:`mmocc.datasets.cache`). A load with any missing or unreadable file
-is never cached. The logger ``mmocc.datasets.images`` reports, at DEBUG level,
+(see :mod:`mmocc.data.cache`). A load with any missing or unreadable file
+is never cached. The logger ``mmocc.data.images`` reports, at DEBUG level,
 whether a load was decoded or served from the cache.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from mmocc.datasets import cache as _cache
+from mmocc.data import cache as _cache
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def decode_files(
     cache : bool, default True
         Read and write the disk cache.
     cache_dir : path-like, optional
-        Cache folder; see :func:`mmocc.datasets.cache.resolve_cache_dir`.
+        Cache folder; see :func:`mmocc.data.cache.resolve_cache_dir`.
     n_jobs : int, default 1
         Decoding threads.
     fail_fast : bool, default False
