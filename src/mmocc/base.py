@@ -9,7 +9,7 @@ normal training views, return the training scores) and
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ def check_contamination(contamination: float) -> float:
     return value
 
 
-class BaseMultiviewDetector(OutlierMixin, BaseEstimator):
+class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Threshold, label and probability logic for multiview detectors.
 
     Labels follow PyOD: 0 = normal, 1 = anomaly; higher scores are more
@@ -53,6 +53,21 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator):
 
     views: Any
     contamination: float
+
+    @abstractmethod
+    def check_params(self) -> Any:
+        """Validate the parameter values that can be checked without data.
+
+        Returns
+        -------
+        Any
+            The validated (resolved) parameters.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid parameter.
+        """
 
     @abstractmethod
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:

@@ -216,7 +216,7 @@ class BaselineOCC(BaseMultiviewDetector):
         self.detector_params = detector_params
         self.random_state = random_state
 
-    def _check_params(self) -> dict[str, Any]:
+    def check_params(self) -> dict[str, Any]:
         """Validate the parameters; return a copy of ``detector_params``."""
         for name, value, choices in (
             ("detector", self.detector, BASELINE_DETECTORS),
@@ -277,7 +277,7 @@ class BaselineOCC(BaseMultiviewDetector):
 
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         """Scale each view, fit the detector(s) and return the training scores."""
-        params = self._check_params()
+        params = self.check_params()
         if self.fusion == "single" and len(views) != 1:
             raise ValueError(
                 f"fusion='single' needs exactly one view, got {len(views)}: {list(views)}; "

@@ -333,6 +333,10 @@ class MultimodalOCC(BaseMultiviewDetector):
             raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
         return params
 
+    def check_params(self) -> dict[str, Any]:
+        """Validate the hyper-parameters without data; same as :meth:`resolved_params`."""
+        return self.resolved_params()
+
     @staticmethod
     def arch_config(params: dict[str, Any]) -> ArchConfig:
         """Build the :class:`~mmocc.model.nn.ArchConfig` from resolved parameters.

@@ -424,7 +424,7 @@ def _check_estimator(kind: str, params: dict[str, Any]) -> None:
     if kind == "mmocc":
         from mmocc.detector import MultimodalOCC
 
-        MultimodalOCC(**params).resolved_params()
+        MultimodalOCC(**params).check_params()
         return
     from mmocc.baselines import BASELINE_DETECTORS, FUSIONS
 
