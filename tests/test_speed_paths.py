@@ -11,16 +11,9 @@ from mmocc import MultimodalOCC
 from mmocc.cli import _score_chunks
 from mmocc.data.inputs import ViewSpec
 from mmocc.datasets import MultiViewDataset, make_synthetic
-from mmocc.model.nn import (
-    ArchConfig,
-    ImageDecoder,
-    ImageEncoder,
-    InferenceStack,
-    JointAutoencoder,
-    VectorEncoder,
-    fold_batchnorm,
-    inference_model,
-)
+from mmocc.model import inference
+from mmocc.model.inference import InferenceStack, fold_batchnorm, inference_model
+from mmocc.model.nn import ArchConfig, ImageDecoder, ImageEncoder, JointAutoencoder, VectorEncoder
 
 ATOL = 1e-4
 
@@ -139,7 +132,7 @@ def synthetic() -> MultiViewDataset:
 def _plain_scores(clf: MultimodalOCC, X: object, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
     """Scores through the unoptimised eval-mode model, as before the speed work."""
     with monkeypatch.context() as patch:
-        patch.setattr(MultimodalOCC, "_inference_model", lambda self, device: self.model_)
+        patch.setattr(inference, "for_device", lambda model, device: model)
         return clf.decision_function(X)
 
 
@@ -160,7 +153,7 @@ def test_estimator_scores_match_plain_path(
     fast = clf.decision_function(synthetic)
     plain = _plain_scores(clf, synthetic, monkeypatch)
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
-    if clf.params_["score"] == "norm":  # k-NN training scores leave each sample out, so differ
+    if clf.params_.score == "norm":  # k-NN training scores leave each sample out, so differ
         np.testing.assert_allclose(clf.decision_scores_, plain[synthetic.labels == 0], rtol=1e-4, atol=1e-4)
 
 

@@ -25,7 +25,7 @@ _LAZY = {
     "BaselineOCC": ("mmocc.baselines", "BaselineOCC"),
     "HyperParams": ("mmocc.model.hyperparams", "HyperParams"),
     "MultimodalOCC": ("mmocc.detector", "MultimodalOCC"),
-    "load": ("mmocc.io", "load"),
+    "load": ("mmocc.detector", "load"),
     "one_class_split": ("mmocc.data.tasks", "one_class_split"),
     "one_class_tasks": ("mmocc.data.tasks", "one_class_tasks"),
     "datasets": ("mmocc.datasets", None),

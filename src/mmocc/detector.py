@@ -1,106 +1,40 @@
-"""The estimator: :class:`MultimodalOCC`."""
+"""The estimator :class:`MultimodalOCC`, and :func:`load` for the files its ``save`` writes.
+
+The estimator is glue: parameters are resolved into one
+:class:`~mmocc.model.hyperparams.HyperParams`, the training engine
+(:mod:`mmocc.model.training`) fits the joint autoencoder, the scoring rule
+(:mod:`mmocc.scoring`) declares the features it needs and
+:func:`mmocc.model.inference.extract_features` computes exactly those. The
+file format is :mod:`mmocc.io`.
+"""
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterator
+import os
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from tqdm.auto import tqdm
+from sklearn.utils.validation import check_is_fitted
 
+from mmocc import io
 from mmocc.base import BaseMultiviewDetector
 from mmocc.data.inputs import ViewSpec
-from mmocc.model import losses
-from mmocc.model.augment import AUGMENTATIONS, augment_views
-from mmocc.model.hyperparams import HYPERPARAMETERS, PRESETS
-from mmocc.model.nn import ArchConfig, JointAutoencoder, inference_model
-from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, Features, ScoringRule, make_rule
-
-_CHOICES: dict[str, tuple[Any, ...]] = {
-    "scaling": ("unit", "standard"),
-    "compactness": ("origin", "center"),
-    "lr_schedule": ("constant", "cosine"),
-    "augment": AUGMENTATIONS,
-    "score": SCORE_RULES,
-    "knn_bank": KNN_BANKS,
-    "knn_space": KNN_SPACES,
-    "diversity": (None, *losses.DIVERSITY_KINDS),
-    "shared_weights": (True, False, "auto"),
-}
-_CENTER_EPS = 0.1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``"auto"`` into CUDA when available, else CPU.
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``"auto"`` or any torch device string.
-
-    Returns
-    -------
-    torch.device
-        The device to use.
-
-    Raises
-    ------
-    ValueError
-        If the device string is invalid or names an unavailable CUDA device.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a valid torch device: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
-
-
-def _check_params(params: dict[str, Any]) -> None:
-    """Validate resolved hyper-parameters, naming the culprit."""
-    for name, choices in _CHOICES.items():
-        if params[name] not in choices:
-            raise ValueError(f"{name}={params[name]!r} is not valid; choose one of {list(choices)}")
-    for name in ("epochs", "batch_size", "n_neighbors", "vector_latent"):
-        value = params[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for name in (
-        "lr",
-        "weight_decay",
-        "compact_weight",
-        "recon_weight",
-        "diversity_weight",
-        "diversity_gamma",
-    ):
-        value = params[name]
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    tol = params["stop_tol"]
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
-        raise ValueError(f"stop_tol must be None or a number >= 0, got {tol!r}")
-    if not 0.0 <= params["dropout"] < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {params['dropout']!r}")
-    if not 0.0 <= params["augment_shift"] <= 0.5:
-        raise ValueError(f"augment_shift must be in [0, 0.5], got {params['augment_shift']!r}")
-    for name in ("filters", "hidden"):
-        value = params[name]
-        if not value or any(
-            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in value
-        ):
-            raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
+from mmocc.model.device import resolve_device
+from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
+from mmocc.model.inference import extract_features
+from mmocc.model.losses import JointLoss
+from mmocc.model.nn import JointAutoencoder
+from mmocc.model.training import (
+    Callback,
+    EarlyStopping,
+    ProgressBar,
+    fit_autoencoder,
+    fit_scalers,
+    initial_center,
+)
+from mmocc.scoring import Features, ScoringRule, make_rule
 
 
 class MultimodalOCC(BaseMultiviewDetector):
@@ -114,6 +48,10 @@ class MultimodalOCC(BaseMultiviewDetector):
     features into an anomaly score; higher is more anomalous.
 
     Every hyper-parameter left at ``None`` takes its value from ``preset``.
+    As in scikit-learn, :meth:`get_params` returns the parameters as given
+    (``None`` included); the values actually used are
+    :meth:`resolved_params` before fitting and ``params_`` after, both a
+    :class:`~mmocc.model.hyperparams.HyperParams`.
 
     Parameters
     ----------
@@ -175,7 +113,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         per-view latents pooled over views sharing an encoder (a pose seen by
         one camera in training counts as normal for the other).
     knn_space : {"latent", "input", "both"}, optional
-        Feature space of the ``knn`` score: the learned latent, the input
+        Feature space of the ``knn`` score (also inside ``ensemble``): the learned latent, the input
         scaled to [0, 1], or both (scores standardized and averaged).
     diversity : {None, "direct", "det", "logdet"}, optional
         WLD-Reg diversity regularizer on each view's bottleneck.
@@ -203,7 +141,7 @@ class MultimodalOCC(BaseMultiviewDetector):
     ----------
     model_ : JointAutoencoder
         The fitted torch module (input scaling included).
-    params_ : dict
+    params_ : HyperParams
         The resolved hyper-parameters.
     view_specs_ : list of ViewSpec
         Names, kinds and per-sample shapes of the fitted views.
@@ -306,242 +244,90 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ set-up
-    def resolved_params(self) -> dict[str, Any]:
-        """Hyper-parameters after filling ``None`` from the preset.
+    def resolved_params(self) -> HyperParams:
+        """Hyper-parameters after filling ``None`` from the preset, validated.
 
         Returns
         -------
-        dict
-            One entry per name in :data:`mmocc.model.hyperparams.HYPERPARAMETERS`.
+        HyperParams
+            The values :meth:`fit` uses.
 
         Raises
         ------
         ValueError
             For an unknown preset or an invalid value, naming the parameter.
         """
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset={self.preset!r} is not valid; choose one of {sorted(PRESETS)}")
-        params = dict(PRESETS[self.preset])
-        for name in HYPERPARAMETERS:
-            value = getattr(self, name)
-            if value is not None:
-                params[name] = value
-        params["filters"] = tuple(params["filters"])
-        params["hidden"] = tuple(params["hidden"])
-        _check_params(params)
+        hp = HyperParams.from_preset(self.preset, **{name: getattr(self, name) for name in HYPERPARAMETERS})
         if not isinstance(self.score_batch_size, (int, np.integer)) or self.score_batch_size < 1:
             raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
-        return params
+        return hp
 
-    def check_params(self) -> dict[str, Any]:
+    def check_params(self) -> HyperParams:
         """Validate the hyper-parameters without data; same as :meth:`resolved_params`."""
         return self.resolved_params()
 
-    @staticmethod
-    def arch_config(params: dict[str, Any]) -> ArchConfig:
-        """Build the :class:`~mmocc.model.nn.ArchConfig` from resolved parameters.
-
-        Parameters
-        ----------
-        params : dict
-            Output of :meth:`resolved_params`.
-
-        Returns
-        -------
-        ArchConfig
-            The architecture.
-        """
-        return ArchConfig(
-            filters=tuple(int(f) for f in params["filters"]),
-            hidden=tuple(int(h) for h in params["hidden"]),
-            vector_latent=int(params["vector_latent"]),
-            dropout=float(params["dropout"]),
-            shared_weights=params["shared_weights"],
-            bias=bool(params["bias"]),
-            bn_affine=bool(params["bn_affine"]),
+    def _make_rule(self) -> ScoringRule:
+        """Build the unfitted scoring rule that ``params_`` asks for."""
+        hp = self.params_
+        return make_rule(
+            hp.score,
+            center=self.center_,
+            n_neighbors=hp.n_neighbors,
+            knn_bank=hp.knn_bank,
+            knn_space=hp.knn_space,
+            view_groups=self.model_.view_group,
         )
 
     # ---------------------------------------------------------------- training
+    def _callbacks(self) -> list[Callback]:
+        callbacks: list[Callback] = [ProgressBar()] if self.verbose else []
+        if self.params_.stop_tol is not None:
+            callbacks.append(EarlyStopping(self.params_.stop_tol))
+        return callbacks
+
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
-        params = self.resolved_params()
-        self.params_ = params
+        hp = self.params_ = self.resolved_params()
         device = resolve_device(self.device)
         self.device_ = str(device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        specs = self.view_specs_
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            model = JointAutoencoder(specs, self.arch_config(params))
-            _fit_scalers(model, views, params["scaling"])
+            model = JointAutoencoder(self.view_specs_, hp.arch())
+            fit_scalers(model, views, hp.scaling)
             model.to(device)
             data = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in views.items()}
-            self.model_ = model
-            center = self._initial_center(data) if params["compactness"] == "center" else None
-            self.center_ = None if center is None else center.cpu().numpy()
-            self.history_ = self._train(data, center, params, torch.Generator().manual_seed(seed))
-        self.rule_ = rule_for(params, self.center_, self.model_.view_group)
-        return self.rule_.fit(self._features(views))
-
-    def _initial_center(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean joint latent of the untrained model, away from zero."""
-        n = len(next(iter(data.values())))
-        total = None
-        for phi in self._phi_batches(data, n):
-            part = phi.double().sum(dim=0)
-            total = part if total is None else total + part
-        center = (total / n).float()
-        small = center.abs() < _CENTER_EPS
-        center[small] = torch.where(center[small] < 0, -_CENTER_EPS, _CENTER_EPS)
-        return center
-
-    def _phi_batches(self, data: dict[str, torch.Tensor], n: int) -> Iterator[torch.Tensor]:
-        self.model_.eval()
-        with torch.inference_mode():
-            for start in range(0, n, self.score_batch_size):
-                batch = {k: v[start : start + self.score_batch_size] for k, v in data.items()}
-                yield self.model_(batch, decode=False).phi
-
-    def _train(
-        self,
-        data: dict[str, torch.Tensor],
-        center: torch.Tensor | None,
-        params: dict[str, Any],
-        generator: torch.Generator,
-    ) -> list[dict[str, float]]:
-        model = self.model_
-        n = len(next(iter(data.values())))
-        batch_size = min(int(params["batch_size"]), n)
-        optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
-        epochs = int(params["epochs"])
-        scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-            if params["lr_schedule"] == "cosine"
-            else None
-        )
-        device = next(model.parameters()).device
-        use_amp = bool(self.amp) and device.type == "cuda"
-        history = []
-        for epoch in tqdm(range(epochs), desc="training", unit="epoch", disable=not self.verbose):
-            started = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=generator).to(device)
-            # A final batch of one sample breaks BatchNorm: fold it into the previous one.
-            starts = list(range(0, n, batch_size))
-            if len(starts) > 1 and n - starts[-1] == 1:
-                starts.pop()
-            sums = torch.zeros(3, device=device)
-            for i, start in enumerate(starts):
-                stop = starts[i + 1] if i + 1 < len(starts) else n
-                idx = order[start:stop]
-                batch = {k: model.scalers[k](v[idx]) for k, v in data.items()}
-                batch = augment_views(batch, params["augment"], params["augment_shift"], generator)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = model(batch, scaled=True)
-                    terms = self._loss_terms(out, center, params)
-                loss = (
-                    params["compact_weight"] * terms[0]
-                    + params["recon_weight"] * terms[1]
-                    + params["diversity_weight"] * terms[2]
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums += torch.stack(terms).detach().float() * len(idx)
-            lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
-                scheduler.step()
-            compact, recon, div = (sums / n).tolist()
-            total = params["compact_weight"] * compact + params["recon_weight"] * recon
-            total += params["diversity_weight"] * div
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "loss": total,
-                    "compactness": compact,
-                    "reconstruction": recon,
-                    "diversity": div,
-                    "lr": lr,
-                    "seconds": time.perf_counter() - started,
-                }
+            center = None
+            if hp.compactness == "center":
+                center = initial_center(model, data, self.score_batch_size)
+            loss = JointLoss(
+                center=center,
+                units=model.bottleneck_units(),
+                compact_weight=hp.compact_weight,
+                recon_weight=hp.recon_weight,
+                diversity=hp.diversity,
+                diversity_weight=hp.diversity_weight,
+                diversity_gamma=hp.diversity_gamma,
             )
-            if _converged(history, params["stop_tol"]):
-                break
-        return history
-
-    def _loss_terms(
-        self, out: Any, center: torch.Tensor | None, params: dict[str, Any]
-    ) -> list[torch.Tensor]:
-        """Batch means of compactness, reconstruction and diversity."""
-        compact = losses.compactness(out.phi.float(), center).mean()
-        recon = losses.reconstruction(
-            {k: v.float() for k, v in out.inputs.items()}, {k: v.float() for k, v in out.recons.items()}
-        ).mean()
-        if params["diversity"] is None:
-            div = compact.new_zeros(())
-        else:
-            div = sum(
-                losses.diversity(
-                    self._units(name, latent.float()), params["diversity"], gamma=params["diversity_gamma"]
-                )
-                for name, latent in out.latents.items()
+            generator = torch.Generator().manual_seed(seed)
+            self.history_ = fit_autoencoder(
+                model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
             )
-        return [compact, recon, div]
-
-    def _units(self, name: str, latent: torch.Tensor) -> torch.Tensor:
-        """Reshape a view's flat latent to ``(n, units, outputs per unit)``."""
-        shape = self.model_.encoder_of(name).out_shape
-        return latent.reshape(len(latent), shape[0], -1)
+        self.model_ = model.eval()
+        self.center_ = None if center is None else center.cpu().numpy()
+        self.rule_ = self._make_rule()
+        return self.rule_.fit(self._features(views, self.rule_.needs))
 
     # ----------------------------------------------------------------- scoring
-    def _features(self, views: dict[str, np.ndarray]) -> Features:
-        """Compute the features of all samples in batches."""
-        return _concat_features(list(self._feature_batches(views)))
-
-    def _inference_model(self, device: torch.device) -> JointAutoencoder:
-        """Return the fitted model with BatchNorm folded, for scoring (see `inference_model`).
-
-        On a CPU, image stacks also run channels-last in cache-sized
-        micro-batches (measured in ``benchmarks/speed.py``); on other
-        devices whole batches run in the default memory format. Building the
-        copy takes milliseconds, so it is rebuilt on each call rather than
-        cached beside ``model_``.
-        """
-        if device.type == "cpu":
-            return inference_model(self.model_)
-        return inference_model(self.model_, channels_last=False, block_bytes=None)
-
-    def _feature_batches(self, views: dict[str, np.ndarray]) -> Iterator[Features]:
-        device = next(self.model_.parameters()).device
-        model = self._inference_model(device)
-        use_amp = bool(self.amp) and device.type == "cuda"
-        pin = device.type == "cuda"
-        need_recon = self.params_["score"] in ("recon", "ensemble")
-        need_inputs = self.params_["score"] in ("knn", "ensemble") and self.params_["knn_space"] != "latent"
-        n = len(next(iter(views.values())))
-        model.eval()
-        with torch.inference_mode():
-            for start in range(0, n, self.score_batch_size):
-                batch = {
-                    k: _to_device(v[start : start + self.score_batch_size], device, pin)
-                    for k, v in views.items()
-                }
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = model(batch, decode=need_recon)
-                if need_recon:
-                    recon = losses.reconstruction(
-                        {k: v.float() for k, v in out.inputs.items()},
-                        {k: v.float() for k, v in out.recons.items()},
-                    )
-                else:
-                    recon = torch.zeros(len(out.phi))
-                latents = {k: v.float().cpu().numpy() for k, v in out.latents.items()}
-                inputs = {}
-                if need_inputs:
-                    inputs = {k: model.scalers[k].unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
-                yield Features(latents=latents, recon=recon.cpu().numpy(), inputs=inputs)
+    def _features(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Features:
+        """Compute the features ``needs`` names for all samples, in batches."""
+        batches = extract_features(self.model_, views, needs, batch_size=self.score_batch_size, amp=self.amp)
+        return Features.concat(list(batches))
 
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
-        parts = [self.rule_.score(feats) for feats in self._feature_batches(views)]
+        batches = extract_features(
+            self.model_, views, self.rule_.needs, batch_size=self.score_batch_size, amp=self.amp
+        )
+        parts = [self.rule_.score(feats) for feats in batches]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def transform(self, X: Any) -> np.ndarray:
@@ -557,97 +343,89 @@ class MultimodalOCC(BaseMultiviewDetector):
         numpy.ndarray of shape (n_samples, D)
             The joint latents (eq. 1).
         """
-        return self._features(self._checked_views(X)).phi
+        return self._features(self._checked_views(X), frozenset({"latent"})).phi
 
     # ------------------------------------------------------------- save/load
-    def save(self, path: str) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Save the fitted model to one safetensors file (no pickle).
 
         Parameters
         ----------
         path : str or path-like
             Destination; written atomically.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
         """
-        from mmocc.io import save_model
-
-        save_model(self, path)
-
-
-def _converged(history: list[dict[str, float]], tol: float | None, window: int = 3) -> bool:
-    """Whether the loss improved by less than ``tol`` (relative) over the last ``window`` epochs."""
-    if tol is None or len(history) <= window:
-        return False
-    before, now = history[-1 - window]["loss"], history[-1]["loss"]
-    return (before - now) <= tol * abs(before)
-
-
-def _to_device(array: np.ndarray, device: torch.device, pin: bool) -> torch.Tensor:
-    """Move a host array to ``device`` (uint8 stays uint8; pinned, asynchronous copy when ``pin``)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if pin:
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+        check_is_fitted(self, "threshold_")
+        tensors = {f"model.{k}": v.detach().cpu() for k, v in self.model_.state_dict().items()}
+        tensors.update({f"rule.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.rule_.state().items()})
+        tensors["decision_scores"] = torch.from_numpy(self.decision_scores_)
+        if self.center_ is not None:
+            tensors["center"] = torch.from_numpy(self.center_)
+        header = {
+            "estimator_params": self.get_params(),
+            "params": self.params_.to_dict(),
+            "views": [spec.to_dict() for spec in self.view_specs_],
+            "threshold": self.threshold_,
+            "n_samples_in": self.n_samples_in_,
+            "history": self.history_,
+            "trained_on": self.device_,
+        }
+        io.write_model_file(path, tensors, header)
 
 
-def _concat_features(parts: list[Features]) -> Features:
-    return Features(
-        latents={k: np.concatenate([p.latents[k] for p in parts]) for k in parts[0].latents},
-        recon=np.concatenate([p.recon for p in parts]),
-        inputs={k: np.concatenate([p.inputs[k] for p in parts]) for k in parts[0].inputs},
-    )
-
-
-def _fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling: str) -> None:
-    """Learn per-view input scaling from the training arrays."""
-    for spec in model.specs:
-        array = views[spec.name]
-        scaler = model.scalers[spec.name]
-        if array.dtype == np.uint8:
-            gain, shift = 1.0 / 255.0, 0.0
-        else:
-            low, high = float(array.min()), float(array.max())
-            gain = 1.0 / (high - low) if high > low else 1.0
-            shift = low * gain
-        scaler.gain.fill_(gain)
-        scaler.shift.fill_(shift)
-        if scaling != "standard":
-            continue
-        unit = array.astype(np.float64) * gain - shift
-        axes = (0, 2, 3) if spec.kind == "image" else (0,)
-        std = unit.std(axis=axes)
-        std[std < 1e-6] = 1.0
-        scaler.mean.copy_(
-            torch.as_tensor(unit.mean(axis=axes), dtype=torch.float32).reshape(scaler.mean.shape)
-        )
-        scaler.std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(scaler.std.shape))
-
-
-def rule_for(params: dict[str, Any], center: np.ndarray | None, view_groups: dict[str, str]) -> ScoringRule:
-    """Build the unfitted scoring rule that resolved parameters ask for.
+def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC:
+    """Load a model saved with :meth:`MultimodalOCC.save`.
 
     Parameters
     ----------
-    params : dict
-        Resolved hyper-parameters (``score``, ``n_neighbors``, ``knn_bank``
-        and ``knn_space`` are used).
-    center : numpy.ndarray or None
-        The training centre.
-    view_groups : dict of str to str
-        View name to weight group of the fitted model.
+    path : str or path-like
+        The model file.
+    device : str, default "auto"
+        Where to put the module; a GPU-trained model loads on the CPU.
 
     Returns
     -------
-    ScoringRule
-        The rule, not yet fitted.
+    MultimodalOCC
+        A fitted estimator whose scores equal the saved one's.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not a valid, compatible mmocc model.
     """
-    return make_rule(
-        params["score"],
-        center=center,
-        n_neighbors=params["n_neighbors"],
-        knn_bank=params["knn_bank"],
-        knn_space=params["knn_space"],
-        view_groups=view_groups,
-    )
+    header, tensors = io.read_config(path)
+    params = dict(header["estimator_params"])
+    for key in ("filters", "hidden", "views"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
+    params["device"] = device
+    clf = MultimodalOCC(**params)
+    try:
+        clf.params_ = HyperParams.from_dict(header["params"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{str(path)!r}: invalid stored hyper-parameters: {exc}") from None
+    clf.view_specs_ = [ViewSpec.from_dict(v) for v in header["views"]]
+    model = JointAutoencoder(clf.view_specs_, clf.params_.arch())
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{str(path)!r}: weights do not match the stored architecture: {exc}") from None
+    clf.device_ = str(resolve_device(device))
+    clf.model_ = model.to(clf.device_).eval()
+    clf.center_ = tensors["center"].numpy() if "center" in tensors else None
+    clf.rule_ = clf._make_rule()
+    clf.rule_.load_state({k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")})
+    clf.history_ = header["history"]
+    clf.n_samples_in_ = int(header["n_samples_in"])
+    clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
+    return clf
 
 
-__all__ = ["MultimodalOCC", "ViewSpec", "resolve_device", "rule_for"]
+__all__ = ["MultimodalOCC", "load", "resolve_device"]

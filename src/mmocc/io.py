@@ -1,4 +1,7 @@
-"""Save and load fitted :class:`~mmocc.MultimodalOCC` models without pickle.
+"""The model file format: one safetensors file with a JSON header, never pickle.
+
+:meth:`mmocc.MultimodalOCC.save` and :func:`mmocc.load` build and read what
+goes in; this module writes and reads the file itself.
 
 A model file is one safetensors file. Its tensors are the torch module's
 state dict (``model.*``, input scaling included), the scoring rule's state
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +25,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mmocc import __version__
-from mmocc.data.inputs import ViewSpec
-from mmocc.detector import MultimodalOCC, resolve_device, rule_for
-from mmocc.model.nn import JointAutoencoder
+from mmocc.utils import atomic_path
 
 FORMAT = "mmocc-model"
 FORMAT_VERSION = 1
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
+    """Turn tuples, NumPy scalars and RandomState objects into JSON values, recursively."""
+    if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
     if isinstance(value, np.random.RandomState):
@@ -41,54 +44,32 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_model(clf: MultimodalOCC, path: str | os.PathLike[str]) -> None:
-    """Write a fitted model to ``path`` atomically.
+def write_model_file(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], header: dict[str, Any]
+) -> None:
+    """Write tensors and a JSON header as an mmocc model file, atomically.
 
     Parameters
     ----------
-    clf : MultimodalOCC
-        A fitted estimator.
     path : str or path-like
-        Destination file; written to a temporary file in the same folder and
-        renamed, so an interrupted save leaves no partial file.
-
-    Raises
-    ------
-    sklearn.exceptions.NotFittedError
-        If ``clf`` is not fitted.
+        Destination file; written to a temporary file in the same folder,
+        synced and renamed, so an interrupted save leaves no partial file.
+    tensors : dict of str to Tensor
+        The tensors to store (moved to the CPU, made contiguous).
+    header : dict
+        JSON-serialisable values (tuples, NumPy scalars and RandomState
+        objects are converted); the format tag and the versions are added.
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(clf, "threshold_")
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in clf.model_.state_dict().items()}
-    for key, value in clf.rule_.state().items():
-        tensors[f"rule.{key}"] = torch.from_numpy(np.ascontiguousarray(value))
-    tensors["decision_scores"] = torch.from_numpy(np.ascontiguousarray(clf.decision_scores_))
-    if clf.center_ is not None:
-        tensors["center"] = torch.from_numpy(np.ascontiguousarray(clf.center_))
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mmocc_version": __version__,
         "torch_version": torch.__version__,
-        "estimator_params": {k: _jsonable(v) for k, v in clf.get_params().items()},
-        "params": {k: _jsonable(v) for k, v in clf.params_.items()},
-        "views": [spec.to_dict() for spec in clf.view_specs_],
-        "threshold": clf.threshold_,
-        "n_samples_in": clf.n_samples_in_,
-        "history": clf.history_,
-        "trained_on": clf.device_,
+        **{key: _jsonable(value) for key, value in header.items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"mmocc": json.dumps(config)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    stored = {key: value.detach().cpu().contiguous() for key, value in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(stored, str(tmp), metadata={"mmocc": json.dumps(config)})
 
 
 def read_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -140,54 +121,3 @@ def read_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
             f"version {FORMAT_VERSION}"
         )
     return config, tensors
-
-
-def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC:
-    """Load a model saved with :meth:`MultimodalOCC.save`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The model file.
-    device : str, default "auto"
-        Where to put the module; a GPU-trained model loads on the CPU.
-
-    Returns
-    -------
-    MultimodalOCC
-        A fitted estimator whose scores equal the saved one's.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a valid, compatible mmocc model.
-    """
-    config, tensors = read_config(path)
-    params = dict(config["estimator_params"])
-    for key in ("filters", "hidden", "views"):
-        if isinstance(params.get(key), list):
-            params[key] = tuple(params[key])
-    params["device"] = device
-    clf = MultimodalOCC(**params)
-    resolved = dict(config["params"])
-    resolved["filters"] = tuple(resolved["filters"])
-    resolved["hidden"] = tuple(resolved["hidden"])
-    specs = [ViewSpec.from_dict(v) for v in config["views"]]
-    model = JointAutoencoder(specs, MultimodalOCC.arch_config(resolved))
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{str(path)!r}: weights do not match the stored architecture: {exc}") from None
-    clf.model_ = model.to(resolve_device(device)).eval()
-    clf.params_ = resolved
-    clf.view_specs_ = specs
-    clf.center_ = tensors["center"].numpy() if "center" in tensors else None
-    rule_state = {k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")}
-    clf.rule_ = rule_for(resolved, clf.center_, model.view_group)
-    clf.rule_.load_state(rule_state)
-    clf.device_ = str(resolve_device(device))
-    clf.history_ = config["history"]
-    clf.n_samples_in_ = int(config["n_samples_in"])
-    clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
-    return clf

@@ -1,6 +1,10 @@
-"""Named hyper-parameter presets of :class:`mmocc.MultimodalOCC`.
+"""Typed, validated hyper-parameters of :class:`mmocc.MultimodalOCC` and its two presets.
 
-``paper``
+:class:`HyperParams` is a frozen dataclass: one field per hyper-parameter,
+checked once in ``__post_init__`` with a message that names the parameter.
+The presets are instances of it:
+
+``PAPER``
     Laakom et al. (2023) as written: eq. (3) with the origin as centre,
     inputs scaled to [0, 1], biased layers with affine BatchNorm, Adam
     (lr 1e-3, weight decay 1e-3), 4 epochs, batch 32, score ``||phi||``.
@@ -8,7 +12,7 @@
     regularizer; when one is switched on (``diversity="logdet"`` etc.) its
     weight lambda = 100 and bandwidth gamma = 0.1 come from the normal-only
     sweep in ``benchmarks/ABLATIONS.md``.
-``default``
+``DEFAULT``
     The measured best (``benchmarks/RESULTS.md``), fixed in advance and using
     normal training data only. It keeps the paper's architecture family and
     loss but removes its failure modes:
@@ -28,61 +32,291 @@
 
     No diversity regularizer (none helped on COIL-20, ``benchmarks/ABLATIONS.md``);
     if switched on, lambda = 1 and gamma = 0.1 (the sweep's logdet choice).
+
+The estimator keeps scikit-learn's contract: its ``__init__`` parameters
+default to ``None`` and ``get_params()`` shows them as given. The values
+actually used are ``MultimodalOCC(...).resolved_params()`` (before fitting) or
+``params_`` (after), both :class:`HyperParams`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-PAPER: dict[str, Any] = {
-    "filters": (64, 32, 16),
-    "hidden": (128,),
-    "vector_latent": 32,
-    "dropout": 0.1,
-    "shared_weights": True,
-    "bias": True,
-    "bn_affine": True,
-    "scaling": "unit",
-    "compactness": "origin",
-    "compact_weight": 1.0,
-    "recon_weight": 1.0,
-    "epochs": 4,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "weight_decay": 1e-3,
-    "lr_schedule": "constant",
-    "stop_tol": None,
-    "augment": "none",
-    "augment_shift": 0.0,
-    "score": "norm",
-    "n_neighbors": 5,
-    "knn_bank": "joint",
-    "knn_space": "latent",
-    "diversity": None,
-    "diversity_weight": 100.0,
-    "diversity_gamma": 0.1,
-}
+import numpy as np
 
-DEFAULT: dict[str, Any] = {
-    **PAPER,
-    "filters": (32, 16, 16),
-    "dropout": 0.0,
-    "shared_weights": "auto",
-    "bias": False,
-    "bn_affine": False,
-    "scaling": "standard",
-    "compactness": "center",
-    "compact_weight": 0.1,
-    "epochs": 15,
-    "lr_schedule": "cosine",
-    "augment": "shift",
-    "augment_shift": 0.1,
-    "score": "knn",
-    "knn_bank": "pooled",
-    "knn_space": "both",
-    "diversity_weight": 1.0,
-}
+from mmocc.model.augment import AUGMENTATIONS
+from mmocc.model.losses import DIVERSITY_KINDS
+from mmocc.model.nn import ArchConfig
+from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES
+from mmocc.utils import did_you_mean
 
-PRESETS = MappingProxyType({"paper": MappingProxyType(PAPER), "default": MappingProxyType(DEFAULT)})
-HYPERPARAMETERS = tuple(PAPER)
+CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
+    {
+        "shared_weights": (True, False, "auto"),
+        "scaling": ("unit", "standard"),
+        "compactness": ("origin", "center"),
+        "lr_schedule": ("constant", "cosine"),
+        "augment": AUGMENTATIONS,
+        "score": SCORE_RULES,
+        "knn_bank": KNN_BANKS,
+        "knn_space": KNN_SPACES,
+        "diversity": (None, *DIVERSITY_KINDS),
+    }
+)
+"""The valid values of each categorical hyper-parameter."""
+
+_POSITIVE_INTS = ("vector_latent", "epochs", "batch_size", "n_neighbors")
+_NON_NEGATIVE = (
+    "compact_weight",
+    "recon_weight",
+    "lr",
+    "weight_decay",
+    "diversity_weight",
+    "diversity_gamma",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    numeric = isinstance(value, (int, float, np.integer, np.floating))
+    return numeric and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    """Every hyper-parameter of the joint autoencoder, its training and its score.
+
+    See :class:`mmocc.MultimodalOCC` for the meaning of each field. Values are
+    validated on construction; integer and float fields are normalised to
+    Python ``int`` and ``float``, sequences to tuples.
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid parameter and what it accepts.
+
+    Examples
+    --------
+    >>> hp = HyperParams.from_preset("default", epochs=3)
+    >>> hp.epochs, hp.score, hp.knn_space
+    (3, 'knn', 'both')
+    >>> HyperParams.from_preset("paper", lr=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a finite number >= 0, got -1.0
+    """
+
+    filters: tuple[int, ...]
+    hidden: tuple[int, ...]
+    vector_latent: int
+    dropout: float
+    shared_weights: bool | str
+    bias: bool
+    bn_affine: bool
+    scaling: str
+    compactness: str
+    compact_weight: float
+    recon_weight: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    lr_schedule: str
+    stop_tol: float | None
+    augment: str
+    augment_shift: float
+    score: str
+    n_neighbors: int
+    knn_bank: str
+    knn_space: str
+    diversity: str | None
+    diversity_weight: float
+    diversity_gamma: float
+
+    def __post_init__(self) -> None:
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+                hint = did_you_mean(value, choices)
+                raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {list(choices)}")
+        for name in ("bias", "bn_affine"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            self._set(name, bool(getattr(self, name)))
+        for name in ("filters", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not value:
+                raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
+            if not all(_is_int(v) and v >= 1 for v in value):
+                raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
+            self._set(name, tuple(int(v) for v in value))
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            self._set(name, int(value))
+        for name in _NON_NEGATIVE:
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            self._set(name, float(value))
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        tol = self.stop_tol
+        if tol is not None and (not _is_number(tol) or not tol >= 0 or not math.isfinite(tol)):
+            raise ValueError(f"stop_tol must be None or a finite number >= 0, got {tol!r}")
+        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not _is_number(self.augment_shift) or not 0.0 <= self.augment_shift <= 0.5:
+            raise ValueError(f"augment_shift must be in [0, 0.5], got {self.augment_shift!r}")
+        if self.score == "center" and self.compactness != "center":
+            raise ValueError("score='center' needs a training centre: use compactness='center'")
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Return the hyper-parameter names, in field order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_preset(cls, preset: str, /, **overrides: Any) -> HyperParams:
+        """Return a preset with some values replaced; ``None`` values keep the preset's.
+
+        Parameters
+        ----------
+        preset : {"default", "paper"}
+            The preset to start from.
+        **overrides
+            Hyper-parameter values.
+
+        Returns
+        -------
+        HyperParams
+            The validated result.
+
+        Raises
+        ------
+        ValueError
+            For an unknown preset or an invalid value.
+        TypeError
+            For an unknown hyper-parameter name.
+        """
+        if preset not in PRESETS:
+            raise ValueError(f"preset={preset!r} is not valid{did_you_mean(preset, PRESETS)}; "
+                             f"choose one of {sorted(PRESETS)}")
+        unknown = sorted(set(overrides) - set(cls.names()))
+        if unknown:
+            raise TypeError(
+                f"unknown hyper-parameter {unknown[0]!r}{did_you_mean(unknown[0], cls.names())}"
+            )
+        return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> HyperParams:
+        """Rebuild from :meth:`to_dict` output (lists become tuples).
+
+        Parameters
+        ----------
+        values : mapping
+            One entry per name in :meth:`names`.
+
+        Returns
+        -------
+        HyperParams
+            The validated result.
+
+        Raises
+        ------
+        ValueError
+            Naming missing or unknown keys, or an invalid value.
+        """
+        missing = sorted(set(cls.names()) - set(values))
+        unknown = sorted(set(values) - set(cls.names()))
+        if missing or unknown:
+            raise ValueError(f"hyper-parameters: missing {missing}, unknown {unknown}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the values as a JSON-serialisable dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def arch(self) -> ArchConfig:
+        """Return the architecture part as a :class:`mmocc.model.nn.ArchConfig`."""
+        return ArchConfig(
+            filters=self.filters,
+            hidden=self.hidden,
+            vector_latent=self.vector_latent,
+            dropout=self.dropout,
+            shared_weights=self.shared_weights,
+            bias=self.bias,
+            bn_affine=self.bn_affine,
+        )
+
+
+PAPER = HyperParams(
+    filters=(64, 32, 16),
+    hidden=(128,),
+    vector_latent=32,
+    dropout=0.1,
+    shared_weights=True,
+    bias=True,
+    bn_affine=True,
+    scaling="unit",
+    compactness="origin",
+    compact_weight=1.0,
+    recon_weight=1.0,
+    epochs=4,
+    batch_size=32,
+    lr=1e-3,
+    weight_decay=1e-3,
+    lr_schedule="constant",
+    stop_tol=None,
+    augment="none",
+    augment_shift=0.0,
+    score="norm",
+    n_neighbors=5,
+    knn_bank="joint",
+    knn_space="latent",
+    diversity=None,
+    diversity_weight=100.0,
+    diversity_gamma=0.1,
+)
+"""The paper's hyper-parameters (see the module docstring)."""
+
+DEFAULT = replace(
+    PAPER,
+    filters=(32, 16, 16),
+    dropout=0.0,
+    shared_weights="auto",
+    bias=False,
+    bn_affine=False,
+    scaling="standard",
+    compactness="center",
+    compact_weight=0.1,
+    epochs=15,
+    lr_schedule="cosine",
+    augment="shift",
+    augment_shift=0.1,
+    score="knn",
+    knn_bank="pooled",
+    knn_space="both",
+    diversity_weight=1.0,
+)
+"""The default preset (see the module docstring)."""
+
+PRESETS: Mapping[str, HyperParams] = MappingProxyType({"paper": PAPER, "default": DEFAULT})
+"""The presets by name."""
+
+HYPERPARAMETERS: tuple[str, ...] = HyperParams.names()
+"""The hyper-parameter names, in field order."""

@@ -10,6 +10,8 @@ written in the paper, not means.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -48,7 +50,7 @@ def reconstruction(inputs: dict[str, Tensor], recons: dict[str, Tensor]) -> Tens
     Tensor of shape (n,)
         ``sum_v ||xhat_v - x_v||^2``.
     """
-    return sum(view_reconstruction(inputs[name], recons[name]) for name in inputs)
+    return sum(view_reconstruction(inputs[name], recons[name]) for name in inputs)  # type: ignore[return-value]
 
 
 def view_reconstruction(x: Tensor, xhat: Tensor) -> Tensor:
@@ -141,3 +143,136 @@ def diversity(units: Tensor, kind: str, *, gamma: float = 1.0, eps: float = 1e-3
     eye = torch.eye(sim.shape[-1], dtype=sim.dtype, device=sim.device)
     chol = torch.linalg.cholesky(sim + eps * eye)
     return -(2.0 * chol.diagonal(dim1=1, dim2=2).log().sum(dim=1)).mean()
+
+
+@dataclass
+class LossTerms:
+    """Batch means of the three terms of the training loss (unweighted).
+
+    Attributes
+    ----------
+    compactness : Tensor
+        Mean ``||phi - c||^2``.
+    reconstruction : Tensor
+        Mean squared reconstruction error summed over views.
+    diversity : Tensor
+        The WLD-Reg penalty summed over views (0 when switched off).
+    """
+
+    compactness: Tensor
+    reconstruction: Tensor
+    diversity: Tensor
+
+    def stacked(self) -> Tensor:
+        """Return the three terms as one detached float tensor ``(3,)``."""
+        return torch.stack([self.compactness, self.reconstruction, self.diversity]).detach().float()
+
+
+class JointLoss:
+    """The training loss of the joint autoencoder: eq. (3), weighted, plus diversity.
+
+    ``loss = compact_weight * compactness + recon_weight * reconstruction
+    + diversity_weight * diversity``, each term a batch mean.
+
+    Parameters
+    ----------
+    center : Tensor or None
+        Compactness centre; None for the origin (the paper).
+    units : dict of str to int
+        Number of units (channels, or latent width of a vector view) of each
+        view's bottleneck, for the diversity penalty.
+    compact_weight, recon_weight : float, default 1.0
+        Weights of the two terms of eq. (3).
+    diversity : {None, "direct", "det", "logdet"}, default None
+        WLD-Reg regularizer on each view's bottleneck.
+    diversity_weight : float, default 0.0
+        Its weight lambda.
+    diversity_gamma : float, default 1.0
+        Its similarity bandwidth gamma.
+
+    Examples
+    --------
+    >>> loss = JointLoss(center=None, units={"left": 2})
+    >>> phi = torch.ones(4, 2)
+    >>> x = torch.zeros(4, 3)
+    >>> terms = loss.terms(phi, {"left": phi}, {"left": x}, {"left": x})
+    >>> float(loss.total(terms))
+    2.0
+    """
+
+    def __init__(
+        self,
+        *,
+        center: Tensor | None,
+        units: dict[str, int],
+        compact_weight: float = 1.0,
+        recon_weight: float = 1.0,
+        diversity: str | None = None,
+        diversity_weight: float = 0.0,
+        diversity_gamma: float = 1.0,
+    ) -> None:
+        if diversity is not None and diversity not in DIVERSITY_KINDS:
+            raise ValueError(
+                f"unknown diversity regularizer {diversity!r}; choose one of {list(DIVERSITY_KINDS)}"
+            )
+        self.center = center
+        self.units = dict(units)
+        self.compact_weight = float(compact_weight)
+        self.recon_weight = float(recon_weight)
+        self.diversity = diversity
+        self.diversity_weight = float(diversity_weight)
+        self.diversity_gamma = float(diversity_gamma)
+
+    def terms(
+        self,
+        phi: Tensor,
+        latents: dict[str, Tensor],
+        inputs: dict[str, Tensor],
+        recons: dict[str, Tensor],
+    ) -> LossTerms:
+        """Compute the unweighted batch-mean terms (in float32, also under autocast).
+
+        Parameters
+        ----------
+        phi : Tensor of shape (n, D)
+            Joint latents.
+        latents : dict of str to Tensor
+            Flattened latent of each view.
+        inputs, recons : dict of str to Tensor
+            Scaled inputs and their reconstructions.
+
+        Returns
+        -------
+        LossTerms
+            Compactness, reconstruction and diversity.
+        """
+        compact = compactness(phi.float(), self.center).mean()
+        recon = reconstruction(
+            {k: v.float() for k, v in inputs.items()}, {k: v.float() for k, v in recons.items()}
+        ).mean()
+        if self.diversity is None:
+            div = compact.new_zeros(())
+        else:
+            div = sum(
+                diversity(
+                    latent.float().reshape(len(latent), self.units[name], -1),
+                    self.diversity,
+                    gamma=self.diversity_gamma,
+                )
+                for name, latent in latents.items()
+            )
+        return LossTerms(compact, recon, div)
+
+    def total(self, terms: LossTerms) -> Tensor:
+        """Return the weighted sum of the terms (the value that is minimised)."""
+        return (
+            self.compact_weight * terms.compactness
+            + self.recon_weight * terms.reconstruction
+            + self.diversity_weight * terms.diversity
+        )
+
+    def weighted(self, compact: float, recon: float, div: float) -> float:
+        """Return the weighted sum of plain-number terms (epoch means in the history)."""
+        total = self.compact_weight * compact + self.recon_weight * recon
+        total += self.diversity_weight * div
+        return total

@@ -1,0 +1,127 @@
+"""The k-nearest-neighbour score: memory banks of training features, joint or per view, latent or input."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from mmocc.scoring.base import Features, ScoringRule, standardize
+
+KNN_BANKS: tuple[str, ...] = ("joint", "view", "pooled")
+"""Memory bank layouts of :class:`KNNScore`."""
+
+KNN_SPACES: tuple[str, ...] = ("latent", "input", "both")
+"""Feature spaces of :class:`KNNScore`."""
+
+
+def _mean_knn_distance(bank: np.ndarray, queries: np.ndarray, k: int, leave_self_out: bool) -> np.ndarray:
+    """Mean Euclidean distance of each query to its ``k`` nearest bank rows."""
+    index = NearestNeighbors(algorithm="brute").fit(bank)
+    dist, _ = index.kneighbors(np.asarray(queries, dtype=np.float32), n_neighbors=k + int(leave_self_out))
+    return dist[:, int(leave_self_out) :].mean(axis=1).astype(np.float64)
+
+
+class KNNScore(ScoringRule):
+    """Mean distance to the ``k`` nearest training samples.
+
+    Each (space, view) pair gives one k-NN score; the scores are standardized
+    by their leave-one-out training scores and averaged.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        ``k``; capped at the size of the memory bank minus one.
+    bank : {"joint", "view", "pooled"}
+        ``"joint"``: neighbours of the joint feature (views concatenated).
+        ``"view"``: each view against that view's training samples.
+        ``"pooled"``: each view against the training samples of all views
+        that share its encoder, so a pose seen by one camera in training
+        counts as normal for the other.
+    space : {"latent", "input", "both"}
+        Where distances are measured: the learned latent, the input scaled to
+        [0, 1], or both (two scores per view).
+    view_groups : dict of str to str
+        View name to weight group (views of one group share an encoder).
+    """
+
+    name = "knn"
+
+    def __init__(
+        self,
+        n_neighbors: int,
+        bank: str = "joint",
+        space: str = "latent",
+        view_groups: dict[str, str] | None = None,
+    ) -> None:
+        if int(n_neighbors) < 1:
+            raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors!r}")
+        if bank not in KNN_BANKS:
+            raise ValueError(f"knn_bank={bank!r} is not valid; choose one of {list(KNN_BANKS)}")
+        if space not in KNN_SPACES:
+            raise ValueError(f"knn_space={space!r} is not valid; choose one of {list(KNN_SPACES)}")
+        self.n_neighbors = int(n_neighbors)
+        self.bank = bank
+        self.space = space
+        self.view_groups = dict(view_groups or {})
+        self.banks: dict[str, np.ndarray] = {}
+        self.mean = np.zeros(0)
+        self.std = np.ones(0)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Latents, inputs or both, by ``space``."""
+        return frozenset({"latent", "input"} if self.space == "both" else {self.space})
+
+    def _columns(self, feats: Features) -> list[tuple[str, np.ndarray]]:
+        """(bank key, query features) of each score column."""
+        spaces = ("latent", "input") if self.space == "both" else (self.space,)
+        out = []
+        for space in spaces:
+            per_view = feats.latents if space == "latent" else feats.inputs
+            if self.bank == "joint":
+                out.append((f"{space}:joint", np.concatenate(list(per_view.values()), axis=1)))
+                continue
+            for view, values in per_view.items():
+                key = self.view_groups[view] if self.bank == "pooled" else view
+                out.append((f"{space}:{key}", values))
+        return out
+
+    def _raw(self, feats: Features, leave_self_out: bool) -> np.ndarray:
+        columns = []
+        for key, queries in self._columns(feats):
+            bank = self.banks[key]
+            k = max(1, min(self.n_neighbors, len(bank) - 1))
+            columns.append(_mean_knn_distance(bank, queries, k, leave_self_out))
+        return np.column_stack(columns)
+
+    def fit(self, train: Features) -> np.ndarray:
+        """Store the memory banks; score each training sample leaving itself out."""
+        if train.n < 2:
+            raise ValueError("the knn score needs at least 2 training samples")
+        self.banks = {}
+        for key, values in self._columns(train):
+            part = np.asarray(values, dtype=np.float32)
+            self.banks[key] = np.concatenate([self.banks[key], part]) if key in self.banks else part
+        raw = self._raw(train, leave_self_out=True)
+        self.mean, self.std = standardize(raw)
+        return ((raw - self.mean) / self.std).mean(axis=1)
+
+    def score(self, feats: Features) -> np.ndarray:
+        """Return the standardized k-NN distances averaged over columns."""
+        return ((self._raw(feats, leave_self_out=False) - self.mean) / self.std).mean(axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Return the memory banks and standardization statistics."""
+        out = {f"bank.{key}": value for key, value in self.banks.items()}
+        out.update({"mean": self.mean, "std": self.std})
+        return out
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the memory banks and statistics."""
+        self.banks = {
+            key[len("bank.") :]: np.ascontiguousarray(value, dtype=np.float32)
+            for key, value in state.items()
+            if key.startswith("bank.")
+        }
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.std = np.asarray(state["std"], dtype=np.float64)
