@@ -7,22 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _as_view(name: Any, value: Any) -> np.ndarray:
-    """Validate one view: a numeric ``(n, d)`` vector or ``(n, C, H, W)`` image array."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"view names must be non-empty strings, got {name!r}")
-    array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise TypeError(f"view {name!r}: expected a numeric array, got dtype {array.dtype}")
-    if array.ndim == 3:
-        array = array[:, None, :, :]
-    if array.ndim not in (2, 4):
-        raise ValueError(
-            f"view {name!r}: expected a vector view (n, d) or an image view (n, C, H, W), "
-            f"got shape {array.shape}"
-        )
-    return array
+from mmocc.data.inputs import check_sample_counts, check_view
 
 
 def _check_length(kind: str, name: str, array: np.ndarray, n: int) -> np.ndarray:
@@ -54,9 +39,12 @@ class MultiViewDataset:
     ----------
     views : dict of str to array-like
         One array per view, all with the same number of samples ``n`` in the
-        same order. Image views are ``(n, C, H, W)`` (conventionally uint8,
-        ``(n, H, W)`` gets a channel axis); vector views are ``(n, d)``
-        (conventionally float32). Arrays are kept as given, not copied.
+        same order, named by non-empty strings. Image views are
+        ``(n, C, H, W)`` (conventionally uint8, ``(n, H, W)`` gets a channel
+        axis; channels-last arrays are not reordered); vector views are
+        ``(n, d)`` (conventionally float32). Arrays are kept as given, not
+        copied, and not scanned for NaN (the estimators check that); see
+        :func:`mmocc.data.inputs.check_view`.
     labels : array-like of shape (n,)
         Class of each sample, kept with the dtype given (ints or strings).
     ids : array-like of shape (n,), optional
@@ -85,7 +73,7 @@ class MultiViewDataset:
     Raises
     ------
     TypeError
-        For a non-string view name or a non-numeric view.
+        For an empty or non-string view name or a non-numeric view.
     ValueError
         For no views, a view of the wrong rank, a view, label, id, group or
         metadata array whose length differs from the first view, or a
@@ -114,12 +102,10 @@ class MultiViewDataset:
     ) -> None:
         if not isinstance(views, Mapping) or len(views) == 0:
             raise ValueError("views must be a non-empty dict {view_name: array}")
-        self.views: dict[str, np.ndarray] = {name: _as_view(name, value) for name, value in views.items()}
-        first = next(iter(self.views))
-        n = len(self.views[first])
-        for name, array in self.views.items():
-            if len(array) != n:
-                raise ValueError(f"view {name!r} has {len(array)} samples, but view {first!r} has {n}")
+        self.views: dict[str, np.ndarray] = {
+            name: check_view(name, value, channels_last=False, finite=False) for name, value in views.items()
+        }
+        n = check_sample_counts(self.views)
         self.labels: np.ndarray = _check_length("labels", "labels", np.asarray(labels), n)
         if ids is None:
             self.ids: np.ndarray = np.arange(n).astype(str)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -28,6 +28,34 @@ def _view_files(sample_dir: Path) -> dict[str, Path]:
             )
         files[path.stem] = path
     return files
+
+
+def _samples(
+    found: list[tuple[str, Path, dict[str, Path]]], view_names: list[str], exact: bool, on_error: str
+) -> tuple[list[dict[str, Path]], list[str], list[str], list[str]]:
+    """Keep the sample folders holding the views (exactly those, when ``exact``).
+
+    Returns the view files, the label and the id (``"<label>/<sample_id>"``)
+    of each sample kept, and the messages of the folders skipped.
+    """
+    samples: list[dict[str, Path]] = []
+    labels: list[str] = []
+    ids: list[str] = []
+    skipped: list[str] = []
+    for label, sample_dir, files in found:
+        missing = [name for name in view_names if name not in files]
+        extra = sorted(set(files) - set(view_names)) if exact else []
+        if missing or extra:
+            message = (
+                f"{sample_dir}: views {sorted(files)} differ from {view_names} "
+                f"(missing {missing}, extra {extra})"
+            )
+            reject(message, on_error, skipped)
+            continue
+        samples.append({name: files[name] for name in view_names})
+        labels.append(label)
+        ids.append(f"{label}/{sample_dir.name}")
+    return samples, labels, ids, skipped
 
 
 def load_folder(
@@ -104,26 +132,10 @@ def load_folder(
         view_names = list(views)
     if not view_names:
         raise ValueError(f"{root}: the sample folders hold no image files")
-    samples, contexts, labels, ids, skipped = [], [], [], [], []
-    for label, sample_dir, files in found:
-        missing = [name for name in view_names if name not in files]
-        extra = sorted(set(files) - set(view_names)) if views is None else []
-        if missing or extra:
-            message = (
-                f"{sample_dir}: views {sorted(files)} differ from {view_names} "
-                f"(missing {missing}, extra {extra})"
-            )
-            if on_error == "raise":
-                raise ValueError(message)
-            skipped.append(message)
-            continue
-        samples.append({name: files[name] for name in view_names})
-        contexts.append(f"sample {label}/{sample_dir.name}")
-        labels.append(label)
-        ids.append(f"{label}/{sample_dir.name}")
+    samples, labels, ids, skipped = _samples(found, view_names, views is None, on_error)
     arrays, keep = load_view_images(
         samples,
-        contexts,
+        [f"sample {sample_id}" for sample_id in ids],
         size=size,
         mode=mode,
         cache=cache,

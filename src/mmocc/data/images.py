@@ -210,6 +210,29 @@ def _describe(context: str, view: str, path: Path, exc: BaseException) -> str:
     return f"{context}, view {view!r}: cannot read image {path}: {type(exc).__name__}: {exc}"
 
 
+def reject(message: str, on_error: str, skipped: list[str]) -> None:
+    """Handle a bad sample found before decoding, as the sources' ``on_error`` says.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the sample or file.
+    on_error : {"raise", "skip"}
+        ``"raise"`` raises; ``"skip"`` appends ``message`` to ``skipped``, for
+        the warning :func:`load_view_images` issues.
+    skipped : list of str
+        The messages of the samples skipped so far.
+
+    Raises
+    ------
+    ValueError
+        With ``message``, when ``on_error="raise"``.
+    """
+    if on_error == "raise":
+        raise ValueError(message)
+    skipped.append(message)
+
+
 def warn_skipped(messages: Sequence[str]) -> None:
     """Issue the single warning listing every skipped sample or file.
 

@@ -10,7 +10,9 @@ plain ``dict`` of NumPy arrays with a canonical layout:
 * vector views as ``(n, d)``.
 
 It also records a :class:`ViewSpec` per view so that scoring can check that new
-data matches what the model was trained on.
+data matches what the model was trained on. :func:`check_view` is the per-view
+check; :class:`~mmocc.data.dataset.MultiViewDataset` uses it too, keeping
+arrays as given (no channels-last conversion, no NaN scan).
 """
 
 from __future__ import annotations
@@ -43,29 +45,151 @@ class ViewSpec:
     shape: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description of the view."""
+        """Return a JSON-serialisable description of the view.
+
+        Returns
+        -------
+        dict
+            ``{"name": ..., "kind": ..., "shape": [...]}``.
+        """
         return {"name": self.name, "kind": self.kind, "shape": list(self.shape)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ViewSpec:
-        """Rebuild a spec written by :meth:`to_dict`."""
+        """Rebuild a spec written by :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : mapping
+            The output of :meth:`to_dict`, for example read back from JSON.
+
+        Returns
+        -------
+        ViewSpec
+            The spec.
+
+        Examples
+        --------
+        >>> spec = ViewSpec("photo", "image", (3, 32, 32))
+        >>> ViewSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
         return cls(name=str(data["name"]), kind=str(data["kind"]), shape=tuple(int(s) for s in data["shape"]))
 
 
-def _to_channels_first(name: str, array: np.ndarray) -> np.ndarray:
-    """Return a 4-D image array in ``(n, C, H, W)`` layout."""
+def _layouts(channels_last: bool) -> str:
+    """Describe the accepted array layouts, for error messages."""
+    images = "(n, C, H, W) / (n, H, W, C) / (n, H, W)" if channels_last else "(n, C, H, W) / (n, H, W)"
+    return f"a vector view (n, d) or an image view {images}"
+
+
+def check_view(name: object, value: Any, *, channels_last: bool = True, finite: bool = True) -> np.ndarray:
+    """Validate one view and return it in canonical layout.
+
+    This is the one per-view check behind :func:`check_views` (estimator
+    input) and :class:`~mmocc.data.dataset.MultiViewDataset`; every error
+    message names the view.
+
+    Parameters
+    ----------
+    name : str
+        The view name; it must be a non-empty string.
+    value : array-like
+        A numeric or boolean array: a vector view ``(n, d)`` or an image view
+        ``(n, C, H, W)`` or ``(n, H, W)`` (which gets a channel axis), or
+        ``(n, H, W, C)`` when ``channels_last`` is True.
+    channels_last : bool, default True
+        Move the channel axis of a 4-D array to position 1 when its last axis
+        has 1, 3 or 4 entries and its second axis does not (a copy). When
+        False, 4-D arrays are taken to be channels-first as given.
+    finite : bool, default True
+        Reject floating-point arrays holding NaN or infinite values (a full
+        pass over the array).
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, 2-D or 4-D. It is ``value`` itself, or a view of it, unless
+        ``value`` is not an ndarray or a channels-last image was moved.
+
+    Raises
+    ------
+    TypeError
+        For an empty or non-string name, or a non-numeric dtype.
+    ValueError
+        For a value that is not an array, a wrong number of dimensions, or
+        (with ``finite``) NaN or infinite values, naming the first bad row.
+
+    Examples
+    --------
+    >>> check_view("photo", np.zeros((2, 8, 8, 3), np.uint8)).shape
+    (2, 3, 8, 8)
+    >>> check_view("photo", np.zeros((2, 8, 8, 3), np.uint8), channels_last=False).shape
+    (2, 8, 8, 3)
+    >>> check_view("depth", np.zeros((2, 8, 8))).shape
+    (2, 1, 8, 8)
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"view names must be non-empty strings, got {name!r}")
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"view {name!r}: cannot be read as an array: {exc}") from exc
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise TypeError(f"view {name!r}: expected a numeric array, got dtype {array.dtype}")
     if array.ndim == 3:
-        return array[:, None, :, :]
-    if array.ndim != 4:
+        array = array[:, None, :, :]
+    elif array.ndim == 4 and channels_last:
+        if array.shape[3] in _CHANNEL_SIZES and array.shape[1] not in _CHANNEL_SIZES:
+            array = np.ascontiguousarray(np.moveaxis(array, 3, 1))
+    elif array.ndim not in (2, 4):
         raise ValueError(
-            f"view {name!r}: expected a vector view (n, d) or an image view (n, C, H, W) / "
-            f"(n, H, W, C) / (n, H, W), got an array with {array.ndim} dimensions {array.shape}"
+            f"view {name!r}: expected {_layouts(channels_last)}, "
+            f"got an array with {array.ndim} dimensions {array.shape}"
         )
-    channels_first = array.shape[1] in _CHANNEL_SIZES
-    channels_last = array.shape[3] in _CHANNEL_SIZES
-    if channels_last and not channels_first:
-        return np.ascontiguousarray(np.moveaxis(array, 3, 1))
+    if finite and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+        raise ValueError(
+            f"view {name!r}: contains NaN or infinite values (first bad row {int(bad[0])}, "
+            f"{len(bad)} rows in all)"
+        )
     return array
+
+
+def check_sample_counts(views: Mapping[str, np.ndarray]) -> int:
+    """Return the number of samples shared by all views.
+
+    Parameters
+    ----------
+    views : mapping of str to numpy.ndarray
+        At least one view, each with the samples along the first axis.
+
+    Returns
+    -------
+    int
+        The number of samples.
+
+    Raises
+    ------
+    ValueError
+        If the views differ in length; the message lists every view's count
+        and names the first one that differs from the first view.
+
+    Examples
+    --------
+    >>> check_sample_counts({"a": np.zeros((3, 2)), "b": np.zeros((3, 1, 4, 4))})
+    3
+    """
+    first, *others = views
+    n = len(views[first])
+    for name in others:
+        if len(views[name]) != n:
+            detail = ", ".join(f"{key}={len(array)}" for key, array in views.items())
+            raise ValueError(
+                f"views have different numbers of samples: {detail}; view {name!r} has "
+                f"{len(views[name])} samples, but view {first!r} has {n}"
+            )
+    return n
 
 
 def get_view_arrays(X: Any) -> Mapping[str, Any]:
@@ -101,56 +225,38 @@ def check_views(X: Any, *, allow_empty: bool = False) -> dict[str, np.ndarray]:
     Parameters
     ----------
     X : mapping or object with a ``views`` attribute
-        ``{view_name: array}``; images ``(n, C, H, W)``, ``(n, H, W, C)`` or
-        ``(n, H, W)``, vectors ``(n, d)``. uint8 and floating dtypes are accepted.
+        ``{view_name: array}`` with non-empty string names; images
+        ``(n, C, H, W)``, ``(n, H, W, C)`` or ``(n, H, W)``, vectors
+        ``(n, d)``; any numeric or boolean dtype (see :func:`check_view`).
     allow_empty : bool, default False
         Accept zero samples.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Arrays in canonical layout, in the order given.
+        Arrays in canonical layout, in the order given; arrays already in
+        that layout are returned as given, not copied.
 
     Raises
     ------
     TypeError
-        For a non-mapping input, a non-string view name or a non-numeric dtype.
+        For a non-mapping input, an empty or non-string view name or a
+        non-numeric dtype.
     ValueError
         For no views, a wrong number of dimensions, differing sample counts,
         NaN or infinite values, or an empty input.
+
+    Examples
+    --------
+    >>> views = check_views({"photo": np.zeros((4, 8, 8, 3), np.uint8), "size": np.ones((4, 2))})
+    >>> {name: array.shape for name, array in views.items()}
+    {'photo': (4, 3, 8, 8), 'size': (4, 2)}
     """
     raw = get_view_arrays(X)
     if len(raw) == 0:
         raise ValueError("X has no views: pass at least one {view_name: array}")
-    out: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for name, value in raw.items():
-        if not isinstance(name, str):
-            raise TypeError(f"view names must be strings, got {name!r}")
-        array = np.asarray(value)
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise TypeError(f"view {name!r}: expected a numeric array, got dtype {array.dtype}")
-        if array.ndim == 2:
-            canonical = array
-        elif array.ndim in (3, 4):
-            canonical = _to_channels_first(name, array)
-        else:
-            raise ValueError(
-                f"view {name!r}: expected a vector view (n, d) or an image view (n, C, H, W) / "
-                f"(n, H, W, C) / (n, H, W), got an array with {array.ndim} dimensions {array.shape}"
-            )
-        if np.issubdtype(canonical.dtype, np.floating) and not np.isfinite(canonical).all():
-            bad = np.argwhere(~np.isfinite(canonical.reshape(len(canonical), -1)).all(axis=1)).ravel()
-            raise ValueError(
-                f"view {name!r}: contains NaN or infinite values (first bad row {int(bad[0])}, "
-                f"{len(bad)} rows in all)"
-            )
-        out[name] = canonical
-        counts[name] = len(canonical)
-    if len(set(counts.values())) > 1:
-        detail = ", ".join(f"{k}={v}" for k, v in counts.items())
-        raise ValueError(f"views have different numbers of samples: {detail}")
-    if not allow_empty and next(iter(counts.values())) == 0:
+    out = {name: check_view(name, value) for name, value in raw.items()}
+    if check_sample_counts(out) == 0 and not allow_empty:
         raise ValueError("X has 0 samples: at least one sample is needed")
     return out
 

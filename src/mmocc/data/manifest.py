@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import check_image_options, load_view_images
+from mmocc.data.images import check_image_options, load_view_images, reject
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")
@@ -52,6 +52,59 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
                 )
             rows.append((reader.line_num, dict(zip(header, (cell.strip() for cell in cells), strict=True))))
     return header, rows
+
+
+def _view_columns(
+    csv_path: Path, header: list[str], views: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """Check the header; return the non-reserved columns and the view columns to load."""
+    missing = [name for name in _REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {missing}; found columns {header}")
+    available = [name for name in header if name not in RESERVED_COLUMNS]
+    view_names = available if views is None else list(views)
+    unknown = [name for name in view_names if name not in available]
+    if unknown:
+        raise ValueError(f"{csv_path}: view column(s) {unknown} not found; view columns are {available}")
+    if not view_names:
+        raise ValueError(f"{csv_path}: no view columns; found columns {header}")
+    return available, view_names
+
+
+def _samples(
+    csv_path: Path, rows: list[tuple[int, dict[str, str]]], view_names: list[str], on_error: str
+) -> tuple[list[dict[str, Path]], list[str], list[int], list[str]]:
+    """Check ids, labels and paths row by row.
+
+    Returns the view files, the error-message context and the row number of
+    each sample to decode, and the messages of the rows skipped.
+    """
+    root = Path(os.path.abspath(csv_path.parent))
+    first_line: dict[str, int] = {}
+    samples: list[dict[str, Path]] = []
+    contexts: list[str] = []
+    sample_rows: list[int] = []
+    skipped: list[str] = []
+    for number, (line, row) in enumerate(rows):
+        where = f"{csv_path.name} line {line}"
+        for required in _REQUIRED_COLUMNS:
+            if not row[required]:
+                raise ValueError(f"{where}: empty {required}")
+        sample_id = row["sample_id"]
+        if sample_id in first_line:
+            raise ValueError(
+                f"{where}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})"
+            )
+        first_line[sample_id] = line
+        where = f"{where} (sample_id {sample_id!r})"
+        empty = [name for name in view_names if not row[name]]
+        if empty:
+            reject(f"{where}: empty path for view(s) {empty}", on_error, skipped)
+            continue
+        samples.append({name: _view_path(root, row[name], f"{where}, view {name!r}") for name in view_names})
+        contexts.append(where)
+        sample_rows.append(number)
+    return samples, contexts, sample_rows, skipped
 
 
 def load_manifest(
@@ -128,43 +181,10 @@ def load_manifest(
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     csv_path = Path(csv_path)
     header, rows = _read_rows(csv_path)
-    missing = [name for name in _REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ValueError(f"{csv_path}: missing column(s) {missing}; found columns {header}")
-    available = [name for name in header if name not in RESERVED_COLUMNS]
-    view_names = available if views is None else list(views)
-    unknown = [name for name in view_names if name not in available]
-    if unknown:
-        raise ValueError(f"{csv_path}: view column(s) {unknown} not found; view columns are {available}")
-    if not view_names:
-        raise ValueError(f"{csv_path}: no view columns; found columns {header}")
+    available, view_names = _view_columns(csv_path, header, views)
     if not rows:
         raise ValueError(f"{csv_path}: the manifest lists no samples")
-    root = Path(os.path.abspath(csv_path.parent))
-    first_line: dict[str, int] = {}
-    samples, contexts, sample_rows, skipped = [], [], [], []
-    for number, (line, row) in enumerate(rows):
-        where = f"{csv_path.name} line {line}"
-        for column in _REQUIRED_COLUMNS:
-            if not row[column]:
-                raise ValueError(f"{where}: empty {column}")
-        sample_id = row["sample_id"]
-        if sample_id in first_line:
-            raise ValueError(
-                f"{where}: duplicate sample_id {sample_id!r} (first on line {first_line[sample_id]})"
-            )
-        first_line[sample_id] = line
-        where = f"{where} (sample_id {sample_id!r})"
-        empty = [name for name in view_names if not row[name]]
-        if empty:
-            message = f"{where}: empty path for view(s) {empty}"
-            if on_error == "raise":
-                raise ValueError(message)
-            skipped.append(message)
-            continue
-        samples.append({name: _view_path(root, row[name], f"{where}, view {name!r}") for name in view_names})
-        contexts.append(where)
-        sample_rows.append(number)
+    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
     arrays, keep = load_view_images(
         samples,
         contexts,

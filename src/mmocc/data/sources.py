@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mmocc.datasets import (
+from mmocc.data import (
     MultiViewDataset,
     load_folder,
     load_manifest,

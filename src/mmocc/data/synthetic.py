@@ -10,10 +10,8 @@ and position. Some plans differ from the first one only in what one camera
 sees (body height only from the side, body width and dorsal spots only from
 above), so a detector that uses both views has an advantage.
 
-The renderer is vectorised NumPy: for an ellipsoid and an orthographic ray,
-the hit test and the shading are quadratic in the pixel coordinates, a few
-array operations per pixel and part; parts are painted back to front, and
-chunks of samples render in parallel threads.
+The renderer (:mod:`mmocc.data.raycast`) is vectorised NumPy; parts are
+painted back to front, and chunks of samples render in parallel threads.
 """
 
 from __future__ import annotations
@@ -21,11 +19,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.raycast import Camera, Ellipsoids, render, rotation_matrices
 
 #: Names of the two views.
 VIEW_NAMES = ("dorsal", "lateral")
@@ -44,7 +44,7 @@ _BASE_PLAN = {
     "spots": 0.0,
     "tint": 0.0,
 }
-_PLANS = (
+_PLANS: tuple[dict[str, float], ...] = (
     {},
     {"height": 1.6},  # seen only from the side
     {"width": 1.6},  # seen only from above
@@ -83,90 +83,35 @@ _VARIATION = {
     "scale": 0.04,  # log-normal sd of the overall size
     "shift": 0.03,  # position, uniform in +-shift per axis
 }
+_CAMERAS = {  # columns along +x; dorsal rows along -y looking down, lateral rows along -z looking along +y
+    "dorsal": Camera(np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, -1.0])),
+    "lateral": Camera(np.array([1.0, 0, 0]), np.array([0, 0, -1.0]), np.array([0, 1.0, 0])),
+}
 _NOISE = 0.012  # pixel noise, standard deviation on the [0, 1] scale
 _CHUNK_PIXELS = 1 << 17  # samples x pixels rendered at once by one thread
 
 
-def _rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
-    """Rotation matrices ``Rz(yaw) Ry(pitch) Rx(roll)`` from angles in radians, shape (..., 3, 3)."""
-    cy, sy, cp, sp, cr, sr = (
-        np.cos(yaw),
-        np.sin(yaw),
-        np.cos(pitch),
-        np.sin(pitch),
-        np.cos(roll),
-        np.sin(roll),
-    )
-    return np.stack(
-        [
-            np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], axis=-1),
-            np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], axis=-1),
-            np.stack([-sp, cp * sr, cp * cr], axis=-1),
-        ],
-        axis=-2,
-    )
+class _Trunk(NamedTuple):
+    """Per-individual measures of the body the limbs attach to."""
+
+    x: np.ndarray  # (n, _MAX_SEGMENTS), segment centres along the body
+    width: np.ndarray  # (n,)
+    height: np.ndarray  # (n,)
+    length: np.ndarray  # (n,), of one segment
 
 
-def _frame_along(direction: np.ndarray) -> np.ndarray:
-    """Rotation matrices whose first column is the unit vector ``direction`` (..., 3)."""
-    helper = np.where(np.abs(direction[..., 2:3]) < 0.9, [0.0, 0.0, 1.0], [0.0, 1.0, 0.0])
-    second = np.cross(helper, direction)
-    second /= np.linalg.norm(second, axis=-1, keepdims=True)
-    return np.stack([direction, second, np.cross(direction, second)], axis=-1)
+_Jitter = Callable[[tuple[int, ...]], np.ndarray]
 
 
-@dataclass
-class _Bodies:
-    """Ellipsoid parts of ``n`` bodies; unused part slots are inactive."""
-
-    centres: np.ndarray  # (n, parts, 3)
-    rotations: np.ndarray  # (n, parts, 3, 3), the part's local axes as columns
-    axes: np.ndarray  # (n, parts, 3), semi-axes along the local axes
-    colours: np.ndarray  # (n, parts, 3), RGB in [0, 1]
-    active: np.ndarray  # (n, parts), bool
-
-    @classmethod
-    def blank(cls, n: int) -> _Bodies:
-        """Bodies with every slot inactive."""
-        return cls(
-            centres=np.zeros((n, _N_PARTS, 3)),
-            rotations=np.broadcast_to(np.eye(3), (n, _N_PARTS, 3, 3)).copy(),
-            axes=np.ones((n, _N_PARTS, 3)),
-            colours=np.broadcast_to(_LIMB_COLOUR, (n, _N_PARTS, 3)).copy(),
-            active=np.zeros((n, _N_PARTS), dtype=bool),
-        )
-
-    def map(self, function: Callable[[np.ndarray], np.ndarray]) -> _Bodies:
-        """Apply ``function`` to every array (for example to select or repeat bodies)."""
-        return _Bodies(**{f.name: function(getattr(self, f.name)) for f in fields(self)})
-
-    def set_limbs(
-        self, slot: slice, root: np.ndarray, direction: np.ndarray, length: np.ndarray, radius: float
-    ) -> None:
-        """Make thin ellipsoids from ``root`` along ``direction`` (n, k, 3), ``length`` (n, k) long."""
-        direction = direction / np.linalg.norm(direction, axis=-1, keepdims=True)
-        self.centres[:, slot] = root + direction * (length[..., None] / 2)
-        self.rotations[:, slot] = _frame_along(direction)
-        self.axes[:, slot] = np.stack(
-            [length / 2, np.full_like(length, radius), np.full_like(length, radius)], -1
-        )
-        self.active[:, slot] = True
-
-
-def _build_bodies(plans: dict[str, np.ndarray], rng: np.random.Generator) -> _Bodies:
-    """Ellipsoids of individuals in body coordinates: x towards the head, z up."""
-    n = len(plans["segments"])
-    shape_sd, angle_sd = _VARIATION["shape"], _VARIATION["limb_angle"]
-
-    def jitter(shape: tuple[int, ...] = ()) -> np.ndarray:
-        return np.exp(rng.normal(0.0, shape_sd, (n, *shape)))
-
-    bodies = _Bodies.blank(n)
-    width = 0.16 * plans["width"] * jitter()
-    height = 0.14 * plans["height"] * jitter()
-    length = 0.22 * jitter()  # of one segment
+def _add_trunk(
+    bodies: Ellipsoids, plans: dict[str, np.ndarray], rng: np.random.Generator, jitter: _Jitter
+) -> _Trunk:
+    """Add the head and the segments, tapering from the thorax backwards; a hump raises the middle ones."""
+    n = len(bodies.active)
+    width = 0.16 * plans["width"] * jitter(())
+    height = 0.14 * plans["height"] * jitter(())
+    length = 0.22 * jitter(())
     count = plans["segments"][:, None]
-    # segments from the thorax backwards, tapering; a hump raises the middle ones
     index = np.arange(_MAX_SEGMENTS)
     taper = 1.0 - 0.35 * index / (count - 1)
     hump = 1.0 + plans["hump"][:, None] * np.sin(np.pi * (index + 0.5) / count)
@@ -187,21 +132,37 @@ def _build_bodies(plans: dict[str, np.ndarray], rng: np.random.Generator) -> _Bo
     bodies.colours[:, _SEGMENTS] = colour[:, None] * np.where(index % 2 == 0, 1.0, 0.85)[None, :, None]
     bodies.colours[:, _HEAD] = colour
     bodies.centres[:, _HEAD] = np.stack([0.33 + 0.8 * length, np.zeros(n), -0.2 * height], -1)
-    bodies.axes[:, _HEAD] = np.stack([0.11 * jitter(), 0.8 * width, 0.8 * height], -1)
+    bodies.axes[:, _HEAD] = np.stack([0.11 * jitter(()), 0.8 * width, 0.8 * height], -1)
     bodies.active[:, _HEAD] = True
-    # three pairs of legs on the first three segments, swept forward, sideways and back
+    return _Trunk(x, width, height, length)
+
+
+def _add_legs(
+    bodies: Ellipsoids, plans: dict[str, np.ndarray], trunk: _Trunk, rng: np.random.Generator, jitter: _Jitter
+) -> None:
+    """Add three pairs of legs on the first three segments, swept forward, sideways and back."""
+    n, angle_sd = len(bodies.active), _VARIATION["limb_angle"]
     droop = np.radians(plans["leg_droop"][:, None] + rng.normal(0.0, angle_sd, (n, 3)))
     sweep = np.radians(np.array([35.0, 0.0, -35.0]) + rng.normal(0.0, angle_sd, (n, 3)))
     leg_length = 0.42 * plans["leg_length"][:, None] * jitter((3,))
-    for side, slot in ((1.0, _LEG_SIDES[1.0]), (-1.0, _LEG_SIDES[-1.0])):
+    for side, slot in _LEG_SIDES.items():
         direction = np.stack(
             [np.sin(sweep) * np.cos(droop), side * np.cos(sweep) * np.cos(droop), -np.sin(droop)], -1
         )
         root = np.stack(
-            np.broadcast_arrays(x[:, :3], side * 0.5 * width[:, None], -0.4 * height[:, None]), -1
+            np.broadcast_arrays(
+                trunk.x[:, :3], side * 0.5 * trunk.width[:, None], -0.4 * trunk.height[:, None]
+            ),
+            -1,
         )
         bodies.set_limbs(slot, root, direction, leg_length, 0.028)
-    # antennae from the front of the head, tail filaments from the last segment
+
+
+def _add_filaments(
+    bodies: Ellipsoids, plans: dict[str, np.ndarray], trunk: _Trunk, rng: np.random.Generator, jitter: _Jitter
+) -> None:
+    """Add antennae from the front of the head and tail filaments from the last segment."""
+    n, angle_sd = len(bodies.active), _VARIATION["limb_angle"]
     side = np.array([1.0, -1.0])
     spread = np.radians(30.0 + rng.normal(0.0, angle_sd, (n, 2)))
     direction = np.stack([np.cos(spread), side * np.sin(spread), np.full((n, 2), 0.25)], -1)
@@ -214,10 +175,13 @@ def _build_bodies(plans: dict[str, np.ndarray], rng: np.random.Generator) -> _Bo
     direction = np.stack(
         [-np.cos(spread) * np.cos(rise), side * np.sin(spread) * np.cos(rise), np.sin(rise)], -1
     )
-    last = x[np.arange(n), plans["segments"] - 1] - 0.5 * length
-    root = np.stack([last, np.zeros(n), -0.3 * height], -1)[:, None]
+    last = trunk.x[np.arange(n), plans["segments"] - 1] - 0.5 * trunk.length
+    root = np.stack([last, np.zeros(n), -0.3 * trunk.height], -1)[:, None]
     bodies.set_limbs(_TAILS, root, direction, 0.35 * plans["tail_length"][:, None] * jitter((2,)), 0.02)
-    # dorsal spots: flat patches inside the back of segments 2..4, painted over the body from above
+
+
+def _add_spots(bodies: Ellipsoids, plans: dict[str, np.ndarray]) -> None:
+    """Add dorsal spots: flat patches inside the back of segments 2..4, painted over the body from above."""
     backs = slice(_SEGMENTS.start + 1, _SEGMENTS.start + 1 + _N_SPOTS)
     seg_axes = bodies.axes[:, backs]
     bodies.centres[:, _SPOTS] = bodies.centres[:, backs] + np.stack(
@@ -228,6 +192,25 @@ def _build_bodies(plans: dict[str, np.ndarray], rng: np.random.Generator) -> _Bo
     )
     bodies.colours[:, _SPOTS] = _SPOT_COLOUR
     bodies.active[:, _SPOTS] = (plans["spots"][:, None] > 0) & bodies.active[:, backs]
+
+
+def _build_bodies(plans: dict[str, np.ndarray], rng: np.random.Generator) -> Ellipsoids:
+    """Ellipsoids of individuals in body coordinates: x towards the head, z up.
+
+    The random draws happen in a fixed order (trunk, legs, antennae, tails),
+    so that a seed always gives the same bodies.
+    """
+    n = len(plans["segments"])
+
+    def jitter(shape: tuple[int, ...]) -> np.ndarray:
+        """Log-normal factors around 1, one per individual (and entry of ``shape``)."""
+        return np.exp(rng.normal(0.0, _VARIATION["shape"], (n, *shape)))
+
+    bodies = Ellipsoids.blank(n, _N_PARTS, _LIMB_COLOUR)
+    trunk = _add_trunk(bodies, plans, rng, jitter)
+    _add_legs(bodies, plans, trunk, rng, jitter)
+    _add_filaments(bodies, plans, trunk, rng, jitter)
+    _add_spots(bodies, plans)
     return bodies
 
 
@@ -244,72 +227,22 @@ def _draw_order(view: str) -> list[int]:
     return legs[1.0] + tail[1.0] + antenna[1.0] + spots + body + legs[-1.0] + tail[-1.0] + antenna[-1.0]
 
 
-def _render(bodies: _Bodies, view: str, size: int) -> np.ndarray:
-    """Ray-cast the bodies orthographically into float RGB images (n, 3, size, size) in [0, 1].
-
-    For the ray through pixel (u, v), ``q = M (p - c)`` maps a point ``p`` of
-    the ray into the coordinates where the ellipsoid is the unit sphere
-    (``M = diag(1/a) R^T``). The part of ``q`` perpendicular to the ray is
-    affine in (u, v), so ``h = 1 - |q_perp|^2`` is a quadratic in (u, v): a
-    row term, a column term and a cross term, a few operations per pixel and
-    part. ``h > 0`` inside the silhouette, and ``sqrt(h)`` is the cosine
-    between the ray and the sphere's normal, used for shading. Parts are
-    painted back to front in a fixed order per view, which is exact for the
-    small pitch and roll of the poses.
-    """
-    if view == "dorsal":  # columns along +x, rows along -y, looking down
-        e1, e2, d = np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, -1.0])
-    else:  # columns along +x, rows along -z, looking along +y
-        e1, e2, d = np.array([1.0, 0, 0]), np.array([0, 0, -1.0]), np.array([0, 1.0, 0])
-    m_matrix = np.swapaxes(bodies.rotations, -1, -2) / bodies.axes[..., :, None]
-    ray = m_matrix @ d
-    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
-
-    def perp(vector: np.ndarray) -> np.ndarray:
-        return vector - np.sum(vector * ray, axis=-1, keepdims=True) * ray
-
-    def dot(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return np.sum(p * q, axis=-1)[..., None]
-
-    a1, a2 = perp(m_matrix @ e1), perp(m_matrix @ e2)
-    a3 = perp(-np.einsum("neij,nej->nei", m_matrix, bodies.centres))
-    grid = (np.arange(size) + 0.5) / size * 2 * _EXTENT - _EXTENT
-    active = bodies.active[..., None]  # inactive parts get h = -1 everywhere
-    h_col = np.where(active, dot(a1, a1) * grid**2 + 2 * dot(a1, a3) * grid, 0.0).astype(np.float32)
-    h_row = np.where(active, 1.0 - dot(a2, a2) * grid**2 - 2 * dot(a2, a3) * grid - dot(a3, a3), -1.0)
-    h_row = h_row.astype(np.float32)
-    cross = np.where(active, 2 * dot(a1, a2), 0.0).astype(np.float32)[..., None]
-    uv = np.outer(grid, grid).astype(np.float32)
-    n = len(h_row)
-    # code = slot + h of the frontmost part: which part and its shading, in one buffer
-    code = np.full((n, size, size), -1.0, dtype=np.float32)
-    for slot in _draw_order(view):
-        shifted = (h_row[:, slot, :, None] + np.float32(slot)) - h_col[:, slot, None, :]
-        shifted -= cross[:, slot] * uv
-        np.copyto(code, shifted, where=shifted > slot)
-    part = np.ceil(code).astype(np.intp) - 1
-    shade = np.float32(0.45) + np.float32(0.55) * np.sqrt(np.clip(code - part, 0, 1))
-    colour = np.take_along_axis(bodies.colours, np.maximum(part, 0).reshape(n, -1, 1), axis=1)
-    image = np.where((part >= 0)[..., None], colour.reshape(n, size, size, 3) * shade[..., None], _BACKGROUND)
-    return np.moveaxis(image, -1, 1)
-
-
-def _render_chunk(bodies: _Bodies, size: int, seed: int) -> dict[str, np.ndarray]:
+def _render_chunk(bodies: Ellipsoids, size: int, seed: int) -> dict[str, np.ndarray]:
     """Render both views of some bodies, add pixel noise and quantise to uint8."""
     rng = np.random.default_rng(seed)
     out = {}
     for view in VIEW_NAMES:
-        image = _render(bodies, view, size)
+        image = render(bodies, _CAMERAS[view], _draw_order(view), size, _EXTENT, _BACKGROUND)
         image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(_NOISE)
         out[view] = np.clip(np.rint(image * np.float32(255)), 0, 255).astype(np.uint8)
     return out
 
 
-def _pose(bodies: _Bodies, yaw: np.ndarray, rng: np.random.Generator) -> _Bodies:
+def _pose(bodies: Ellipsoids, yaw: np.ndarray, rng: np.random.Generator) -> Ellipsoids:
     """Place bodies in the world: ``yaw`` (degrees), random pitch, roll, scale and shift."""
     n = len(yaw)
     tilt = np.radians(rng.normal(0.0, _VARIATION["tilt"], (2, n)))
-    rotation = _rotation(np.radians(yaw), tilt[0], tilt[1])
+    rotation = rotation_matrices(np.radians(yaw), tilt[0], tilt[1])
     scale = np.exp(rng.normal(0.0, _VARIATION["scale"], n))[:, None, None]
     shift = rng.uniform(-_VARIATION["shift"], _VARIATION["shift"], (n, 1, 3))
     return replace(

@@ -179,7 +179,7 @@ def one_class_split(
     in_test = np.ones(len(dataset), dtype=bool)
     in_test[train_index] = False
     shared = np.zeros(len(dataset), dtype=bool)
-    if train_mask is None and split == "group":
+    if train_mask is None and split == "group" and dataset.groups is not None:  # _train_index checked groups
         shared = ~is_normal & np.isin(dataset.groups, dataset.groups[train_index])
         in_test &= ~shared
     n_test_normal = int((in_test & is_normal).sum())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject
 
 _NAME = re.compile(r"obj(\d+)__(\d+)")
 #: Pose-index numbering of COIL-20: 72 poses, 5 degrees apart.
@@ -38,6 +38,47 @@ def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _by_angle(
+    files: dict[tuple[int, int], Path], delta_deg: int, angle_step: int | None
+) -> dict[tuple[int, int], Path]:
+    """Map (object, angle in degrees) to file, checking the angle step and ``delta_deg``."""
+    if angle_step is None:
+        angle_step = COIL20_ANGLE_STEP if max(pose for _, pose in files) < 72 else 1
+    step = _positive_int("angle_step", angle_step)
+    if delta_deg >= 360 or delta_deg % step:
+        raise ValueError(f"delta_deg must be in 1..359 and a multiple of angle_step={step}, got {delta_deg}")
+    by_angle: dict[tuple[int, int], Path] = {}
+    for (obj, pose), path in files.items():
+        if pose * step >= 360:
+            raise ValueError(f"{path}: pose {pose} x angle_step {step} = {pose * step} degrees, beyond 359")
+        by_angle[obj, pose * step] = path
+    return by_angle
+
+
+def _pairs(
+    by_angle: dict[tuple[int, int], Path], delta_deg: int, names: list[str], on_error: str
+) -> tuple[list[dict[str, Path]], list[str], list[tuple[int, int, str]], list[str]]:
+    """Pair each photo with the photo of its object ``delta_deg`` further round.
+
+    Returns the view files, the error-message context and the (object,
+    angle, file stem) of each pair, and the messages of the photos skipped.
+    """
+    samples: list[dict[str, Path]] = []
+    contexts: list[str] = []
+    keys: list[tuple[int, int, str]] = []
+    skipped: list[str] = []
+    for (obj, angle), path in sorted(by_angle.items()):
+        partner = (angle + delta_deg) % 360
+        if (obj, partner) not in by_angle:
+            message = f"{path}: object {obj} has no photo at {partner} degrees ({delta_deg} from {angle})"
+            reject(message, on_error, skipped)
+            continue
+        samples.append({names[0]: path, names[1]: by_angle[obj, partner]})
+        contexts.append(f"object {obj} at {angle} degrees")
+        keys.append((obj, angle, path.stem))
+    return samples, contexts, keys, skipped
 
 
 def load_turntable(
@@ -121,28 +162,9 @@ def load_turntable(
     files = _scan(root)
     if not files:
         raise ValueError(f"{root}: no image files named obj<K>__<P>.<ext>")
-    if angle_step is None:
-        angle_step = COIL20_ANGLE_STEP if max(pose for _, pose in files) < 72 else 1
-    step = _positive_int("angle_step", angle_step)
-    if delta_deg >= 360 or delta_deg % step:
-        raise ValueError(f"delta_deg must be in 1..359 and a multiple of angle_step={step}, got {delta_deg}")
-    by_angle: dict[tuple[int, int], Path] = {}
-    for (obj, pose), path in files.items():
-        if pose * step >= 360:
-            raise ValueError(f"{path}: pose {pose} x angle_step {step} = {pose * step} degrees, beyond 359")
-        by_angle[obj, pose * step] = path
-    samples, contexts, keys, skipped = [], [], [], []
-    for (obj, angle), path in sorted(by_angle.items()):
-        partner = (angle + delta_deg) % 360
-        if (obj, partner) not in by_angle:
-            message = f"{path}: object {obj} has no photo at {partner} degrees ({delta_deg} from {angle})"
-            if on_error == "raise":
-                raise ValueError(message)
-            skipped.append(message)
-            continue
-        samples.append({names[0]: path, names[1]: by_angle[obj, partner]})
-        contexts.append(f"object {obj} at {angle} degrees")
-        keys.append((obj, angle, path.stem))
+    samples, contexts, keys, skipped = _pairs(
+        _by_angle(files, delta_deg, angle_step), delta_deg, names, on_error
+    )
     arrays, keep = load_view_images(
         samples,
         contexts,
