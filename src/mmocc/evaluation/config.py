@@ -28,6 +28,9 @@ suggests the closest valid key. The schema::
     preset = "paper"                 # any other estimator parameter
     views = [0]                      # view names, or 0-based positions in the dataset
 
+The ``[models.NAME]`` tables are parsed by :class:`mmocc.evaluation.models.ModelConfig`
+(re-exported here), whose checks the command line shares.
+
 Relative paths (the data source, ``cache_dir``) are resolved against the
 current working directory, not the config file's folder, so the configs in
 ``configs/`` are meant to be run from the repository root.
@@ -36,13 +39,23 @@ current working directory, not the config file's folder, so the configs in
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmocc.evaluation.metrics import METRIC_NAMES
+from mmocc.evaluation.models import (
+    MODEL_KINDS,
+    RUNNER_PARAMS,
+    ConfigError,
+    ModelConfig,
+    check_keys,
+    check_model_params,
+    resolve_views,
+)
+from mmocc.evaluation.models import is_int as _is_int
+from mmocc.evaluation.models import require as _require
 from mmocc.utils import did_you_mean
 
 try:
@@ -51,11 +64,26 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 
+__all__ = [
+    "DEFAULT_TABLE_METRICS",
+    "MODEL_KINDS",
+    "RUNNER_PARAMS",
+    "SPLIT_KINDS",
+    "TIMING_METRICS",
+    "ConfigError",
+    "DataConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "SplitConfig",
+    "check_keys",
+    "check_model_params",
+    "config_from_dict",
+    "load_config",
+    "resolve_views",
+]
+
 TIMING_METRICS: tuple[str, ...] = ("fit_seconds", "score_seconds")
 """Timing values recorded for every run beside the metrics of :func:`mmocc.evaluation.metrics.evaluate`."""
-
-MODEL_KINDS: tuple[str, ...] = ("mmocc", "baseline")
-"""Valid ``kind`` values of a ``[models.NAME]`` table."""
 
 SPLIT_KINDS: tuple[str, ...] = ("random", "group", "metadata")
 """Valid ``kind`` values of the ``[split]`` table."""
@@ -63,50 +91,8 @@ SPLIT_KINDS: tuple[str, ...] = ("random", "group", "metadata")
 DEFAULT_TABLE_METRICS: tuple[str, ...] = ("anomaly_recall", "p_at_n", "roc_auc", "normal_recall")
 """Columns per model of ``table.md``: the paper's Recall, P@n and ROC AUC, then normal recall."""
 
-RUNNER_PARAMS: tuple[str, ...] = ("random_state", "device", "verbose")
-"""Estimator parameters the runner sets itself (from ``seeds`` and ``device``)."""
-
 _TOP_KEYS = ("name", "description", "seeds", "plots", "table_metrics", "data", "split", "models")
 _SPLIT_KEYS = ("normal", "kind", "train_fraction", "key", "below")
-_MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-class ConfigError(ValueError):
-    """An invalid experiment configuration; the message names the key at fault."""
-
-
-def check_keys(table: Mapping[str, Any], allowed: Any, where: str) -> None:
-    """Raise :class:`ConfigError` for the first key of ``table`` not in ``allowed``.
-
-    Parameters
-    ----------
-    table : mapping
-        A config table.
-    allowed : collection of str
-        The valid keys.
-    where : str
-        Where the table is, for the message (e.g. ``"[split]"``).
-
-    Raises
-    ------
-    ConfigError
-        Naming the unknown key, the closest valid key and all valid keys.
-    """
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key {key!r} in {where}{did_you_mean(key, allowed)} "
-                f"(valid keys: {', '.join(sorted(allowed))})"
-            )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -262,181 +248,6 @@ class SplitConfig:
         else:
             out["train_fraction"] = self.train_fraction
         return out
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """One ``[models.NAME]`` table.
-
-    Attributes
-    ----------
-    name : str
-        The model's name in results and tables.
-    kind : {"mmocc", "baseline"}
-        :class:`mmocc.MultimodalOCC` or :class:`mmocc.baselines.BaselineOCC`.
-    params : dict
-        Estimator parameters; ``views`` may hold 0-based view positions.
-    """
-
-    name: str
-    kind: str
-    params: dict[str, Any]
-
-    @classmethod
-    def from_dict(cls, name: str, table: Mapping[str, Any]) -> ModelConfig:
-        """Validate a ``[models.NAME]`` table against the estimator's parameters.
-
-        Parameters
-        ----------
-        name : str
-            The model name (letters, digits, ``_``, ``.``, ``-``).
-        table : mapping
-            The table as read from TOML.
-
-        Returns
-        -------
-        ModelConfig
-            The parsed table.
-
-        Raises
-        ------
-        ConfigError
-            For a bad name, a missing or unknown kind, an unknown or
-            runner-owned parameter, bad views, or an invalid value.
-        """
-        where = f"[models.{name}]"
-        _require(
-            bool(_MODEL_NAME.fullmatch(name)),
-            f"model name {name!r} may only hold letters, digits, '_', '.' and '-'",
-        )
-        _require(isinstance(table, Mapping), f"{where} must be a table")
-        params = dict(table)
-        kind = params.pop("kind", None)
-        _require(kind is not None, f"{where} needs kind = one of {MODEL_KINDS}")
-        _require(
-            kind in MODEL_KINDS,
-            f"{where} kind {kind!r} is not valid{did_you_mean(kind, MODEL_KINDS)} "
-            f"(choose one of {MODEL_KINDS})",
-        )
-        estimator_class = _estimator_class(kind)
-        allowed = set(estimator_class().get_params()) - set(RUNNER_PARAMS)
-        for key in params:
-            _require(
-                key not in RUNNER_PARAMS,
-                f"{where} must not set {key!r}: the runner sets it (from seeds and --device)",
-            )
-        check_keys(params, allowed | {"kind"}, f"{where} (kind {kind!r})")
-        views = params.get("views")
-        if views is not None:
-            views = [views] if isinstance(views, (str, int)) else views
-            _require(
-                isinstance(views, list)
-                and bool(views)
-                and all(isinstance(v, str) or (_is_int(v) and v >= 0) for v in views),
-                f"{where} views must be a list of view names or 0-based positions, got {table['views']!r}",
-            )
-            params["views"] = list(views)
-        try:
-            _check_estimator(kind, {k: v for k, v in params.items() if k != "views"})
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        return cls(name=name, kind=kind, params=params)
-
-    def resolve_views(self, view_names: list[str]) -> list[str] | None:
-        """Turn the configured views into dataset view names.
-
-        Parameters
-        ----------
-        view_names : list of str
-            The dataset's views, in order.
-
-        Returns
-        -------
-        list of str or None
-            The views, or None for all of them.
-
-        Raises
-        ------
-        ConfigError
-            For a position out of range or a name not in the dataset.
-        """
-        views = self.params.get("views")
-        if views is None:
-            return None
-        out = []
-        for view in views:
-            if isinstance(view, int):
-                _require(
-                    view < len(view_names),
-                    f"[models.{self.name}] view position {view} is out of range; "
-                    f"the dataset has views {view_names}",
-                )
-                out.append(view_names[view])
-            else:
-                _require(
-                    view in view_names,
-                    f"[models.{self.name}] view {view!r} is not in the dataset"
-                    f"{did_you_mean(view, view_names)} (views: {view_names})",
-                )
-                out.append(view)
-        return out
-
-    def build(self, view_names: list[str], seed: int, device: str) -> Any:
-        """Create the unfitted estimator for one run.
-
-        Parameters
-        ----------
-        view_names : list of str
-            The dataset's views, to resolve view positions.
-        seed : int
-            The run's ``random_state``.
-        device : str
-            Torch device of :class:`mmocc.MultimodalOCC` models.
-
-        Returns
-        -------
-        MultimodalOCC or BaselineOCC
-            The estimator.
-        """
-        params = {**self.params, "views": self.resolve_views(view_names), "random_state": seed}
-        if self.kind == "mmocc":
-            params["device"] = device
-        return _estimator_class(self.kind)(**params)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the table as a JSON-serialisable dict."""
-        return {"kind": self.kind, **self.params}
-
-
-def _estimator_class(kind: str) -> type:
-    """Return the estimator class of a model kind."""
-    if kind == "mmocc":
-        from mmocc.detector import MultimodalOCC
-
-        return MultimodalOCC
-    from mmocc.baselines import BaselineOCC
-
-    return BaselineOCC
-
-
-def _check_estimator(kind: str, params: dict[str, Any]) -> None:
-    """Check parameter values that can be checked without data."""
-    if kind == "mmocc":
-        from mmocc.detector import MultimodalOCC
-
-        MultimodalOCC(**params).check_params()
-        return
-    from mmocc.baselines import BASELINE_DETECTORS, FUSIONS
-
-    for name, choices in (("detector", BASELINE_DETECTORS), ("fusion", FUSIONS)):
-        value = params.get(name, choices[0])
-        if value not in choices:
-            raise ValueError(
-                f"{name} {value!r} is not valid{did_you_mean(value, choices)} (choose one of {choices})"
-            )
-    detector_params = params.get("detector_params")
-    if detector_params is not None and not isinstance(detector_params, dict):
-        raise ValueError(f"detector_params must be a table, got {detector_params!r}")
 
 
 @dataclass(frozen=True)

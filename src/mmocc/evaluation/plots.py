@@ -9,27 +9,68 @@ global backend state. Three kinds are written, each atomically:
   normals and anomalies with the threshold marked (the first seed);
 - ``loss_size{S}_{model}.png``: training curves of each loss term, one line
   per task and seed (models with a training history only).
+
+matplotlib is an optional dependency (``pip install "mmocc[plots]"``),
+imported only when a figure is drawn; :func:`require_matplotlib` fails early
+with an installation hint when it is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import roc_curve
 
 from mmocc.utils import atomic_open, safe_name
 
 if TYPE_CHECKING:
-    from mmocc.evaluation.runner import RunKey, RunRecord
+    from matplotlib.figure import Figure
+
+    from mmocc.evaluation.runs import RunKey, RunRecord
 
 _LOSS_TERMS = ("loss", "compactness", "reconstruction", "diversity")
 _MAX_LEGEND = 10
 _LOG_SPAN = 20.0
+_INSTALL_HINT = (
+    'drawing figures needs matplotlib, which is not installed: pip install "mmocc[plots]" '
+    "(or pass plots = false in the config, --no-plots on the command line)"
+)
+
+
+class MatplotlibMissingError(ImportError):
+    """Figures were requested but matplotlib is not installed; the message says how to fix it."""
+
+
+def require_matplotlib() -> ModuleType:
+    """Import matplotlib, or fail with an installation hint.
+
+    Returns
+    -------
+    module
+        :mod:`matplotlib`, with :mod:`matplotlib.figure` and
+        :mod:`matplotlib.ticker` imported.
+
+    Raises
+    ------
+    MatplotlibMissingError
+        If matplotlib cannot be imported; the message names
+        ``pip install "mmocc[plots]"`` and how to turn figures off.
+    """
+    try:
+        import matplotlib
+        import matplotlib.figure
+        import matplotlib.ticker
+    except ImportError as exc:
+        raise MatplotlibMissingError(_INSTALL_HINT, name="matplotlib") from exc
+    return matplotlib
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """Create a matplotlib figure (object API, no pyplot state)."""
+    return require_matplotlib().figure.Figure(**kwargs)
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -61,7 +102,9 @@ def plot_roc(
     curves : mapping of str to list of (y_test, scores, roc_auc)
         Per model, one entry per seed.
     """
-    fig = Figure(figsize=(5.5, 5))
+    from sklearn.metrics import roc_curve
+
+    fig = _figure(figsize=(5.5, 5))
     ax = fig.subplots()
     colors = [f"C{i}" for i in range(10)]
     for i, (model, runs) in enumerate(curves.items()):
@@ -91,7 +134,7 @@ def plot_histograms(path: Path, title: str, panels: list[tuple[str, np.ndarray, 
         One panel each.
     """
     rows, cols = _grid(len(panels))
-    fig = Figure(figsize=(3.2 * cols, 2.6 * rows))
+    fig = _figure(figsize=(3.2 * cols, 2.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (label, y, scores, threshold) in zip(axes, panels, strict=False):
         bins = np.histogram_bin_edges(np.append(scores, threshold), bins=30)
@@ -124,7 +167,7 @@ def plot_losses(path: Path, title: str, histories: list[tuple[str, list[dict[str
         for term in _LOSS_TERMS
         if any(term in epoch and epoch[term] != 0 for _, history in histories for epoch in history)
     ]
-    fig = Figure(figsize=(3.6 * len(terms), 3.2))
+    fig = _figure(figsize=(3.6 * len(terms), 3.2))
     axes = fig.subplots(1, len(terms), squeeze=False).ravel()
     labels = sorted({label for label, _ in histories})
     colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
@@ -139,7 +182,7 @@ def plot_losses(path: Path, title: str, histories: list[tuple[str, list[dict[str
         values = np.asarray([epoch[term] for _, history in histories for epoch in history])
         if values.min() > 0 and values.max() > _LOG_SPAN * values.min():
             ax.set_yscale("log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(require_matplotlib().ticker.MaxNLocator(integer=True))
         ax.set(title=term, xlabel="epoch")
     if len(labels) <= _MAX_LEGEND:
         axes[0].legend(title="normal", fontsize="x-small")
@@ -170,37 +213,57 @@ def write_plots(
     -------
     list of pathlib.Path
         The files written.
+
+    Raises
+    ------
+    MatplotlibMissingError
+        If matplotlib is not installed.
     """
+    require_matplotlib()
     by_key = {(key.size, str(key.normal), key.model, key.seed): record for key, record in records}
     seeds = sorted({key.seed for key, _ in records})
-    written = []
+    written: list[Path] = []
     for size, normals in normals_by_size.items():
-        tag = _size_tag(size)
-        for normal in map(str, normals):
-            curves = {
-                model: [
-                    (r.y_test, r.scores, r.info["metrics"]["roc_auc"])
-                    for seed in seeds
-                    if (r := by_key.get((size, normal, model, seed))) is not None
-                ]
-                for model in models
-            }
-            path = folder / f"roc_size{tag}_normal-{safe_name(normal)}.png"
-            plot_roc(path, f"ROC, normal = {normal}, size {tag}", curves)
-            written.append(path)
-        for model in models:
-            first = [(normal, by_key[size, normal, model, seeds[0]]) for normal in map(str, normals)]
-            path = folder / f"hist_size{tag}_{model}.png"
-            panels = [(normal, r.y_test, r.scores, r.info["threshold"]) for normal, r in first]
-            plot_histograms(path, f"{model}: test scores (seed {seeds[0]}, size {tag})", panels)
-            written.append(path)
-            histories = [
-                (normal, by_key[size, normal, model, seed].info["history"])
-                for normal in map(str, normals)
+        written += _write_size(folder, by_key, size, [str(normal) for normal in normals], models, seeds)
+    return written
+
+
+def _write_size(
+    folder: Path,
+    by_key: Mapping[tuple[Any, ...], RunRecord],
+    size: int | None,
+    normals: list[str],
+    models: list[str],
+    seeds: list[int],
+) -> list[Path]:
+    """Write the ROC figure of each task and the histogram and loss figures of each model at one size."""
+    tag = _size_tag(size)
+    written = []
+    for normal in normals:
+        curves = {
+            model: [
+                (r.y_test, r.scores, r.info["metrics"]["roc_auc"])
                 for seed in seeds
+                if (r := by_key.get((size, normal, model, seed))) is not None
             ]
-            if any(history for _, history in histories):
-                path = folder / f"loss_size{tag}_{model}.png"
-                plot_losses(path, f"{model}: training loss (size {tag})", histories)
-                written.append(path)
+            for model in models
+        }
+        path = folder / f"roc_size{tag}_normal-{safe_name(normal)}.png"
+        plot_roc(path, f"ROC, normal = {normal}, size {tag}", curves)
+        written.append(path)
+    for model in models:
+        first = [(normal, by_key[size, normal, model, seeds[0]]) for normal in normals]
+        path = folder / f"hist_size{tag}_{model}.png"
+        panels = [(normal, r.y_test, r.scores, r.info["threshold"]) for normal, r in first]
+        plot_histograms(path, f"{model}: test scores (seed {seeds[0]}, size {tag})", panels)
+        written.append(path)
+        histories = [
+            (normal, by_key[size, normal, model, seed].info["history"])
+            for normal in normals
+            for seed in seeds
+        ]
+        if any(history for _, history in histories):
+            path = folder / f"loss_size{tag}_{model}.png"
+            plot_losses(path, f"{model}: training loss (size {tag})", histories)
+            written.append(path)
     return written

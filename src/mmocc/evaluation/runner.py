@@ -24,19 +24,20 @@ an interrupted experiment resumes where it stopped. The output folder holds:
 Seeds: the run with seed ``s`` draws its split with seed ``s`` and gets
 ``random_state=s``, so the spread over seeds covers both the split and the
 initialisation.
+
+Run records, fingerprints and the resume store are in
+:mod:`mmocc.evaluation.runs`, the Markdown table in
+:mod:`mmocc.evaluation.report` and the figures in :mod:`mmocc.evaluation.plots`.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import os
 import platform
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,24 +49,32 @@ from mmocc import __version__
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.sources import describe, find_label, parse_source
 from mmocc.data.tasks import OneClassSplit, one_class_split
-from mmocc.evaluation.config import TIMING_METRICS, ConfigError, ExperimentConfig, ModelConfig, load_config
-from mmocc.evaluation.metrics import METRIC_NAMES, evaluate
-from mmocc.utils import atomic_open, safe_name, write_json
+from mmocc.evaluation.config import ConfigError, ExperimentConfig, ModelConfig, load_config
+from mmocc.evaluation.metrics import evaluate
+from mmocc.evaluation.report import METRIC_LABELS, markdown_report
+from mmocc.evaluation.runs import (
+    RESULT_COLUMNS,
+    RunKey,
+    RunRecord,
+    dataset_digest,
+    fingerprint,
+    load_run,
+    save_run,
+    tidy_rows,
+    write_results_csv,
+)
+from mmocc.utils import atomic_open, write_json
 
-RESULT_COLUMNS: tuple[str, ...] = ("normal", "model", "seed", "size", "metric", "value")
-"""Columns of ``results.csv``."""
-
-METRIC_LABELS: dict[str, str] = {
-    "anomaly_recall": "Recall",
-    "p_at_n": "P@n",
-    "roc_auc": "ROC AUC",
-    "normal_recall": "Normal recall",
-    "average_precision": "AP",
-    "f1": "F1",
-    "fit_seconds": "Fit (s)",
-    "score_seconds": "Score (s)",
-}
-"""Column titles of ``table.md``."""
+__all__ = [
+    "METRIC_LABELS",
+    "RESULT_COLUMNS",
+    "ExperimentResult",
+    "RunKey",
+    "RunRecord",
+    "markdown_report",
+    "package_versions",
+    "run_experiment",
+]
 
 _PACKAGES = {"torch": "torch", "numpy": "numpy", "sklearn": "scikit-learn", "pyod": "pyod"}
 
@@ -88,71 +97,12 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def _dataset_digest(dataset: MultiViewDataset) -> str:
-    """SHA-256 of a dataset's views, labels and ids."""
-    digest = hashlib.sha256()
-    for name, array in dataset.views.items():
-        digest.update(f"{name}|{array.shape}|{array.dtype}|".encode())
-        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-    digest.update("\0".join(map(str, dataset.labels.tolist())).encode())
-    digest.update("\0".join(dataset.ids.tolist()).encode())
-    return digest.hexdigest()
-
-
 def _image_size(dataset: MultiViewDataset) -> int | None:
     """Height of the first image view, or None for vector-only data."""
     for array in dataset.views.values():
         if array.ndim == 4:
             return int(array.shape[2])
     return None
-
-
-@dataclass(frozen=True)
-class RunKey:
-    """One run of an experiment.
-
-    Attributes
-    ----------
-    size : int or None
-        Input size (None for vector-only data without a configured size).
-    normal : Any
-        The normal class, as stored in the dataset.
-    seed : int
-        Split and model seed.
-    model : str
-        Model name.
-    """
-
-    size: int | None
-    normal: Any
-    seed: int
-    model: str
-
-    @property
-    def run_id(self) -> str:
-        """str: the run's file-name stem."""
-        size = "NA" if self.size is None else str(self.size)
-        return f"size{size}__normal-{safe_name(self.normal)}__{self.model}__seed{self.seed}"
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """The stored result of one run.
-
-    Attributes
-    ----------
-    info : dict
-        The JSON record: key fields, ``metrics``, timings, ``threshold``,
-        ``n_train``, ``n_test``, ``history``, ``fingerprint``.
-    scores : numpy.ndarray
-        Test anomaly scores.
-    y_test : numpy.ndarray
-        Test labels, 0 normal and 1 anomaly.
-    """
-
-    info: dict[str, Any]
-    scores: np.ndarray
-    y_test: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -247,38 +197,6 @@ def _execute(
     return RunRecord(info, np.asarray(scores, dtype=np.float64), np.asarray(task.y_test, dtype=np.int64))
 
 
-def _load_run(runs: Path, key: RunKey, fingerprint: str) -> RunRecord | None:
-    """Return a finished run with a matching fingerprint, or None."""
-    json_path, npz_path = runs / f"{key.run_id}.json", runs / f"{key.run_id}.npz"
-    try:
-        info = json.loads(json_path.read_text(encoding="utf-8"))
-        if info.get("fingerprint") != fingerprint:
-            return None
-        with np.load(npz_path, allow_pickle=False) as arrays:
-            return RunRecord(info, arrays["scores"], arrays["y_test"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save_run(runs: Path, key: RunKey, record: RunRecord, ids: np.ndarray) -> None:
-    """Write a run's arrays, then its JSON record (whose presence marks it finished)."""
-    with atomic_open(runs / f"{key.run_id}.npz", "wb") as handle:
-        np.savez(handle, scores=record.scores, y_test=record.y_test, ids=ids.astype(str))
-    write_json(runs / f"{key.run_id}.json", record.info)
-
-
-def _fingerprint(data_digest: str, cfg: ExperimentConfig, key: RunKey) -> str:
-    """Hash of everything that determines a run's result."""
-    payload = {
-        "data": data_digest,
-        "split": cfg.split.to_dict(),
-        "model": cfg.models[key.model].to_dict(),
-        "seed": key.seed,
-        "size": key.size,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _datasets(cfg: ExperimentConfig, data: str | MultiViewDataset | None) -> tuple[str, Iterator[Any]]:
     """Check the data options and return the source's name and a lazy (size, dataset) iterator."""
     if isinstance(data, MultiViewDataset):
@@ -321,6 +239,103 @@ def _normals(cfg: ExperimentConfig, dataset: MultiViewDataset) -> list[Any]:
         raise ConfigError(f"[split] normal: {exc}") from None
 
 
+def _config_json(cfg: ExperimentConfig, data_summary: dict[str, Any], device: str) -> dict[str, Any]:
+    """Return the content of ``config.json``."""
+    used = cfg.to_dict()
+    used["data"]["source"] = data_summary["source"]
+    return {"config": used, "device": device, "data": data_summary, "versions": package_versions()}
+
+
+@dataclass
+class _Experiment:
+    """What an experiment has done so far, and its progress bar."""
+
+    cfg: ExperimentConfig
+    out: Path
+    device: str
+    progress: bool
+    source: str
+    records: list[tuple[RunKey, RunRecord]] = field(default_factory=list)
+    normals_by_size: dict[int | None, list[Any]] = field(default_factory=dict)
+    data_summary: dict[str, Any] | None = None
+    n_reused: int = 0
+    bar: Any = None
+
+    def start(self, dataset: MultiViewDataset, n_normals: int) -> None:
+        """On the first dataset: summarise the data, write ``config.json`` and open the bar."""
+        if self.data_summary is None:
+            self.data_summary = {"source": self.source, **describe(dataset)}
+        if self.bar is None:
+            write_json(self.out / "config.json", _config_json(self.cfg, self.data_summary, self.device))
+            cfg = self.cfg
+            total = len(cfg.data.sizes) * n_normals * len(cfg.seeds) * len(cfg.models)
+            self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if self.progress else True)
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_task(
+    state: _Experiment, size: int | None, dataset: MultiViewDataset, digest: str, normal: Any, seed: int
+) -> None:
+    """Run (or reuse) every model on the task of one normal class and seed."""
+    cfg, runs = state.cfg, state.out / "runs"
+    task = None
+    for model in cfg.models.values():
+        key = RunKey(size, normal, seed, model.name)
+        state.bar.set_postfix_str(key.run_id, refresh=False)
+        run_fingerprint = fingerprint(digest, cfg, key)
+        record = load_run(runs, key, run_fingerprint)
+        if record is not None:
+            state.n_reused += 1
+        else:
+            if task is None:
+                task = _split(dataset, cfg, normal, seed)
+            record = _execute(model, task, dataset.view_names, seed, state.device)
+            record.info.update(
+                run_id=key.run_id,
+                normal=str(normal),
+                model=model.name,
+                seed=seed,
+                size=size,
+                fingerprint=run_fingerprint,
+            )
+            save_run(runs, key, record, task.test.ids)
+        state.records.append((key, record))
+        state.bar.update()
+
+
+def _run_dataset(state: _Experiment, size: int | None, dataset: MultiViewDataset) -> None:
+    """Run every task, seed and model on the dataset of one input size."""
+    normals = _normals(state.cfg, dataset)
+    state.normals_by_size[size] = normals
+    state.start(dataset, len(normals))
+    digest = dataset_digest(dataset)
+    for normal in normals:
+        for seed in state.cfg.seeds:
+            _run_task(state, size, dataset, digest, normal, seed)
+
+
+def _write_outputs(state: _Experiment) -> ExperimentResult:
+    """Write ``results.csv``, ``table.md`` and the plots; return the result."""
+    cfg, out = state.cfg, state.out
+    assert state.data_summary is not None
+    rows = tidy_rows(state.records)
+    write_results_csv(out / "results.csv", rows)
+    markdown = markdown_report(cfg, rows, state.normals_by_size, state.data_summary)
+    with atomic_open(out / "table.md", "w", encoding="utf-8") as handle:
+        handle.write(markdown)
+    if cfg.plots:
+        from mmocc.evaluation.plots import write_plots
+
+        write_plots(out / "plots", state.records, state.normals_by_size, list(cfg.models))
+    return ExperimentResult(
+        out=out, rows=rows, markdown=markdown, n_runs=len(state.records), n_reused=state.n_reused
+    )
+
+
 def run_experiment(
     config: str | os.PathLike[str] | Mapping[str, Any] | ExperimentConfig,
     data: str | MultiViewDataset | None,
@@ -361,6 +376,9 @@ def run_experiment(
         If the config or the data source does not exist.
     ValueError
         For an invalid device or data the models reject.
+    mmocc.evaluation.plots.MatplotlibMissingError
+        If ``plots`` is on and matplotlib is not installed (checked before
+        any run).
 
     Examples
     --------
@@ -378,202 +396,15 @@ def run_experiment(
 
     cfg = load_config(config)
     resolve_device(device)
+    if cfg.plots:
+        from mmocc.evaluation.plots import require_matplotlib
+
+        require_matplotlib()
     source_text, datasets = _datasets(cfg, data)
-    out = Path(out)
-    runs = out / "runs"
-    records: list[tuple[RunKey, RunRecord]] = []
-    normals_by_size: dict[int | None, list[Any]] = {}
-    summary: dict[str, Any] = {}
-    n_reused = 0
-    bar = None
+    state = _Experiment(cfg, Path(out), device, progress, source_text)
     try:
         for size, dataset in datasets:
-            normals = _normals(cfg, dataset)
-            normals_by_size[size] = normals
-            summary.setdefault("data", {"source": source_text, **describe(dataset)})
-            if bar is None:
-                write_json(out / "config.json", _config_json(cfg, summary["data"], device))
-                total = len(cfg.data.sizes) * len(normals) * len(cfg.seeds) * len(cfg.models)
-                bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
-            digest = _dataset_digest(dataset)
-            for normal in normals:
-                for seed in cfg.seeds:
-                    task = None
-                    for model in cfg.models.values():
-                        key = RunKey(size, normal, seed, model.name)
-                        bar.set_postfix_str(key.run_id, refresh=False)
-                        fingerprint = _fingerprint(digest, cfg, key)
-                        record = _load_run(runs, key, fingerprint)
-                        if record is not None:
-                            n_reused += 1
-                        else:
-                            if task is None:
-                                task = _split(dataset, cfg, normal, seed)
-                            record = _execute(model, task, dataset.view_names, seed, device)
-                            record.info.update(
-                                run_id=key.run_id,
-                                normal=str(normal),
-                                model=model.name,
-                                seed=seed,
-                                size=size,
-                                fingerprint=fingerprint,
-                            )
-                            _save_run(runs, key, record, task.test.ids)
-                        records.append((key, record))
-                        bar.update()
+            _run_dataset(state, size, dataset)
     finally:
-        if bar is not None:
-            bar.close()
-    rows = _tidy_rows(records)
-    _write_results_csv(out / "results.csv", rows)
-    markdown = markdown_report(cfg, rows, normals_by_size, summary["data"])
-    with atomic_open(out / "table.md", "w", encoding="utf-8") as handle:
-        handle.write(markdown)
-    if cfg.plots:
-        from mmocc.evaluation.plots import write_plots
-
-        write_plots(out / "plots", records, normals_by_size, list(cfg.models))
-    return ExperimentResult(out=out, rows=rows, markdown=markdown, n_runs=len(records), n_reused=n_reused)
-
-
-def _config_json(cfg: ExperimentConfig, data_summary: dict[str, Any], device: str) -> dict[str, Any]:
-    """Return the content of ``config.json``."""
-    used = cfg.to_dict()
-    used["data"]["source"] = data_summary["source"]
-    return {"config": used, "device": device, "data": data_summary, "versions": package_versions()}
-
-
-def _tidy_rows(records: list[tuple[RunKey, RunRecord]]) -> list[dict[str, Any]]:
-    """One row per run and metric (timings included)."""
-    rows = []
-    for key, record in records:
-        values = {**record.info["metrics"], **{name: record.info[name] for name in TIMING_METRICS}}
-        for metric in (*METRIC_NAMES, *TIMING_METRICS):
-            rows.append(
-                {
-                    "normal": str(key.normal),
-                    "model": key.model,
-                    "seed": key.seed,
-                    "size": "" if key.size is None else key.size,
-                    "metric": metric,
-                    "value": float(values[metric]),
-                }
-            )
-    return rows
-
-
-def _write_results_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _cell(values: list[float]) -> str:
-    """Mean, and sample standard deviation when there are several values."""
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
-
-
-def _row_cells(
-    lookup: dict[tuple[Any, ...], float],
-    size: Any,
-    normals: list[str],
-    seeds: list[int],
-    models: list[str],
-    metrics: tuple[str, ...],
-) -> list[str]:
-    """Cells of one table row; with several normals, each seed's mean over them."""
-    cells = []
-    for model in models:
-        for metric in metrics:
-            per_seed = [
-                float(np.mean([lookup[size, normal, model, seed, metric] for normal in normals]))
-                for seed in seeds
-            ]
-            cells.append(_cell(per_seed))
-    return cells
-
-
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-def markdown_report(
-    cfg: ExperimentConfig,
-    rows: list[dict[str, Any]],
-    normals_by_size: Mapping[int | None, list[Any]],
-    data_summary: Mapping[str, Any],
-) -> str:
-    """Render the results in the layout of the paper's Table I.
-
-    One table per input size: a row per normal class and an Average row,
-    a column per model and metric (``cfg.table_metrics``), each cell the mean
-    +- sample standard deviation over seeds. The Average row averages over
-    classes within each seed first, so its spread is over seeds too. With
-    several sizes a last table gives the Average row of each size.
-
-    Parameters
-    ----------
-    cfg : ExperimentConfig
-        The config (models, seeds, metrics, split).
-    rows : list of dict
-        Tidy results.
-    normals_by_size : mapping
-        The normal classes of each size, in table order.
-    data_summary : mapping
-        ``source`` and ``n_samples`` of the data.
-
-    Returns
-    -------
-    str
-        The Markdown document.
-    """
-    lookup = {
-        (str(row["size"]), row["normal"], row["model"], row["seed"], row["metric"]): row["value"]
-        for row in rows
-    }
-    models, seeds, metrics = list(cfg.models), list(cfg.seeds), cfg.table_metrics
-    header_cells = [f"{model} {METRIC_LABELS[metric]}" for model in models for metric in metrics]
-    split = cfg.split
-    protocol = (
-        f"normal samples with {split.key} < {split.below} train"
-        if split.kind == "metadata"
-        else f"{split.kind} split, {split.train_fraction:g} of the normal samples train"
-    )
-    spread = "mean ± standard deviation over" if len(seeds) > 1 else "one seed:"
-    lines = [
-        f"# {cfg.name}",
-        "",
-        *([cfg.description, ""] if cfg.description else []),
-        f"Data: `{data_summary['source']}` ({data_summary['n_samples']} samples); {protocol}; "
-        f"{spread} seeds {', '.join(map(str, seeds))}. "
-        "Recall = anomaly recall at the threshold; Normal recall = fraction of test normals at or below it.",
-        "",
-    ]
-    averages = []
-    for size, normals in normals_by_size.items():
-        key_size = "" if size is None else str(size)
-        names = [str(normal) for normal in normals]
-        if len(normals_by_size) > 1:
-            lines += [f"## Input size {size}", ""]
-        elif size is not None:
-            lines += [f"Input size {size}.", ""]
-        body = [[name, *_row_cells(lookup, key_size, [name], seeds, models, metrics)] for name in names]
-        average = _row_cells(lookup, key_size, names, seeds, models, metrics)
-        averages.append([str(size), *average])
-        body.append(["**Average**", *average])
-        lines += [_markdown_table(["Normal class", *header_cells], body)]
-    if len(normals_by_size) > 1:
-        lines += [
-            "## Average over classes by input size",
-            "",
-            _markdown_table(["Input size", *header_cells], averages),
-        ]
-    return "\n".join(lines)
+        state.close()
+    return _write_outputs(state)

@@ -1,0 +1,87 @@
+"""The ``mmocc`` command group, its error handling and the console entry point :func:`main`.
+
+Every expected error (bad path, unknown option or config key, label not in
+the data, model that does not fit the data, ...) is reported as one line
+``mmocc: error: ...`` on stderr with exit code 2; ``--debug`` (or the
+environment variable ``MMOCC_DEBUG=1``) shows the traceback instead, except
+for command-line usage errors, which are always one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from mmocc import __version__
+from mmocc.cli.commands import evaluate, info, score, train
+from mmocc.cli.experiment import demo, experiment
+
+_EXPECTED_ERRORS = (ValueError, TypeError, OSError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="mmocc")
+def cli() -> None:
+    """Multimodal one-class classification: train, score and evaluate detectors on multi-view data.
+
+    SRC (the --data option) names a data source: a manifest .csv, a folder
+    laid out as root/<label>/<sample>/<view>.<ext>, turntable:PATH
+    (COIL-20/100 photos), mfeat:PATH (UCI Multiple Features), or
+    synthetic[:n_per_class=N,n_classes=K,size=S]. Relative paths are resolved
+    against the current folder.
+    """
+
+
+for _command in (demo, train, score, evaluate, experiment, info):
+    cli.add_command(_command)
+
+
+def _error_message(exc: BaseException) -> str:
+    """One line describing an expected error."""
+    if isinstance(exc, click.ClickException):
+        message = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, click.UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+    elif isinstance(exc, FileNotFoundError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Print a warning as one line on stderr."""
+    click.echo(f"mmocc: warning: {' '.join(str(message).split())}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``mmocc`` command and exit with its status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments; default ``sys.argv[1:]``.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MMOCC_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            status = cli.main(args=args, prog_name="mmocc", standalone_mode=False)
+        except click.Abort:
+            click.echo("mmocc: interrupted", err=True)
+            sys.exit(130)
+        except (click.ClickException, *_EXPECTED_ERRORS) as exc:
+            if debug and not isinstance(exc, click.ClickException):
+                raise
+            click.echo(f"mmocc: error: {_error_message(exc)}", err=True)
+            sys.exit(2)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,0 +1,135 @@
+"""Options and helpers shared by the ``mmocc`` commands.
+
+Only :mod:`click` and the standard library are imported here; torch is
+imported by the ``--threads`` callback, when the option is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+SRC_HELP = (
+    "Data source: a manifest .csv, a folder root/<label>/<sample>/<view>.png, "
+    "turntable:PATH, mfeat:PATH, or synthetic[:n_per_class=N,...]."
+)
+"""Help of the ``--data SRC`` options."""
+
+
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """Set torch's CPU thread count (option callback)."""
+    if value is not None:
+        import torch
+
+        torch.set_num_threads(value)
+
+
+def common(
+    *, device: bool = True, seed: str | None = None, threads: int | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the options shared by the commands.
+
+    Parameters
+    ----------
+    device : bool, default True
+        Add ``--device`` and ``--threads``.
+    seed : str, optional
+        The help of a ``--seed`` option; None: no such option.
+    threads : int, optional
+        The default of ``--threads``; None leaves torch's choice.
+
+    Returns
+    -------
+    callable
+        A decorator adding ``--quiet``, ``--debug`` and the requested options.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option("--quiet", "-q", is_flag=True, help="No progress bars or informational messages."),
+            click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of errors."),
+        ]
+        if device:
+            options += [
+                click.option(
+                    "--device",
+                    default="auto",
+                    show_default=True,
+                    help="Torch device: auto (CUDA when available), cpu, cuda, cuda:1, ...",
+                ),
+                click.option(
+                    "--threads",
+                    type=click.IntRange(min=1),
+                    default=threads,
+                    callback=_set_threads,
+                    expose_value=False,
+                    help="CPU threads of torch."
+                    + ("  [default: torch's choice]" if threads is None else f"  [default: {threads}]"),
+                ),
+            ]
+        if seed is not None:
+            options.append(click.option("--seed", type=click.IntRange(min=0), default=None, help=seed))
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def note(quiet: bool, message: str) -> None:
+    """Print an informational message on stderr unless quiet.
+
+    Parameters
+    ----------
+    quiet : bool
+        The ``--quiet`` flag.
+    message : str
+        The message.
+    """
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def parse_data_options(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--data-option KEY=VALUE`` items.
+
+    Parameters
+    ----------
+    items : sequence of str
+        The option's values.
+
+    Returns
+    -------
+    dict
+        The loader options, values read as TOML literals.
+
+    Examples
+    --------
+    >>> parse_data_options(["size=32", "cache=false"])
+    {'size': 32, 'cache': False}
+    """
+    from mmocc.utils import parse_assignments
+
+    return parse_assignments(items, "--data-option")
+
+
+data_option = click.option(
+    "--data-option",
+    "-O",
+    "data_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Loader option, e.g. -O delta_deg=45 -O cache=false (values are TOML literals).",
+)
+"""The ``--data-option/-O`` option."""
+
+batch_option = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Samples scored per chunk; bounds memory.",
+)
+"""The ``--batch-size`` option."""
