@@ -216,3 +216,19 @@ def test_scoring_checks_views_against_fit():
     model = BaselineOCC().fit(blobs(10, seed=0))
     with pytest.raises(ValueError, match="missing from X"):
         model.decision_function({"a": blobs(3, seed=1)["a"]})
+
+
+def test_missing_pyod_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "pyod" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "mmocc\[baselines\]"'):
+        BaselineOCC(detector="knn").check_params()
+    X = {"a": np.random.default_rng(0).random((20, 3))}
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "mmocc\[baselines\]"'):
+        BaselineOCC(detector="knn", fusion="single").fit(X)

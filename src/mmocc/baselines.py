@@ -19,6 +19,7 @@ evaluated exactly like the multimodal model.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import random
@@ -54,6 +55,22 @@ _RESERVED_PARAMS = frozenset({"contamination", "n_features"})
 _DEFAULT_BATCH_SIZE = 32
 _DEFAULT_EPOCHS = 20
 _DEFAULT_NEIGHBORS = 5
+
+
+PYOD_MISSING = 'the PyOD baselines need the optional dependency pyod: pip install "mmocc[baselines]"'
+"""The error message when pyod is not installed."""
+
+
+def _require_pyod() -> None:
+    """Raise a ModuleNotFoundError that names the install command when pyod is missing."""
+    if importlib.util.find_spec("pyod") is None:
+        raise ModuleNotFoundError(PYOD_MISSING, name="pyod")
+
+
+def _pyod_class(module_name: str, class_name: str) -> Any:
+    """Import a PyOD class, with the install command in the error when pyod is missing."""
+    _require_pyod()
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def _fit_scaler(block: np.ndarray, scaling: str) -> StandardScaler:
@@ -217,7 +234,21 @@ class BaselineOCC(BaseMultiviewDetector):
         self.random_state = random_state
 
     def check_params(self) -> dict[str, Any]:
-        """Validate the parameters; return a copy of ``detector_params``."""
+        """Validate the parameters; return a copy of ``detector_params``.
+
+        Returns
+        -------
+        dict
+            The detector parameters.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid parameter.
+        ModuleNotFoundError
+            If pyod, an optional dependency, is not installed.
+        """
+        _require_pyod()
         for name, value, choices in (
             ("detector", self.detector, BASELINE_DETECTORS),
             ("fusion", self.fusion, FUSIONS),
@@ -242,8 +273,8 @@ class BaselineOCC(BaseMultiviewDetector):
     def _make_detector(self, n_samples: int, n_features: int, seed: int, params: dict[str, Any]) -> Any:
         """Build an unfitted PyOD detector for data of the given size."""
         module_name, class_name = _PYOD_CLASSES[self.detector]
-        cls = getattr(importlib.import_module(module_name), class_name)
-        defaults: dict[str, Any] = {
+        cls = _pyod_class(module_name, class_name)
+        by_detector: dict[str, dict[str, Any]] = {
             "knn": {"n_neighbors": max(1, min(_DEFAULT_NEIGHBORS, n_samples - 1))},
             "iforest": {"random_state": seed},
             "ocsvm": {"gamma": "scale"},
@@ -264,8 +295,8 @@ class BaselineOCC(BaseMultiviewDetector):
                 "random_state": seed,
                 "n_features": n_features,
             },
-        }[self.detector]
-        kwargs = {**defaults, **params, "contamination": self.contamination}
+        }
+        kwargs = {**by_detector[self.detector], **params, "contamination": self.contamination}
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
@@ -291,13 +322,12 @@ class BaselineOCC(BaseMultiviewDetector):
         torch_based = self.detector in _TORCH_DETECTORS
         with _isolated_global_rngs(int(seeds[0])) if torch_based else nullcontext():
             if self.fusion == "late":
-                from pyod.models.embedding import MultiModalOD
-
+                multimodal = _pyod_class("pyod.models.embedding", "MultiModalOD")
                 modalities = {
                     name: self._make_detector(len(block), block.shape[1], int(seed), params)
                     for (name, block), seed in zip(scaled.items(), seeds, strict=True)
                 }
-                self.detector_ = MultiModalOD(
+                self.detector_ = multimodal(
                     modalities,
                     combination="average",
                     contamination=self.contamination,

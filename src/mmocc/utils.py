@@ -11,15 +11,16 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python < 3.11
+else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 _SAFE = re.compile(r"[A-Za-z0-9_.-]+")

@@ -137,7 +137,9 @@ class InferenceStack(nn.Module):
         self.channels_last = bool(channels_last)
         # The weights too: a one-channel input is both contiguous and channels-last,
         # and then the weight's format decides the format of the conv's output.
-        self.layers = layers.to(memory_format=torch.channels_last) if self.channels_last else layers
+        if self.channels_last:
+            layers = layers.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.layers = layers
         self.out_shape = tuple(out_shape)
         self.micro_batch = None if micro_batch is None else max(1, int(micro_batch))
 
@@ -201,8 +203,10 @@ def inference_model(
         for stacks in (fast.encoders, fast.decoders):
             stack = stacks[group]
             out_shape = getattr(stack, "out_shape", spec.shape)
+            layers = stack.layers
+            assert isinstance(layers, nn.Sequential)
             stacks[group] = InferenceStack(
-                fold_batchnorm(stack.layers),
+                fold_batchnorm(layers),
                 out_shape,
                 channels_last=channels_last and image,
                 micro_batch=micro,
@@ -295,5 +299,5 @@ def extract_features(
                         {k: v.float() for k, v in out.recons.items()},
                     ).cpu().numpy()
             if "input" in needs:
-                feats.inputs = {k: fast.scalers[k].unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
+                feats.inputs = {k: fast.scaler(k).unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
             yield feats

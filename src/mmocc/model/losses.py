@@ -250,17 +250,11 @@ class JointLoss:
         recon = reconstruction(
             {k: v.float() for k, v in inputs.items()}, {k: v.float() for k, v in recons.items()}
         ).mean()
-        if self.diversity is None:
-            div = compact.new_zeros(())
-        else:
-            div = sum(
-                diversity(
-                    latent.float().reshape(len(latent), self.units[name], -1),
-                    self.diversity,
-                    gamma=self.diversity_gamma,
-                )
-                for name, latent in latents.items()
-            )
+        div = compact.new_zeros(())
+        if self.diversity is not None:
+            for name, latent in latents.items():
+                units = latent.float().reshape(len(latent), self.units[name], -1)
+                div = div + diversity(units, self.diversity, gamma=self.diversity_gamma)
         return LossTerms(compact, recon, div)
 
     def total(self, terms: LossTerms) -> Tensor:

@@ -15,6 +15,7 @@ concatenation of the flattened encoder outputs in view order (eq. 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -209,6 +210,11 @@ class InputScaler(nn.Module):
         Broadcast shape of ``mean`` and ``std`` for one sample.
     """
 
+    gain: Tensor
+    shift: Tensor
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, stat_shape: Sequence[int]) -> None:
         super().__init__()
         self.register_buffer("gain", torch.ones(()))
@@ -330,22 +336,26 @@ class JointAutoencoder(nn.Module):
 
     def bottleneck_units(self) -> dict[str, int]:
         """Units (channels, or latent width of a vector view) of each view's bottleneck, in view order."""
-        return {spec.name: self.encoder_of(spec.name).out_shape[0] for spec in self.specs}
+        return {spec.name: self.out_shape_of(spec.name)[0] for spec in self.specs}
 
     def latent_dims(self) -> dict[str, int]:
         """Flattened latent width of each view, in view order."""
-        out = {}
-        for spec in self.specs:
-            shape = self.encoders[self.view_group[spec.name]].out_shape
-            width = 1
-            for s in shape:
-                width *= s
-            out[spec.name] = width
-        return out
+        return {spec.name: math.prod(self.out_shape_of(spec.name)) for spec in self.specs}
 
-    def encoder_of(self, name: str) -> nn.Module:
-        """Return the encoder used by view ``name``."""
-        return self.encoders[self.view_group[name]]
+    def out_shape_of(self, name: str) -> tuple[int, ...]:
+        """Per-sample shape of the encoder output of view ``name``."""
+        shape: tuple[int, ...] = self.encoder_of(name).out_shape
+        return shape
+
+    def scaler(self, name: str) -> InputScaler:
+        """Return the input scaler of view ``name``."""
+        scaler = self.scalers[name]
+        assert isinstance(scaler, InputScaler)
+        return scaler
+
+    def encoder_of(self, name: str) -> ImageEncoder | VectorEncoder:
+        """Return the encoder of view ``name`` (or its inference stack, which has the same ``out_shape``)."""
+        return self.encoders[self.view_group[name]]  # type: ignore[return-value]
 
     def forward(self, views: dict[str, Tensor], *, decode: bool = True, scaled: bool = False) -> JointOutput:
         """Encode (and optionally decode) a batch of views.

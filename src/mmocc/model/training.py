@@ -117,7 +117,7 @@ def fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling: 
     """
     for spec in model.specs:
         array = views[spec.name]
-        scaler = model.scalers[spec.name]
+        scaler = model.scaler(spec.name)
         if array.dtype == np.uint8:
             gain, shift = 1.0 / 255.0, 0.0
         else:
@@ -197,7 +197,7 @@ def _run_epoch(
     for i, start in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else n
         idx = order[start:stop]
-        batch = {k: model.scalers[k](v[idx]) for k, v in data.items()}
+        batch = {k: model.scaler(k)(v[idx]) for k, v in data.items()}
         batch = augment_views(batch, hp.augment, hp.augment_shift, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = model(batch, scaled=True)

@@ -66,7 +66,9 @@ class Features:
         return Features(
             latents={k: np.concatenate([p.latents[k] for p in parts]) for k in first.latents},
             inputs={k: np.concatenate([p.inputs[k] for p in parts]) for k in first.inputs},
-            recon=None if first.recon is None else np.concatenate([p.recon for p in parts]),  # type: ignore[misc]
+            recon=None
+            if first.recon is None
+            else np.concatenate([p.recon for p in parts if p.recon is not None]),
         )
 
 
