@@ -94,3 +94,51 @@ def test_default_preset_roc_floor_on_synthetic_data():
     split = one_class_split(data, 0, seed=0)
     clf = MultimodalOCC(random_state=0, epochs=5).fit(split.train)
     assert roc_auc_score(split.y_test, clf.decision_function(split.test)) > 0.75
+
+
+def test_each_rule_declares_the_features_it_needs():
+    def needs(name, **kw):
+        return make_rule(name, center=np.zeros(2), n_neighbors=3, **kw).needs
+
+    assert needs("norm") == needs("center") == needs("mahalanobis") == {"latent"}
+    assert needs("recon") == {"recon"}
+    assert needs("knn", knn_space="latent") == {"latent"}
+    assert needs("knn", knn_space="input") == {"input"}
+    assert needs("knn", knn_space="both") == {"latent", "input"}
+    assert needs("ensemble", knn_space="input") == {"latent", "input", "recon"}
+
+
+def test_ensemble_passes_knn_space_to_its_knn_part():
+    rule = make_rule("ensemble", center=None, n_neighbors=3, knn_bank="view", knn_space="both")
+    assert rule.parts["knn"].space == "both" and rule.parts["knn"].bank == "view"
+
+
+def test_detector_computes_exactly_the_features_the_rule_needs(monkeypatch):
+    from mmocc import MultimodalOCC
+    from mmocc.scoring import EnsembleScore
+
+    rng = np.random.default_rng(0)
+    X = {"a": rng.random((24, 1, 8, 8)).astype(np.float32), "b": rng.random((24, 1, 8, 8)).astype(np.float32)}
+    seen: list[Features] = []
+    fast = {"epochs": 1, "filters": (4,), "random_state": 0}
+    for score, space, expected in [
+        ("norm", "both", ({"a", "b"}, set(), False)),
+        ("knn", "input", (set(), {"a", "b"}, False)),
+        ("ensemble", "latent", ({"a", "b"}, set(), True)),
+        ("ensemble", "input", ({"a", "b"}, {"a", "b"}, True)),
+    ]:
+        clf = MultimodalOCC(preset="paper", score=score, knn_space=space, **fast).fit(X)
+
+        def spy(self, feats):
+            seen.append(feats)
+            return np.zeros(feats.n)
+
+        monkeypatch.setattr(type(clf.rule_), "score", spy)
+        clf.decision_function(X)
+        feats = seen.pop()
+        assert (set(feats.latents), set(feats.inputs), feats.recon is not None) == expected, (score, space)
+        monkeypatch.undo()
+    latent = MultimodalOCC(preset="paper", score="ensemble", knn_space="latent", **fast)
+    both = MultimodalOCC(preset="paper", score="ensemble", knn_space="both", **fast)
+    assert isinstance(latent.fit(X).rule_, EnsembleScore)
+    assert not np.allclose(latent.decision_function(X), both.fit(X).decision_function(X))

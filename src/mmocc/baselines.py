@@ -32,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
 from mmocc.base import BaseMultiviewDetector
+from mmocc.utils import did_you_mean
 
 BASELINE_DETECTORS: tuple[str, ...] = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
 """Names accepted by ``BaselineOCC(detector=...)``."""
@@ -255,7 +256,8 @@ class BaselineOCC(BaseMultiviewDetector):
             ("scaling", self.scaling, SCALINGS),
         ):
             if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
+                hint = did_you_mean(value, choices)
+                raise ValueError(f"unknown {name} {value!r}{hint}; valid choices: {', '.join(choices)}")
         if self.detector_params is None:
             return {}
         if not isinstance(self.detector_params, dict):

@@ -39,6 +39,8 @@ current working directory, not the config file's folder, so the configs in
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,9 +60,9 @@ from mmocc.evaluation.models import is_int as _is_int
 from mmocc.evaluation.models import require as _require
 from mmocc.utils import did_you_mean
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python < 3.11
+else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
@@ -359,7 +361,7 @@ def config_from_dict(raw: Mapping[str, Any], name: str = "experiment") -> Experi
     )
 
 
-def load_config(config: str | Path | Mapping[str, Any] | ExperimentConfig) -> ExperimentConfig:
+def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | ExperimentConfig) -> ExperimentConfig:
     """Read and validate an experiment config.
 
     Parameters

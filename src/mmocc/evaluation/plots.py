@@ -179,8 +179,8 @@ def plot_losses(path: Path, title: str, histories: list[tuple[str, list[dict[str
             legend = label if label not in shown and len(labels) <= _MAX_LEGEND else None
             shown.add(label)
             ax.plot(epochs, values, color=colors[label], alpha=0.7, linewidth=1, marker=".", label=legend)
-        values = np.asarray([epoch[term] for _, history in histories for epoch in history])
-        if values.min() > 0 and values.max() > _LOG_SPAN * values.min():
+        every = np.asarray([epoch[term] for _, history in histories for epoch in history])
+        if every.min() > 0 and every.max() > _LOG_SPAN * every.min():
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(require_matplotlib().ticker.MaxNLocator(integer=True))
         ax.set(title=term, xlabel="epoch")

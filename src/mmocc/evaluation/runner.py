@@ -170,6 +170,7 @@ def _split(dataset: MultiViewDataset, cfg: ExperimentConfig, normal: Any, seed: 
             f"[split] key {split.key!r} is not in the dataset's metadata "
             f"(metadata keys: {sorted(dataset.metadata) or 'none'})"
         )
+    assert split.below is not None  # SplitConfig requires it for kind = "metadata"
     values = np.asarray(dataset.metadata[split.key], dtype=np.float64)
     return one_class_split(dataset, normal, train_mask=values < split.below)
 
@@ -392,7 +393,7 @@ def run_experiment(
     >>> result.n_runs  # doctest: +SKIP
     1
     """
-    from mmocc.detector import resolve_device
+    from mmocc.model.device import resolve_device
 
     cfg = load_config(config)
     resolve_device(device)

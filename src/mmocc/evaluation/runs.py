@@ -94,7 +94,7 @@ def dataset_digest(dataset: MultiViewDataset) -> str:
     digest = hashlib.sha256()
     for name, array in dataset.views.items():
         digest.update(f"{name}|{array.shape}|{array.dtype}|".encode())
-        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
     digest.update("\0".join(map(str, dataset.labels.tolist())).encode())
     digest.update("\0".join(dataset.ids.tolist()).encode())
     return digest.hexdigest()
