@@ -6,9 +6,11 @@ Usage (from the repository root)::
     python benchmarks/run_benchmarks.py coil_random     # one protocol, then rebuild RESULTS.md
     python benchmarks/run_benchmarks.py --design        # plus the default preset's design study
     python benchmarks/run_benchmarks.py --report-only   # rebuild RESULTS.md from finished runs
+    python benchmarks/run_benchmarks.py --smoke         # tiny synthetic run, report in a temp folder
 
 Each protocol runs through :func:`mmocc.evaluation.runner.run_experiment` into
-``benchmarks/out/<protocol>/`` (resumable: finished runs are reused). Rows are
+``benchmarks/out/<protocol>/`` (resumable: finished runs are reused); ``--smoke``
+runs a tiny cut of it into a temp folder and leaves RESULTS.md alone. Rows are
 the paper preset (multimodal, left, right), the default preset (multimodal,
 left, right) and six PyOD detectors in early fusion, late fusion and on each
 single view, all on exactly the same splits and seeds. Every torch model runs
@@ -18,19 +20,20 @@ with one CPU thread per process.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import sys
-from collections import defaultdict
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import DATA, ROOT, markdown_table, read_results, run_one_thread, summarize, summary_cells
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from mmocc.utils import atomic_open
+
 OUT = ROOT / "benchmarks" / "out"
+REPORT = ROOT / "benchmarks" / "RESULTS.md"
 SEEDS = [0, 1, 2]
 DETECTORS = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
 
@@ -76,6 +79,9 @@ DESIGN_VARIANTS: dict[str, dict[str, Any]] = {
     "center_score": {"score": "center"},
 }
 DESIGN_SEEDS = [0]
+SMOKE_MODELS = ("paper_multimodal", "default_multimodal", "default_view0", "default_view1", "knn_early",
+                "knn_late")
+"""The models of ``--smoke``."""
 DESIGN_PROTOCOLS = ("coil_unseen", "mfeat", "synthetic")
 
 
@@ -118,81 +124,45 @@ def config_for(name: str, design: bool = False) -> dict[str, Any]:
     }
 
 
-def run_protocol(job: str) -> str:
-    """Run one job, ``<protocol>`` or ``design/<protocol>`` (resumable), and return it."""
-    import torch
+def smoke_config(name: str, design: bool = False) -> dict[str, Any]:
+    """:func:`config_for` cut to seed 0, normal classes 1 and 2 and a few models (checks the script only)."""
+    config = config_for(name, design)
+    keep = list(DESIGN_VARIANTS)[:2] if design else SMOKE_MODELS
+    config.update(seeds=[0], models={k: v for k, v in config["models"].items() if k in keep})
+    config["split"]["normal"] = ["1", "2"]
+    return config
 
-    from mmocc.evaluation.runner import run_experiment
 
-    torch.set_num_threads(1)
+def run_protocol(job: str, out: Path = OUT, smoke: bool = False) -> str:
+    """Run one job, ``<protocol>`` or ``design/<protocol>`` (resumable), into ``out/<job>``; return it."""
     design = job.startswith("design/")
     name = job.removeprefix("design/")
-    config = config_for(name, design)
-    run_experiment(config, PROTOCOLS[name]["source"], OUT / job, progress=False, device="cpu")
+    config = smoke_config(name, design) if smoke else config_for(name, design)
+    run_one_thread(config, PROTOCOLS[name]["source"], out / job)
     return job
 
 
-def _read(job: str) -> dict[tuple[str, str, int], list[tuple[str, float]]]:
-    """(model, metric, seed) -> [(normal class, value)] from a job's results.csv."""
-    table: dict[tuple[str, str, int], list[tuple[str, float]]] = defaultdict(list)
-    with open(OUT / job / "results.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            table[(row["model"], row["metric"], int(row["seed"]))].append(
-                (row["normal"], float(row["value"]))
-            )
-    return table
-
-
-def _cell(values: list[float], digits: int = 3) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
-def protocol_table(job: str, rows: list[str], seeds: list[int]) -> tuple[str, dict[str, float]]:
+def protocol_table(folder: Path, rows: list[str], seeds: list[int]) -> tuple[list[str], dict[str, float]]:
     """Markdown table of one job and each model's mean ROC AUC."""
-    table = _read(job)
-    header = [
-        "model",
-        "mean ROC AUC",
-        "worst task ROC AUC",
-        "P@n",
-        "anomaly recall @τ",
-        "normal recall @τ",
-        "wall s / task",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    means = {}
+    table = read_results(folder)
+    body, means = [], {}
     for model in rows:
-        per_seed: dict[str, list[float]] = {
-            metric: [] for metric in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall", "time")
-        }
-        for seed in seeds:
-            roc = [v for _, v in table[(model, "roc_auc", seed)]]
-            if not roc:
-                break
-            per_seed["mean"].append(np.mean(roc))
-            per_seed["worst"].append(np.min(roc))
-            for metric in ("p_at_n", "anomaly_recall", "normal_recall"):
-                per_seed[metric].append(np.mean([v for _, v in table[(model, metric, seed)]]))
-            seconds = [v for _, v in table[(model, "fit_seconds", seed)]]
-            seconds += [v for _, v in table[(model, "score_seconds", seed)]]
-            per_seed["time"].append(np.sum(seconds) / len(roc))
-        if len(per_seed["mean"]) < len(seeds):
+        row = summarize(table, model, seeds)
+        if row is None:
             continue
-        means[model] = float(np.mean(per_seed["mean"]))
-        cells = [_cell(per_seed[m]) for m in ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall")]
-        name_cell = f"**{model}**" if model.startswith("default") else model
-        lines.append("| " + " | ".join([name_cell, *cells, f"{np.mean(per_seed['time']):.2f}"]) + " |")
-    return "\n".join(lines), means
+        means[model] = float(np.mean(row["mean"]))
+        body.append([f"**{model}**" if model.startswith("default") else model, *summary_cells(row, 2)])
+    header = ["model", "mean ROC AUC", "worst task ROC AUC", "P@n", "anomaly recall @τ", "normal recall @τ",
+              "wall s / task"]
+    return markdown_table(header, body), means
 
 
 def verdict(means: dict[str, float]) -> str:
     """One line: does the default multimodal beat every baseline and its unimodal variants?"""
-    if "default_multimodal" not in means:
+    baselines = {m: v for m, v in means.items() if not m.startswith(("default", "paper"))}
+    if not baselines or not {"default_multimodal", "default_view0", "default_view1"} <= set(means):
         return ""
     ours = means["default_multimodal"]
-    baselines = {m: v for m, v in means.items() if not m.startswith(("default", "paper"))}
     best_name = max(baselines, key=baselines.get)
     uni = max(means["default_view0"], means["default_view1"])
     return (
@@ -202,8 +172,8 @@ def verdict(means: dict[str, float]) -> str:
     )
 
 
-def write_report() -> None:
-    """Rebuild the generated part of RESULTS.md from finished protocols."""
+def write_report(out: Path = OUT, path: Path = REPORT, seeds: list[int] = SEEDS) -> None:
+    """Rebuild the generated block of ``path`` from the protocols finished under ``out``."""
     import torch
 
     import mmocc
@@ -214,18 +184,17 @@ def write_report() -> None:
         "",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
         f"torch {torch.__version__} (CPU, 1 thread per process), mmocc {mmocc.__version__}. "
-        f"Seeds {SEEDS}: seed s draws the split and seeds every model. Cells are mean ± std over seeds "
+        f"Seeds {seeds}: seed s draws the split and seeds every model. Cells are mean ± std over seeds "
         "of the per-seed average over tasks (worst task: per-seed minimum). τ = the model's threshold "
         "(contamination 0.05). Wall time = fit + score per task, one CPU thread.",
         "",
         "Command: `python benchmarks/run_benchmarks.py`",
     ]
     for name, spec in PROTOCOLS.items():
-        if not (OUT / name / "results.csv").is_file():
-            continue
-        table, means = protocol_table(name, list(models()), SEEDS)
-        parts += ["", f"### {spec['title']}", "", verdict(means), "", table]
-    design = [name for name in DESIGN_PROTOCOLS if (OUT / "design" / name / "results.csv").is_file()]
+        if (out / name / "results.csv").is_file():
+            table, means = protocol_table(out / name, list(models()), seeds)
+            parts += ["", f"### {spec['title']}", "", verdict(means), "", *table]
+    design = [name for name in DESIGN_PROTOCOLS if (out / "design" / name / "results.csv").is_file()]
     if design:
         parts += [
             "",
@@ -237,17 +206,17 @@ def write_report() -> None:
             "centre distance. Command: `python benchmarks/run_benchmarks.py --design`",
         ]
         for name in design:
-            table, _ = protocol_table(f"design/{name}", list(DESIGN_VARIANTS), DESIGN_SEEDS)
-            parts += ["", f"### {PROTOCOLS[name]['title']}", "", table]
+            table, _ = protocol_table(out / "design" / name, list(DESIGN_VARIANTS), DESIGN_SEEDS)
+            parts += ["", f"### {PROTOCOLS[name]['title']}", "", *table]
     block = "\n".join(parts) + "\n<!-- end generated -->\n"
-    path = ROOT / "benchmarks" / "RESULTS.md"
     text = path.read_text() if path.is_file() else "# Results\n\n<!-- end generated -->\n"
     start = text.find("<!-- generated by benchmarks/run_benchmarks.py")
     end = text.find("<!-- end generated -->")
     if start == -1:
         start = end
     text = text[:start] + block + text[end + len("<!-- end generated -->\n") :]
-    path.write_text(text)
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
     print(block)
 
 
@@ -258,10 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="protocols run in parallel processes")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--design", action="store_true", help="also run the default preset's design study")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seed 0, normal classes 1 and 2, a few models (synthetic protocol unless "
+                        "named); outputs and report in a temp folder")
     args = parser.parse_args(argv)
     unknown = [n for n in args.protocols if n not in PROTOCOLS]
     if unknown:
         parser.error(f"unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
+    out, report = OUT, REPORT
+    if args.smoke:
+        out = Path(tempfile.mkdtemp(prefix="mmocc-results-"))
+        report = out / "RESULTS.md"
+        args.protocols = args.protocols or ["synthetic"]
     if not args.report_only:
         names = args.protocols or list(PROTOCOLS)
         if not DATA.is_dir():
@@ -269,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{DATA} not found: running only {names}", file=sys.stderr)
         jobs = names + ([f"design/{n}" for n in names if n in DESIGN_PROTOCOLS] if args.design else [])
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for done in pool.map(run_protocol, jobs):
+            for done in pool.map(run_protocol, jobs, [out] * len(jobs), [args.smoke] * len(jobs)):
                 print(f"finished {done}", file=sys.stderr)
-    write_report()
+    write_report(out, report, [0] if args.smoke else SEEDS)
     return 0
 
 
