@@ -58,19 +58,19 @@ def test_knn_training_scores_leave_each_sample_out():
     rng = np.random.default_rng(0)
     latents = {"a": rng.normal(size=(20, 3)).astype(np.float32)}
     rule = KNNScore(1, "view", "latent", {"a": "g"})
-    train_scores = rule.fit(Features(latents=latents, recon=np.zeros(20)))
+    train_scores = rule.fit(Features(latents=latents))
     # scored against itself with the self-match removed: never the zero distance
     raw = train_scores * rule.std + rule.mean
     assert (raw > 0).all()
-    assert rule.score(Features(latents=latents, recon=np.zeros(20))).max() < train_scores.min()
+    assert rule.score(Features(latents=latents)).max() < train_scores.min()
 
 
 def test_pooled_bank_counts_the_other_view_as_normal():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(30, 4)).astype(np.float32)
     b = a + 10.0  # the other camera sees something else
-    feats = Features(latents={"a": a, "b": b}, recon=np.zeros(30))
-    swapped = Features(latents={"a": b[:5], "b": a[:5]}, recon=np.zeros(5))
+    feats = Features(latents={"a": a, "b": b})
+    swapped = Features(latents={"a": b[:5], "b": a[:5]})
     groups = {"a": "g", "b": "g"}
     pooled = make_rule("knn", center=None, n_neighbors=3, knn_bank="pooled", view_groups=groups)
     per_view = make_rule("knn", center=None, n_neighbors=3, knn_bank="view", view_groups=groups)
@@ -136,7 +136,7 @@ def test_detector_computes_exactly_the_features_the_rule_needs(monkeypatch):
         monkeypatch.setattr(type(clf.rule_), "score", spy)
         clf.decision_function(X)
         feats = seen.pop()
-        assert (set(feats.latents), set(feats.inputs), feats.recon is not None) == expected, (score, space)
+        assert (set(feats.latents), set(feats.inputs), bool(feats.recons)) == expected, (score, space)
         monkeypatch.undo()
     latent = MultimodalOCC(preset="paper", score="ensemble", knn_space="latent", **fast)
     both = MultimodalOCC(preset="paper", score="ensemble", knn_space="both", **fast)

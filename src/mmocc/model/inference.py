@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
 from mmocc.data.inputs import ViewSpec
-from mmocc.model.losses import reconstruction
-from mmocc.model.nn import ArchConfig, JointAutoencoder
+from mmocc.model.nn import ArchConfig, JointAutoencoder, JointOutput
+from mmocc.model.patches import PatchFeatures
 from mmocc.scoring.base import Features
 
 #: Bytes of the largest activation of one micro-batch that :func:`inference_model`
@@ -246,6 +246,20 @@ def _to_device(array: np.ndarray, device: torch.device, pin: bool) -> Tensor:
     return tensor.to(device)
 
 
+def _network_features(out: JointOutput, needs: frozenset[str], feats: Features) -> None:
+    """Fill latents, per-view reconstruction errors and per-pixel error maps from one forward pass."""
+    if "latent" in needs:
+        feats.latents = {k: v.float().cpu().numpy() for k, v in out.latents.items()}
+    if out.recons is None:
+        return
+    for name, x in out.inputs.items():
+        squared = (out.recons[name].float() - x.float()).pow(2)
+        if "recon" in needs:
+            feats.recons[name] = squared.flatten(1).sum(dim=1).cpu().numpy()
+        if "recon_map" in needs and squared.ndim == 4:
+            feats.recon_maps[name] = squared.sum(dim=1).cpu().numpy()
+
+
 def extract_features(
     model: JointAutoencoder,
     views: dict[str, np.ndarray],
@@ -253,6 +267,7 @@ def extract_features(
     *,
     batch_size: int,
     amp: bool = False,
+    patches: PatchFeatures | None = None,
 ) -> Iterator[Features]:
     """Yield the features a scoring rule needs, one batch of samples at a time.
 
@@ -261,16 +276,20 @@ def extract_features(
     model : JointAutoencoder
         The fitted model (its inference copy is built here).
     views : dict of str to numpy.ndarray
-        Raw arrays in canonical layout, matching the model's views.
+        Raw arrays in canonical layout: all of the model's views, or a subset.
     needs : frozenset of str
-        Any of ``"latent"`` (per-view latents), ``"recon"`` (reconstruction
-        error) and ``"input"`` (the inputs scaled to [0, 1], flattened). The
-        network runs only when latents or reconstructions are needed, and
-        decodes only for reconstructions.
+        Any of :data:`mmocc.scoring.FEATURE_KINDS`: ``"latent"`` (per-view
+        latents), ``"recon"`` (reconstruction error per view),
+        ``"recon_map"`` (per-pixel error of image views), ``"input"`` (the
+        inputs scaled to [0, 1], flattened) and ``"patch"`` (local features
+        of image views). The network runs only when latents or
+        reconstructions are needed, and decodes only for reconstructions.
     batch_size : int
         Samples per batch; bounds memory.
     amp : bool, default False
         bf16 autocast (CUDA only).
+    patches : PatchFeatures, optional
+        The patch feature source; needed for ``"patch"``.
 
     Yields
     ------
@@ -281,23 +300,22 @@ def extract_features(
     fast = for_device(model, device)
     use_amp = bool(amp) and device.type == "cuda"
     pin = device.type == "cuda"
-    encode = bool(needs & {"latent", "recon"})
-    decode = "recon" in needs
+    decode = bool(needs & {"recon", "recon_map"})
+    encode = decode or "latent" in needs
+    if "patch" in needs and patches is None:
+        raise ValueError("patch features need a patch feature source")
     n = len(next(iter(views.values())))
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             batch = {k: _to_device(v[start : start + batch_size], device, pin) for k, v in views.items()}
             feats = Features()
-            if encode:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    out = fast(batch, decode=decode)
-                feats.latents = {k: v.float().cpu().numpy() for k, v in out.latents.items()}
-                if decode:
-                    assert out.recons is not None
-                    feats.recon = reconstruction(
-                        {k: v.float() for k, v in out.inputs.items()},
-                        {k: v.float() for k, v in out.recons.items()},
-                    ).cpu().numpy()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                if encode:
+                    _network_features(fast(batch, decode=decode), needs, feats)
+                if "patch" in needs and patches is not None:
+                    feats.patches = {
+                        k: patches(fast, k, v).float().cpu().numpy() for k, v in batch.items() if v.ndim == 4
+                    }
             if "input" in needs:
                 feats.inputs = {k: fast.scaler(k).unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
             yield feats

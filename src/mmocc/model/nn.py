@@ -363,7 +363,9 @@ class JointAutoencoder(nn.Module):
         Parameters
         ----------
         views : dict of str to Tensor
-            Raw batches (uint8 or float), one per view of ``specs``.
+            Raw batches (uint8 or float), one per view of ``specs``; a subset
+            of the views gives the outputs of those views only (then phi is
+            the concatenation of the views present, not the joint latent).
         decode : bool, default True
             Also compute reconstructions.
         scaled : bool, default False
@@ -378,14 +380,15 @@ class JointAutoencoder(nn.Module):
         latents: dict[str, Tensor] = {}
         recons: dict[str, Tensor] = {}
         maps: dict[str, Tensor] = {}
-        for spec in self.specs:
+        present = [spec for spec in self.specs if spec.name in views]
+        for spec in present:
             x = views[spec.name] if scaled else self.scalers[spec.name](views[spec.name])
             inputs[spec.name] = x
             z = self.encoders[self.view_group[spec.name]](x)
             maps[spec.name] = z
             latents[spec.name] = z.flatten(1)
         if decode:
-            for spec in self.specs:
+            for spec in present:
                 recons[spec.name] = self.decoders[self.view_group[spec.name]](maps[spec.name])
-        phi = torch.cat([latents[spec.name] for spec in self.specs], dim=1)
+        phi = torch.cat([latents[spec.name] for spec in present], dim=1)
         return JointOutput(phi=phi, latents=latents, inputs=inputs, recons=recons if decode else None)

@@ -21,6 +21,11 @@ Rules
     Mahalanobis distance under a Ledoit-Wolf shrinkage covariance.
 ``recon``
     Squared reconstruction error summed over views.
+``patch``
+    Local: per view, the distance of each position's feature vector to its
+    nearest neighbour in a coreset memory bank of training patches; a view
+    scores its highest positions, views are standardized and combined
+    (:class:`PatchScore`). Gives anomaly maps and per-view scores.
 ``ensemble``
     Mean of the ``knn``, ``mahalanobis`` and ``recon`` scores, each
     standardized by the mean and standard deviation of its training scores.
@@ -38,8 +43,9 @@ from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore
+from mmocc.scoring.patch import VIEW_COMBINATIONS, PatchScore
 
-SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble")
+SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch")
 """Names accepted by :func:`make_rule` (and ``MultimodalOCC(score=...)``)."""
 
 ENSEMBLE_PARTS: tuple[str, ...] = ("knn", "mahalanobis", "recon")
@@ -54,6 +60,10 @@ def make_rule(
     knn_bank: str = "joint",
     knn_space: str = "latent",
     view_groups: dict[str, str] | None = None,
+    coreset_ratio: float = 0.1,
+    patch_top_k: int = 1,
+    view_combine: str = "max",
+    seed: int = 0,
 ) -> ScoringRule:
     """Build an unfitted scoring rule by name.
 
@@ -70,7 +80,9 @@ def make_rule(
     knn_space : {"latent", "input", "both"}, default "latent"
         Feature space of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
     view_groups : dict of str to str, optional
-        View name to weight group, for ``knn_bank="pooled"``.
+        View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
+    coreset_ratio, patch_top_k, view_combine, seed
+        Parameters of ``patch`` (see :class:`PatchScore`).
 
     Returns
     -------
@@ -90,6 +102,14 @@ def make_rule(
         return CenterScore(center)
     if name == "knn":
         return KNNScore(n_neighbors, knn_bank, knn_space, view_groups)
+    if name == "patch":
+        return PatchScore(
+            dict(view_groups or {}),
+            coreset_ratio=coreset_ratio,
+            top_k=patch_top_k,
+            combine=view_combine,
+            seed=seed,
+        )
     if name == "mahalanobis":
         return MahalanobisScore()
     if name == "recon":
@@ -116,12 +136,14 @@ __all__ = [
     "KNN_BANKS",
     "KNN_SPACES",
     "SCORE_RULES",
+    "VIEW_COMBINATIONS",
     "CenterScore",
     "EnsembleScore",
     "Features",
     "KNNScore",
     "MahalanobisScore",
     "NormScore",
+    "PatchScore",
     "ReconScore",
     "ScoringRule",
     "make_rule",

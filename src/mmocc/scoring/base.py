@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FEATURE_KINDS: tuple[str, ...] = ("latent", "input", "recon")
-"""Features a rule can ask for: per-view latents, [0, 1]-scaled inputs, reconstruction errors."""
+FEATURE_KINDS: tuple[str, ...] = ("latent", "input", "recon", "recon_map", "patch")
+"""Features a rule can ask for: per-view latents, [0, 1]-scaled inputs, reconstruction errors,
+per-pixel reconstruction errors, and local patch feature maps."""
 
 
 @dataclass
@@ -23,23 +24,51 @@ class Features:
         Flattened latent ``(n, D_v)`` of each view, in view order.
     inputs : dict of str to numpy.ndarray
         Flattened inputs of each view, scaled to [0, 1] by training statistics.
-    recon : numpy.ndarray of shape (n,) or None
-        Squared reconstruction error summed over views.
+    recons : dict of str to numpy.ndarray
+        Squared reconstruction error ``(n,)`` of each view.
+    recon_maps : dict of str to numpy.ndarray
+        Per-pixel squared reconstruction error ``(n, H, W)`` of each image view
+        (summed over channels).
+    patches : dict of str to numpy.ndarray
+        Local feature vectors ``(n, C, h, w)`` of each image view.
     """
 
     latents: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
-    recon: np.ndarray | None = None
+    recons: dict[str, np.ndarray] = field(default_factory=dict)
+    recon_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    patches: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _groups(self) -> tuple[dict[str, np.ndarray], ...]:
+        return (self.latents, self.inputs, self.recons, self.recon_maps, self.patches)
+
+    @property
+    def views(self) -> list[str]:
+        """Names of the views these features cover, in order."""
+        names: dict[str, None] = {}
+        for group in self._groups():
+            names.update(dict.fromkeys(group))
+        return list(names)
+
+    @property
+    def recon(self) -> np.ndarray:
+        """Squared reconstruction error summed over views ``(n,)``."""
+        if not self.recons:
+            raise ValueError(
+                "these features hold no reconstruction errors; the scoring rule did not ask for them"
+            )
+        total = np.zeros(self.n, dtype=next(iter(self.recons.values())).dtype)
+        for values in self.recons.values():
+            total = total + values
+        return total
 
     @property
     def n(self) -> int:
         """Number of samples."""
-        for group in (self.latents, self.inputs):
+        for group in self._groups():
             for array in group.values():
                 return len(array)
-        if self.recon is None:
-            raise ValueError("these features are empty")
-        return len(self.recon)
+        raise ValueError("these features are empty")
 
     @property
     def phi(self) -> np.ndarray:
@@ -62,14 +91,12 @@ class Features:
         Features
             All samples.
         """
-        first = parts[0]
-        return Features(
-            latents={k: np.concatenate([p.latents[k] for p in parts]) for k in first.latents},
-            inputs={k: np.concatenate([p.inputs[k] for p in parts]) for k in first.inputs},
-            recon=None
-            if first.recon is None
-            else np.concatenate([p.recon for p in parts if p.recon is not None]),
-        )
+        names = ("latents", "inputs", "recons", "recon_maps", "patches")
+        joined = {
+            name: {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in getattr(parts[0], name)}
+            for name in names
+        }
+        return Features(**joined)
 
 
 def standardize(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,10 +127,21 @@ class ScoringRule(ABC):
 
     name = ""
 
+    supports_views = False
+    """Whether the rule's score combines per-view scores: then views may be missing at scoring."""
+
+    train_view_scores: dict[str, np.ndarray]
+    """Leave-one-out training score of each view (rules with ``supports_views``)."""
+
     @property
     def needs(self) -> frozenset[str]:
         """The features (of :data:`FEATURE_KINDS`) this rule reads; the detector computes exactly these."""
         return frozenset({"latent"})
+
+    @property
+    def map_needs(self) -> frozenset[str]:
+        """The features :meth:`anomaly_maps` reads."""
+        return self.needs
 
     def fit(self, train: Features) -> np.ndarray:
         """Fit on training features and return their (honest) scores."""
@@ -112,6 +150,41 @@ class ScoringRule(ABC):
     @abstractmethod
     def score(self, feats: Features) -> np.ndarray:
         """Return anomaly scores of ``feats``."""
+
+    def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
+        """Standardized score of each view present, comparable across views.
+
+        Raises
+        ------
+        ValueError
+            When the rule scores the views jointly.
+        """
+        raise ValueError(
+            f"score={self.name!r} scores the views jointly, so it has no per-view scores; "
+            "use score='patch', 'recon', or 'knn' with knn_bank='view' or 'pooled'"
+        )
+
+    def combine(self, view_scores: dict[str, np.ndarray]) -> np.ndarray:
+        """Combine view scores into the sample score, as :meth:`score` does.
+
+        Raises
+        ------
+        ValueError
+            When the rule scores the views jointly.
+        """
+        raise ValueError(f"score={self.name!r} scores the views jointly and cannot combine a subset of them")
+
+    def anomaly_maps(self, feats: Features) -> dict[str, np.ndarray]:
+        """Per-position anomaly scores ``(n, h, w)`` of each image view present.
+
+        Raises
+        ------
+        ValueError
+            When the rule has no spatial scores.
+        """
+        raise ValueError(
+            f"score={self.name!r} gives one number per sample, not a map; use score='patch' or 'recon'"
+        )
 
     def state(self) -> dict[str, np.ndarray]:
         """Fitted state as named arrays."""

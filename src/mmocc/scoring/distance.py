@@ -37,7 +37,6 @@ class CenterScore(ScoringRule):
         return np.linalg.norm(feats.phi.astype(np.float64) - self.center, axis=1)
 
 
-
 class MahalanobisScore(ScoringRule):
     """Mahalanobis distance under a Ledoit-Wolf shrinkage covariance."""
 
@@ -70,17 +69,63 @@ class MahalanobisScore(ScoringRule):
 
 
 class ReconScore(ScoringRule):
-    """Squared reconstruction error summed over views."""
+    """Squared reconstruction error summed over views.
+
+    Per view, the error standardized by the training errors of that view is
+    the view score; the per-pixel error, standardized by the training pixel
+    errors, is the anomaly map.
+    """
 
     name = "recon"
+
+    def __init__(self) -> None:
+        self.stats: dict[str, np.ndarray] = {}
 
     @property
     def needs(self) -> frozenset[str]:
         """Reconstruction errors only."""
         return frozenset({"recon"})
 
+    @property
+    def map_needs(self) -> frozenset[str]:
+        """Per-pixel reconstruction errors."""
+        return frozenset({"recon_map"})
+
+    def fit(self, train: Features) -> np.ndarray:
+        """Record each view's error statistics; return the training scores."""
+        self.stats = {view: np.array([v.mean(), v.std() or 1.0]) for view, v in train.recons.items()}
+        return self.score(train)
+
     def score(self, feats: Features) -> np.ndarray:
-        """Return the reconstruction error."""
-        if feats.recon is None:
-            raise ValueError("the recon score needs reconstruction errors in its features")
+        """Return the reconstruction error summed over views."""
         return feats.recon.astype(np.float64)
+
+    def _stats(self, view: str) -> np.ndarray:
+        if view not in self.stats:
+            raise ValueError(f"no training statistics for view {view!r} (a model saved by an older mmocc?)")
+        return self.stats[view]
+
+    def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
+        """Each view's error, standardized by its training errors."""
+        out = {}
+        for view, values in feats.recons.items():
+            mean, std = self._stats(view)
+            out[view] = (values.astype(np.float64) - mean) / std
+        return out
+
+    def anomaly_maps(self, feats: Features) -> dict[str, np.ndarray]:
+        """Per-pixel error of each image view, on the scale of its view score."""
+        out = {}
+        for view, maps in feats.recon_maps.items():
+            mean, std = self._stats(view)
+            pixels = maps.shape[1] * maps.shape[2]
+            out[view] = (maps.astype(np.float64) * pixels - mean) / std
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Return each view's error statistics."""
+        return {f"stats.{view}": values for view, values in self.stats.items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the statistics (absent in files of older versions)."""
+        self.stats = {k[len("stats.") :]: np.asarray(v, dtype=np.float64) for k, v in state.items()}

@@ -66,54 +66,100 @@ class KNNScore(ScoringRule):
         self.banks: dict[str, np.ndarray] = {}
         self.mean = np.zeros(0)
         self.std = np.ones(0)
+        self.train_view_scores: dict[str, np.ndarray] = {}
 
     @property
     def needs(self) -> frozenset[str]:
         """Latents, inputs or both, by ``space``."""
         return frozenset({"latent", "input"} if self.space == "both" else {self.space})
 
-    def _columns(self, feats: Features) -> list[tuple[str, np.ndarray]]:
-        """(bank key, query features) of each score column."""
+    @property
+    def supports_views(self) -> bool:  # type: ignore[override]
+        """Per-view scores exist unless the bank is joint."""
+        return self.bank != "joint"
+
+    def _columns(self, feats: Features) -> list[tuple[int, str, str | None, np.ndarray]]:
+        """(column index, bank key, view, query features) of each score column whose view is present.
+
+        Columns run over spaces, then over the trained views in order; with
+        every view present this is the column order of the training scores.
+        """
         spaces = ("latent", "input") if self.space == "both" else (self.space,)
-        out = []
+        out: list[tuple[int, str, str | None, np.ndarray]] = []
         for space in spaces:
             per_view = feats.latents if space == "latent" else feats.inputs
             if self.bank == "joint":
-                out.append((f"{space}:joint", np.concatenate(list(per_view.values()), axis=1)))
+                out.append(
+                    (len(out), f"{space}:joint", None, np.concatenate(list(per_view.values()), axis=1))
+                )
                 continue
-            for view, values in per_view.items():
+            for view in self.view_groups:
                 key = self.view_groups[view] if self.bank == "pooled" else view
-                out.append((f"{space}:{key}", values))
-        return out
+                if view in per_view:
+                    out.append((len(out), f"{space}:{key}", view, per_view[view]))
+                else:
+                    out.append((len(out), "", view, np.zeros(0)))
+        return [column for column in out if column[1]]
 
-    def _raw(self, feats: Features, leave_self_out: bool) -> np.ndarray:
-        columns = []
-        for key, queries in self._columns(feats):
+    def _raw(self, feats: Features, leave_self_out: bool) -> tuple[np.ndarray, list[int], list[str | None]]:
+        """k-NN distances ``(n, columns present)``, the index and the view of each column."""
+        columns, index, views = [], [], []
+        for i, key, view, queries in self._columns(feats):
             bank = self.banks[key]
             k = max(1, min(self.n_neighbors, len(bank) - 1))
             columns.append(_mean_knn_distance(bank, queries, k, leave_self_out))
-        return np.column_stack(columns)
+            index.append(i)
+            views.append(view)
+        return np.column_stack(columns), index, views
+
+    def _standardized(self, feats: Features, leave_self_out: bool) -> tuple[np.ndarray, list[str | None]]:
+        """Standardized k-NN distances ``(n, columns present)`` and the view of each column."""
+        raw, index, views = self._raw(feats, leave_self_out)
+        return (raw - self.mean[index]) / self.std[index], views
 
     def fit(self, train: Features) -> np.ndarray:
         """Store the memory banks; score each training sample leaving itself out."""
         if train.n < 2:
             raise ValueError("the knn score needs at least 2 training samples")
         self.banks = {}
-        for key, values in self._columns(train):
+        for _, key, _, values in self._columns(train):
             part = np.asarray(values, dtype=np.float32)
             self.banks[key] = np.concatenate([self.banks[key], part]) if key in self.banks else part
-        raw = self._raw(train, leave_self_out=True)
+        raw, _, views = self._raw(train, leave_self_out=True)
         self.mean, self.std = standardize(raw)
-        return ((raw - self.mean) / self.std).mean(axis=1)
+        z = (raw - self.mean) / self.std
+        if self.supports_views:
+            self.train_view_scores = self._by_view(z, views)
+        return z.mean(axis=1)
+
+    @staticmethod
+    def _by_view(z: np.ndarray, views: list[str | None]) -> dict[str, np.ndarray]:
+        out = {}
+        for view in dict.fromkeys(v for v in views if v is not None):
+            out[view] = z[:, [i for i, v in enumerate(views) if v == view]].mean(axis=1)
+        return out
 
     def score(self, feats: Features) -> np.ndarray:
-        """Return the standardized k-NN distances averaged over columns."""
-        return ((self._raw(feats, leave_self_out=False) - self.mean) / self.std).mean(axis=1)
+        """Return the standardized k-NN distances averaged over the columns present."""
+        z, _ = self._standardized(feats, leave_self_out=False)
+        return z.mean(axis=1)
+
+    def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
+        """Each view's standardized k-NN distances, averaged over spaces."""
+        if not self.supports_views:
+            return super().view_scores(feats)
+        z, views = self._standardized(feats, leave_self_out=False)
+        return self._by_view(z, views)
+
+    def combine(self, view_scores: dict[str, np.ndarray]) -> np.ndarray:
+        """Combine view scores as :meth:`score` does: their mean."""
+        return np.column_stack(list(view_scores.values())).mean(axis=1)
 
     def state(self) -> dict[str, np.ndarray]:
         """Return the memory banks and standardization statistics."""
         out = {f"bank.{key}": value for key, value in self.banks.items()}
         out.update({"mean": self.mean, "std": self.std})
+        out.update({f"train_view.{v}": values for v, values in self.train_view_scores.items()})
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -125,3 +171,8 @@ class KNNScore(ScoringRule):
         }
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.std = np.asarray(state["std"], dtype=np.float64)
+        self.train_view_scores = {
+            key[len("train_view.") :]: np.asarray(value, dtype=np.float64)
+            for key, value in state.items()
+            if key.startswith("train_view.")
+        }

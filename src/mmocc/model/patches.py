@@ -1,0 +1,159 @@
+"""Local patch features of image views, for the patch scoring rule.
+
+A source turns a batch of one image view into a few intermediate feature
+maps; :func:`aggregate` averages each over a 3x3 neighbourhood, upsamples the
+coarser maps to the finest one and stacks the channels, giving one feature
+vector per position ``(n, C, h, w)`` (PatchCore's locally aware patch
+features, Roth et al. 2022). Two sources:
+
+``"autoencoder"``
+    the joint autoencoder's own encoder, after its first two pooling blocks
+    (strides 2 and 4), on the standardized input;
+a pretrained backbone (:mod:`mmocc.model.backbones`)
+    frozen ImageNet features on the [0, 1] input, optionally resized first
+    (ImageNet features need more than 32 px).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmocc.model.nn import JointAutoencoder
+
+AUTOENCODER = "autoencoder"
+"""The patch source that uses the trained autoencoder's own encoder maps."""
+
+PATCH_BACKBONES: tuple[str, ...] = (AUTOENCODER, "efficientnet_lite0", "custom")
+"""Values of ``patch_backbone``: the autoencoder's maps, a shipped pretrained backbone, or a user module."""
+
+
+def aggregate(maps: list[Tensor]) -> Tensor:
+    """Average each map over 3x3 neighbourhoods, bring all to the finest size, stack channels.
+
+    Parameters
+    ----------
+    maps : list of Tensor of shape (n, C_i, h_i, w_i)
+        Feature maps, finest first.
+
+    Returns
+    -------
+    Tensor of shape (n, sum C_i, h_0, w_0)
+        One feature vector per position of the finest map.
+
+    Examples
+    --------
+    >>> aggregate([torch.ones(2, 3, 8, 8), torch.ones(2, 5, 4, 4)]).shape
+    torch.Size([2, 8, 8, 8])
+    """
+    size = maps[0].shape[-2:]
+    out = []
+    for m in maps:
+        m = F.avg_pool2d(m.float(), kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        if m.shape[-2:] != size:
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        out.append(m)
+    return torch.cat(out, dim=1)
+
+
+def pooled_block_outputs(layers: nn.Sequential, x: Tensor, blocks: tuple[int, ...]) -> list[Tensor]:
+    """Return the outputs of an encoder stack after the given pooling blocks (1-based).
+
+    Works on the training stack and on its BatchNorm-folded inference copy.
+
+    Parameters
+    ----------
+    layers : torch.nn.Sequential
+        An image encoder's layers.
+    x : Tensor of shape (n, C, H, W)
+        Its (scaled) input.
+    blocks : tuple of int
+        Which pooling blocks to return, ascending.
+
+    Returns
+    -------
+    list of Tensor
+        One map per block.
+    """
+    out: list[Tensor] = []
+    pools = 0
+    for layer in layers:
+        x = layer(x)
+        if isinstance(layer, nn.MaxPool2d):
+            pools += 1
+            if pools in blocks:
+                out.append(x)
+            if pools >= blocks[-1]:
+                break
+    return out
+
+
+class PatchFeatures:
+    """Compute patch features of one image view from a model's encoder or a backbone.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module or None
+        A frozen backbone taking ``(n, C, H, W)`` images in [0, 1] and
+        returning a list of feature maps, finest first; None uses the
+        autoencoder's own encoder.
+    size : int or None, default None
+        Side to which images are resized before the backbone; None keeps them.
+
+    Examples
+    --------
+    >>> from mmocc.data.inputs import ViewSpec
+    >>> from mmocc.model.nn import ArchConfig
+    >>> model = JointAutoencoder([ViewSpec("a", "image", (1, 16, 16))], ArchConfig(filters=(8, 4, 4))).eval()
+    >>> PatchFeatures(None)(model, "a", torch.rand(2, 1, 16, 16)).shape
+    torch.Size([2, 12, 8, 8])
+    """
+
+    def __init__(self, backbone: nn.Module | None, size: int | None = None) -> None:
+        self.backbone = backbone
+        self.size = size
+
+    def __call__(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
+        """Return the patch features ``(n, C, h, w)`` of a raw batch of ``view``."""
+        scaler = model.scaler(view)
+        if self.backbone is None:
+            layers = model.encoder_of(view).layers
+            depth = sum(isinstance(layer, nn.MaxPool2d) for layer in layers)
+            blocks = (1, 2) if depth >= 3 else (1,)
+            return aggregate(pooled_block_outputs(layers, scaler(raw), blocks))
+        x = scaler.unit(raw).clamp(0.0, 1.0)
+        if self.size is not None and x.shape[-1] != self.size:
+            antialias = self.size < x.shape[-1]
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
+        return aggregate(list(self.backbone(x)))
+
+
+def smooth_upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Upsample position scores ``(n, h, w)`` bilinearly to ``size`` and smooth them.
+
+    The Gaussian's sigma is 4 px at 224 px (as in PatchCore), scaled to the
+    output size.
+
+    Parameters
+    ----------
+    maps : Tensor of shape (n, h, w)
+        Position scores.
+    size : tuple of int
+        Output ``(H, W)``.
+
+    Returns
+    -------
+    Tensor of shape (n, H, W)
+        The anomaly maps.
+    """
+    up = F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)
+    sigma = 4.0 * max(size) / 224.0
+    radius = max(1, int(round(3 * sigma)))
+    grid = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (grid / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    up = F.pad(up, (radius, radius, radius, radius), mode="replicate")
+    up = F.conv2d(up, kernel.reshape(1, 1, 1, -1))
+    up = F.conv2d(up, kernel.reshape(1, 1, -1, 1))
+    return up[:, 0]
