@@ -108,15 +108,18 @@ def test_score_streams_in_chunks(workdir, model):
     assert result.stderr == ""
     with open(workdir / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["sample_id", "score", "is_anomaly"]
+    assert list(rows[0]) == ["sample_id", "score", "is_anomaly", "score_left", "score_right"]
     assert len(rows) == 24 and rows[0]["sample_id"] == "ant/s0"
     assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
     import mmocc as package
     from mmocc.data.sources import load_source
 
     clf = package.load(model)
-    expected = clf.decision_function(load_source(str(workdir / "data"), size=8, cache=False))
+    data = load_source(str(workdir / "data"), size=8, cache=False)
+    expected = clf.decision_function(data)
     np.testing.assert_allclose([float(r["score"]) for r in rows], expected, rtol=1e-6)
+    left = clf.view_scores(data)["left"]
+    np.testing.assert_allclose([float(r["score_left"]) for r in rows], left, rtol=1e-6)
 
 
 def test_evaluate(workdir, model):

@@ -29,9 +29,3 @@ def test_help_imports_no_heavy_module(args):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
-
-def test_score_chunks_keeps_its_old_import_path():
-    from mmocc.cli import _score_chunks
-    from mmocc.cli.commands import score_chunks
-
-    assert _score_chunks is score_chunks

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mmocc import MultimodalOCC
-from mmocc.cli import _score_chunks
+from mmocc.cli import score_chunks
 from mmocc.data.inputs import ViewSpec
 from mmocc.datasets import MultiViewDataset, make_synthetic
 from mmocc.model import inference
@@ -162,10 +162,14 @@ def test_streaming_scores_equal_in_memory_scores(synthetic: MultiViewDataset) ->
         synthetic[synthetic.labels == 1]
     )
     whole = clf.decision_function(synthetic)
-    chunks = list(_score_chunks(clf, synthetic, 7, True))
+    chunks = list(score_chunks(clf, synthetic, 7, True))
     assert len(chunks) == -(-len(synthetic) // 7)
-    ids = np.concatenate([i for i, _ in chunks])
-    streamed = np.concatenate([s for _, s in chunks])
+    ids = np.concatenate([i for i, _, _ in chunks])
+    streamed = np.concatenate([s for _, s, _ in chunks])
+    by_view = {v: np.concatenate([c[2][v] for c in chunks]) for v in chunks[0][2]}
+    assert set(by_view) == set(synthetic.view_names)
+    first = synthetic.view_names[0]
+    np.testing.assert_allclose(by_view[first], clf.view_scores(synthetic)[first])
     assert ids.tolist() == synthetic.ids.tolist()
     np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-5)
 

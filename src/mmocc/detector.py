@@ -401,6 +401,28 @@ class MultimodalOCC(BaseMultiviewDetector):
             raise ValueError(f"score={self.params_.score!r} cannot score views {views} on their own")
         return self.rule_.combine(present)
 
+    def decision_function_by_view(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Anomaly scores and, where the rule has them, per-view scores, from one pass over ``X``.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Views as for :meth:`decision_function`.
+
+        Returns
+        -------
+        scores : numpy.ndarray of shape (n_samples,)
+            As :meth:`decision_function`.
+        view_scores : dict of str to numpy.ndarray
+            As :meth:`view_scores`; empty for rules that score the views jointly.
+        """
+        views = self._checked_views(X)
+        parts = [self.rule_.score_with_views(feats) for feats in self._batches(views, self.rule_.needs)]
+        if not parts:
+            return np.zeros(0), {}
+        scores = np.concatenate([p[0] for p in parts]).astype(np.float64)
+        return scores, {view: np.concatenate([p[1][view] for p in parts]) for view in parts[0][1]}
+
     def view_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Standardized anomaly score of each view, comparable across views.
 

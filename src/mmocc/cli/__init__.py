@@ -12,6 +12,4 @@ from mmocc.cli.commands import score_chunks
 from mmocc.cli.experiment import demo_config
 from mmocc.cli.main import cli, main
 
-_score_chunks = score_chunks  # the former private name, kept for existing imports
-
 __all__ = ["cli", "demo_config", "main", "score_chunks"]

@@ -159,7 +159,7 @@ def _load_for_model(model_path: Path, src: str, options: Sequence[str], device: 
 
 def score_chunks(
     clf: Any, dataset: Any, batch_size: int, quiet: bool
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
     """Score a dataset chunk by chunk, with a progress bar.
 
     Parameters
@@ -175,15 +175,19 @@ def score_chunks(
 
     Yields
     ------
-    (numpy.ndarray, numpy.ndarray)
-        The ids and anomaly scores of one chunk.
+    (numpy.ndarray, numpy.ndarray, dict)
+        The ids, anomaly scores and per-view scores (empty when the model's
+        rule scores views jointly, or it has no per-view scores) of one chunk.
     """
     from tqdm.auto import tqdm
 
     starts = range(0, len(dataset), batch_size)
     for start in tqdm(starts, desc="scoring", unit="chunk", disable=True if quiet else None):
         chunk = dataset[start : start + batch_size]
-        yield chunk.ids, clf.decision_function(chunk)
+        if hasattr(clf, "decision_function_by_view"):
+            yield chunk.ids, *clf.decision_function_by_view(chunk)
+        else:
+            yield chunk.ids, clf.decision_function(chunk), {}
 
 
 @click.command()
@@ -200,9 +204,12 @@ def score(
 ) -> None:
     """Score every sample of SRC with MODEL; write sample_id, score, is_anomaly to a CSV file.
 
-    The image size and colour mode are read from the model. Samples are
-    scored in chunks and written as they go; the file appears only when
-    complete.
+    Where the model's scoring rule scores each view (patch, recon, or knn with
+    a per-view bank, as in the default preset), one standardized
+    ``score_<view>`` column per view follows: the highest names the camera
+    that saw the anomaly. The image size and colour mode are read from the
+    model. Samples are scored in chunks and written as they go; the file
+    appears only when complete.
     """
     from mmocc.utils import atomic_open
 
@@ -210,11 +217,13 @@ def score(
     n_anomalies = 0
     with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sample_id", "score", "is_anomaly"])
-        for ids, scores in score_chunks(clf, dataset, batch_size, quiet):
+        for i, (ids, scores, by_view) in enumerate(score_chunks(clf, dataset, batch_size, quiet)):
+            if i == 0:
+                writer.writerow(["sample_id", "score", "is_anomaly", *(f"score_{v}" for v in by_view)])
             flags = (scores > clf.threshold_).astype(int)
             n_anomalies += int(flags.sum())
-            writer.writerows(zip(ids.tolist(), scores.tolist(), flags.tolist(), strict=True))
+            columns = [ids.tolist(), scores.tolist(), flags.tolist(), *(v.tolist() for v in by_view.values())]
+            writer.writerows(zip(*columns, strict=True))
     note(quiet, f"scored {len(dataset)} samples, {n_anomalies} above the threshold; written to {out}")
 
 
@@ -246,7 +255,7 @@ def evaluate(
 
     clf, dataset = _load_for_model(model, src, data_options, device)
     label = find_label(dataset, normal)
-    scores = np.concatenate([s for _, s in score_chunks(clf, dataset, batch_size, quiet)])
+    scores = np.concatenate([s for _, s, _ in score_chunks(clf, dataset, batch_size, quiet)])
     y = (dataset.labels != label).astype(np.int64)
     metrics = compute_metrics(y, scores, clf.threshold_)
     summary = {"n_samples": len(y), "n_normal": int((y == 0).sum()), "n_anomalies": int(y.sum())}

@@ -164,6 +164,18 @@ class ScoringRule(ABC):
             "use score='patch', 'recon', or 'knn' with knn_bank='view' or 'pooled'"
         )
 
+    def score_with_views(self, feats: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Return the sample scores and, where the rule has them, the view scores, in one pass.
+
+        Returns
+        -------
+        scores : numpy.ndarray of shape (n,)
+            As :meth:`score`.
+        view_scores : dict of str to numpy.ndarray
+            As :meth:`view_scores`; empty when the rule scores the views jointly.
+        """
+        return self.score(feats), {}
+
     def combine(self, view_scores: dict[str, np.ndarray]) -> np.ndarray:
         """Combine view scores into the sample score, as :meth:`score` does.
 

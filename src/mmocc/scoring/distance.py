@@ -113,6 +113,10 @@ class ReconScore(ScoringRule):
             out[view] = (values.astype(np.float64) - mean) / std
         return out
 
+    def score_with_views(self, feats: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Return the summed error and each view's standardized error."""
+        return self.score(feats), self.view_scores(feats)
+
     def anomaly_maps(self, feats: Features) -> dict[str, np.ndarray]:
         """Per-pixel error of each image view, on the scale of its view score."""
         out = {}

@@ -151,6 +151,11 @@ class KNNScore(ScoringRule):
         z, views = self._standardized(feats, leave_self_out=False)
         return self._by_view(z, views)
 
+    def score_with_views(self, feats: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Return the sample scores and the view scores from one k-NN search."""
+        z, views = self._standardized(feats, leave_self_out=False)
+        return z.mean(axis=1), self._by_view(z, views) if self.supports_views else {}
+
     def combine(self, view_scores: dict[str, np.ndarray]) -> np.ndarray:
         """Combine view scores as :meth:`score` does: their mean."""
         return np.column_stack(list(view_scores.values())).mean(axis=1)

@@ -238,6 +238,11 @@ class PatchScore(ScoringRule):
         """Combine the views' standardized scores."""
         return self.combine(self.view_scores(feats))
 
+    def score_with_views(self, feats: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Return the sample scores and the view scores from one search."""
+        views = self.view_scores(feats)
+        return self.combine(views), views
+
     def anomaly_maps(self, feats: Features) -> dict[str, np.ndarray]:
         """Position scores ``(n, h, w)`` of each view, standardized by the view's statistics."""
         return {view: (m - self.mean[view]) / self.std[view] for view, m in self._maps(feats).items()}
