@@ -64,13 +64,23 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
             _PROJECTION_DIM
         )
         x = x @ projection
-    chosen = torch.empty(size, dtype=torch.long)
-    chosen[0] = int(torch.randint(m, (1,), generator=generator))
+    squared = x.pow(2).sum(dim=1)
+    chosen = [int(torch.randint(m, (1,), generator=generator))]
     nearest = torch.full((m,), float("inf"))
-    for i in range(1, size):
-        nearest = torch.minimum(nearest, (x - x[chosen[i - 1]]).pow(2).sum(dim=1))
-        chosen[i] = int(nearest.argmax())
-    return chosen
+    step = torch.empty(m)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
+    try:
+        for _ in range(1, size):
+            last = chosen[-1]
+            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one matrix-vector product per step
+            torch.mv(x, x[last], out=step)
+            step.mul_(-2.0).add_(squared).add_(squared[last])
+            torch.minimum(nearest, step, out=nearest)
+            chosen.append(int(nearest.argmax()))
+    finally:
+        torch.set_num_threads(threads)
+    return torch.tensor(chosen, dtype=torch.long)
 
 
 def nearest_distance(
