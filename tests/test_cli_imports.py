@@ -29,3 +29,10 @@ def test_help_imports_no_heavy_module(args):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
+
+
+def test_cli_lists_every_preset():
+    from mmocc.cli.commands import PRESET_NAMES
+    from mmocc.model.hyperparams import PRESETS
+
+    assert sorted(PRESET_NAMES) == sorted(PRESETS)

@@ -28,6 +28,9 @@ _CLI_OWNED = {
 }
 """MultimodalOCC parameters that ``mmocc train`` sets from its own options."""
 
+PRESET_NAMES: tuple[str, ...] = ("default", "patch", "pretrained", "paper")
+"""The presets of :mod:`mmocc.model.hyperparams` (listed here so that ``--help`` does not import torch)."""
+
 
 def _view_list(text: str | None) -> list[str | int] | None:
     """Split ``--views a,1`` into names and 0-based positions."""
@@ -73,7 +76,10 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
 )
 @click.option("--views", metavar="A,B", help="Views to use, by name or 0-based position (default: all).")
 @click.option(
-    "--preset", type=click.Choice(["default", "paper"]), help="Hyper-parameter preset.  [default: default]"
+    "--preset",
+    type=click.Choice(PRESET_NAMES),
+    help="Hyper-parameter preset: default (another object), patch or pretrained (local defects), paper.  "
+    "[default: default]",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: the preset's).")
 @click.option(
