@@ -132,4 +132,6 @@ class ReconScore(ScoringRule):
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore the statistics (absent in files of older versions)."""
-        self.stats = {k[len("stats.") :]: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+        self.stats = {
+            k[len("stats.") :]: np.asarray(v, dtype=np.float64) for k, v in state.items() if k.startswith("stats.")
+        }
