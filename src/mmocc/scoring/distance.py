@@ -132,6 +132,9 @@ class ReconScore(ScoringRule):
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore the statistics (absent in files of older versions)."""
+        prefix = "stats."
         self.stats = {
-            k[len("stats.") :]: np.asarray(v, dtype=np.float64) for k, v in state.items() if k.startswith("stats.")
+            key[len(prefix) :]: np.asarray(value, dtype=np.float64)
+            for key, value in state.items()
+            if key.startswith(prefix)
         }
