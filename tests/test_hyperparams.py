@@ -44,6 +44,11 @@ def test_from_preset_fills_none_and_normalises_types():
         ("hidden", "128", "hidden must be a non-empty sequence of positive integers"),
         ("augment_shift", 0.8, r"augment_shift must be in \[0, 0.5\]"),
         ("stop_tol", float("nan"), "stop_tol must be None or a finite number >= 0"),
+        ("coreset_ratio", 0.0, r"coreset_ratio must be in \(0, 1\]"),
+        ("patch_size", 8, r"patch_size must be None or an integer in \[16, 1024\]"),
+        ("patch_top_k", 0, "patch_top_k must be a positive integer"),
+        ("view_combine", "sum", "view_combine='sum' is not valid"),
+        ("patch_backbone", "resnet", "patch_backbone='resnet' is not valid"),
     ],
 )
 def test_each_invalid_value_is_named(name, value, message):
