@@ -335,6 +335,27 @@ class MultimodalOCC(BaseMultiviewDetector):
             callbacks.append(EarlyStopping(self.params_.stop_tol))
         return callbacks
 
+    def _train(self, model: JointAutoencoder, views: dict[str, np.ndarray], seed: int) -> torch.Tensor | None:
+        """Fix the compactness centre, train ``model`` (setting ``history_``) and return the centre."""
+        hp = self.params_
+        device = next(model.parameters()).device
+        data = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in views.items()}
+        center = initial_center(model, data, self.score_batch_size) if hp.compactness == "center" else None
+        loss = JointLoss(
+            center=center,
+            units=model.bottleneck_units(),
+            compact_weight=hp.compact_weight,
+            recon_weight=hp.recon_weight,
+            diversity=hp.diversity,
+            diversity_weight=hp.diversity_weight,
+            diversity_gamma=hp.diversity_gamma,
+        )
+        generator = torch.Generator().manual_seed(seed)
+        self.history_ = fit_autoencoder(
+            model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
+        )
+        return center
+
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         hp = self.params_ = self.resolved_params()
         device = resolve_device(self.device)
@@ -345,25 +366,9 @@ class MultimodalOCC(BaseMultiviewDetector):
             model = JointAutoencoder(self.view_specs_, hp.arch())
             fit_scalers(model, views, hp.scaling)
             model.to(device)
-            data = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in views.items()}
-            center = None
-            if hp.compactness == "center":
-                center = initial_center(model, data, self.score_batch_size)
-            loss = JointLoss(
-                center=center,
-                units=model.bottleneck_units(),
-                compact_weight=hp.compact_weight,
-                recon_weight=hp.recon_weight,
-                diversity=hp.diversity,
-                diversity_weight=hp.diversity_weight,
-                diversity_gamma=hp.diversity_gamma,
-            )
-            generator = torch.Generator().manual_seed(seed)
-            self.history_ = []
+            center, self.history_ = None, []
             if self._trains_autoencoder():
-                self.history_ = fit_autoencoder(
-                    model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
-                )
+                center = self._train(model, views, seed)
         self.model_ = model.eval()
         backbone = self._backbone()
         self.backbone_ = None if backbone is None else backbone.to(device)
