@@ -123,7 +123,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         train = self._training_scores_for(views)
         return float(np.percentile(train, 100.0 * (1.0 - self.contamination)))
 
-    def _checked_views(self, X: Any, *, allow_missing: bool | None = None) -> dict[str, np.ndarray]:
+    def _checked_views(
+        self, X: Any, *, allow_missing: bool | None = None, stacklevel: int = 3
+    ) -> dict[str, np.ndarray]:
         """Validate scoring input against the views seen at fit time; warn about missing views."""
         check_is_fitted(self, "threshold_")
         if allow_missing is None:
@@ -135,7 +137,7 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"view(s) {missing} missing: scoring with {list(views)} only, each standardized as in "
                 "training; predict() uses the threshold of the training scores of these views",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
         return views
 
@@ -152,7 +154,12 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         numpy.ndarray of shape (n_samples,)
             The anomaly scores.
         """
-        return np.asarray(self._score_views(self._checked_views(X)), dtype=np.float64)
+        return self._scores(X)[0]
+
+    def _scores(self, X: Any) -> tuple[np.ndarray, list[str]]:
+        """Validate ``X``, score it, and return the scores with the names of the views used."""
+        views = self._checked_views(X, stacklevel=4)  # the warning points at the caller's call
+        return np.asarray(self._score_views(views), dtype=np.float64), list(views)
 
     def predict(self, X: Any) -> np.ndarray:
         """Binary label of each sample: 0 normal, 1 anomaly.
@@ -167,9 +174,8 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         numpy.ndarray of shape (n_samples,)
             1 where the score is above ``threshold_``.
         """
-        views = self._checked_views(X)
-        scores = np.asarray(self._score_views(views), dtype=np.float64)
-        return (scores > self._threshold_for(list(views))).astype(np.int64)
+        scores, views = self._scores(X)
+        return (scores > self._threshold_for(views)).astype(np.int64)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit on ``X`` and return the training labels ``labels_``.
@@ -210,9 +216,8 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         ValueError
             For an unknown ``method``.
         """
-        views = self._checked_views(X)
-        scores = np.asarray(self._score_views(views), dtype=np.float64)
-        train = self._training_scores_for(list(views))
+        scores, views = self._scores(X)
+        train = self._training_scores_for(views)
         if method == "linear":
             low, high = float(train.min()), float(train.max())
             span = high - low if high > low else 1.0
