@@ -79,3 +79,37 @@ def test_empty_or_missing_root(tmp_path):
     (tmp_path / "label" / "s0").mkdir()
     with pytest.raises(ValueError, match="no image files"):
         load_folder(tmp_path)
+
+
+def test_unlabelled_layout(tmp_path, ds_write_image, ds_cache_dir):
+    for k in range(3):
+        for view in ("left", "right"):
+            ds_write_image(tmp_path / f"part{k}" / f"{view}.png", value=k)
+    (tmp_path / "empty").mkdir()
+    ds = load_folder(tmp_path, size=6)
+    assert ds.labels is None and ds.ids.tolist() == ["part0", "part1", "part2"]
+    assert ds.view_names == ["left", "right"] and ds.views["left"].shape == (3, 3, 6, 6)
+    assert ds.paths["right"][2] == str(tmp_path / "part2" / "right.png")
+
+
+def test_mixed_layouts_are_refused(root, ds_write_image):
+    ds_write_image(root / "loose" / "top.png")
+    with pytest.raises(
+        ValueError, match="mixes label folders .* and sample folders holding images \\(loose\\)"
+    ):
+        load_folder(root)
+
+
+def test_turntable_and_camera_folders_get_a_hint(tmp_path, ds_write_image):
+    for pose in (0, 1):
+        ds_write_image(tmp_path / "coil" / f"obj1__{pose}.png")
+        ds_write_image(tmp_path / "cam" / f"{pose:04d}.png")
+    with pytest.raises(ValueError, match="look like a turntable collection: use turntable:"):
+        load_folder(tmp_path / "coil")
+    with pytest.raises(ValueError, match="use pairs:DIR_A,DIR_B"):
+        load_folder(tmp_path / "cam")
+
+
+def test_folder_mode_auto_detects_greyscale(tmp_path, ds_write_image):
+    ds_write_image(tmp_path / "a" / "v.png", mode="L")
+    assert load_folder(tmp_path, size=6).views["v"].shape == (1, 1, 6, 6)

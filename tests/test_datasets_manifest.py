@@ -56,7 +56,7 @@ def test_second_load_uses_the_cache(manifest, ds_cache_dir, monkeypatch):
 
 def test_missing_columns(tmp_path):
     (tmp_path / "m.csv").write_text("id,label,left\nx,1,a.png\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['sample_id'\]"):
+    with pytest.raises(ValueError, match=r"missing column 'sample_id'"):
         load_manifest(tmp_path / "m.csv")
 
 
@@ -136,3 +136,34 @@ def test_malformed_manifests(tmp_path, text, match):
 def test_missing_manifest(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_manifest(tmp_path / "none.csv")
+
+
+def test_label_column_is_optional(manifest, ds_cache_dir):
+    text = manifest.read_text().splitlines()
+    header = text[0].split(",")
+    drop = header.index("label")
+    rows = [",".join(cell for i, cell in enumerate(line.split(",")) if i != drop) for line in text]
+    manifest.write_text("\n".join(rows) + "\n")
+    ds = load_manifest(manifest, views=["left", "right"], size=8, cache_dir=ds_cache_dir)
+    assert ds.labels is None and not ds.is_labelled and len(ds) == 4
+    assert "unlabelled" in repr(ds)
+    with pytest.raises(ValueError, match="needs labels, but the data is unlabelled"):
+        ds.require_labels("a one-class split")
+
+
+def test_paths_name_the_source_files(manifest, ds_cache_dir):
+    ds = load_manifest(manifest, views=["left", "right"], size=8, cache_dir=ds_cache_dir)
+    assert ds.paths["left"][1] == str(manifest.parent / "img" / "g0" / "1_l.png")
+    assert ds[np.array([3])].paths["right"].tolist() == [str(manifest.parent / "img" / "g1" / "3_r.png")]
+    assert list(ds.select_views("right").paths) == ["right"]
+
+
+def test_mode_auto_detects_greyscale(tmp_path, ds_write_image, ds_cache_dir):
+    for i in range(2):
+        ds_write_image(tmp_path / f"{i}_g.png", value=i, mode="L")
+        ds_write_image(tmp_path / f"{i}_c.png", value=i, mode="RGB")
+    (tmp_path / "grey.csv").write_text("sample_id,v\na,0_g.png\nb,1_g.png\n")
+    (tmp_path / "colour.csv").write_text("sample_id,v\na,0_c.png\nb,1_c.png\n")
+    assert load_manifest(tmp_path / "grey.csv", size=8).views["v"].shape == (2, 1, 8, 8)
+    assert load_manifest(tmp_path / "colour.csv", size=8).views["v"].shape == (2, 3, 8, 8)
+    assert load_manifest(tmp_path / "grey.csv", size=8, mode="RGB").views["v"].shape == (2, 3, 8, 8)

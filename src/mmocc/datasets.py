@@ -2,7 +2,8 @@
 
 - :class:`MultiViewDataset`: the in-memory container every source returns.
 - :func:`load_manifest`: a CSV listing one image path per view and sample.
-- :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>``.
+- :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
+- :func:`load_pairs`: one folder per camera, files paired by stem (unlabelled).
 - :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos.
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
 - :func:`make_synthetic`: procedural two-camera demo data.
@@ -13,6 +14,7 @@ from mmocc.data import (
     load_folder,
     load_manifest,
     load_mfeat,
+    load_pairs,
     load_turntable,
     make_synthetic,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_pairs",
     "load_turntable",
     "make_synthetic",
 ]

@@ -454,6 +454,12 @@ class MultimodalOCC(BaseMultiviewDetector):
         parts = [self.rule_.view_scores(feats) for feats in self._batches(views, self.rule_.needs)]
         return {view: np.concatenate([p[view] for p in parts]) for view in parts[0]} if parts else {}
 
+    @property
+    def has_anomaly_maps(self) -> bool:
+        """bool: whether the fitted scoring rule gives :meth:`anomaly_maps` (``patch`` and ``recon`` do)."""
+        check_is_fitted(self, "threshold_")
+        return bool(self.rule_.has_maps)
+
     def anomaly_maps(self, X: Any) -> dict[str, np.ndarray]:
         """Anomaly map of each image view at input resolution, on the scale of its view score.
 

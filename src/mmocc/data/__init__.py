@@ -6,7 +6,9 @@ Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
 :mod:`mmocc.data.images` and :mod:`mmocc.data.cache`).
 
 - :func:`load_manifest`: a CSV listing one image path per view and sample.
-- :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>``.
+- :func:`load_folder`: ``root/<label>/<sample_id>/<view>.<ext>`` (or, unlabelled,
+  ``root/<sample_id>/<view>.<ext>``).
+- :func:`load_pairs`: one folder per camera, files paired by stem (unlabelled).
 - :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos,
   paired ``delta_deg`` apart.
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
@@ -17,6 +19,7 @@ from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import load_folder
 from mmocc.data.manifest import load_manifest
 from mmocc.data.mfeat import load_mfeat
+from mmocc.data.pairs import load_pairs
 from mmocc.data.synthetic import make_synthetic
 from mmocc.data.turntable import load_turntable
 
@@ -25,6 +28,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_pairs",
     "load_turntable",
     "make_synthetic",
 ]

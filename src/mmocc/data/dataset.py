@@ -45,8 +45,9 @@ class MultiViewDataset:
         ``(n, d)`` (conventionally float32). Arrays are kept as given, not
         copied, and not scanned for NaN (the estimators check that); see
         :func:`mmocc.data.inputs.check_view`.
-    labels : array-like of shape (n,)
+    labels : array-like of shape (n,), optional
         Class of each sample, kept with the dtype given (ints or strings).
+        None for unlabelled data (new samples to score).
     ids : array-like of shape (n,), optional
         Unique sample identifiers, stored as strings; default ``"0"`` ..
         ``"n-1"``.
@@ -54,6 +55,9 @@ class MultiViewDataset:
         Specimen, object or individual of each sample, used by group splits.
     metadata : dict of str to array-like, optional
         Free-form per-sample arrays (for example a pose angle).
+    paths : dict of str to array-like, optional
+        For views decoded from files: the source file of each sample, per
+        view name.
 
     Attributes
     ----------
@@ -61,23 +65,25 @@ class MultiViewDataset:
         The view arrays, in the order given.
     view_names : list of str
         The view names, in order.
-    labels : numpy.ndarray of shape (n,)
-        Class labels.
+    labels : numpy.ndarray of shape (n,) or None
+        Class labels; None when the data is unlabelled.
     ids : numpy.ndarray of shape (n,)
         Sample ids, as strings.
     groups : numpy.ndarray of shape (n,) or None
         Group of each sample.
     metadata : dict of str to numpy.ndarray
         Per-sample metadata arrays.
+    paths : dict of str to numpy.ndarray
+        Source file of each sample, per view decoded from files (strings).
 
     Raises
     ------
     TypeError
         For an empty or non-string view name or a non-numeric view.
     ValueError
-        For no views, a view of the wrong rank, a view, label, id, group or
-        metadata array whose length differs from the first view, or a
-        duplicate id.
+        For no views, a view of the wrong rank, a view, label, id, group,
+        metadata or path array whose length differs from the first view, a
+        path entry for an unknown view, or a duplicate id.
 
     Examples
     --------
@@ -95,10 +101,11 @@ class MultiViewDataset:
     def __init__(
         self,
         views: Mapping[str, Any],
-        labels: Any,
+        labels: Any = None,
         ids: Any = None,
         groups: Any = None,
         metadata: Mapping[str, Any] | None = None,
+        paths: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(views, Mapping) or len(views) == 0:
             raise ValueError("views must be a non-empty dict {view_name: array}")
@@ -106,7 +113,9 @@ class MultiViewDataset:
             name: check_view(name, value, channels_last=False, finite=False) for name, value in views.items()
         }
         n = check_sample_counts(self.views)
-        self.labels: np.ndarray = _check_length("labels", "labels", np.asarray(labels), n)
+        self.labels: np.ndarray | None = (
+            None if labels is None else _check_length("labels", "labels", np.asarray(labels), n)
+        )
         if ids is None:
             self.ids: np.ndarray = np.arange(n).astype(str)
         else:
@@ -119,6 +128,13 @@ class MultiViewDataset:
             str(key): _check_length("metadata", str(key), np.asarray(value), n)
             for key, value in (metadata or {}).items()
         }
+        unknown = sorted(set(paths or {}) - set(self.views))
+        if unknown:
+            raise ValueError(f"paths given for view(s) {unknown} not in the views {self.view_names}")
+        self.paths: dict[str, np.ndarray] = {
+            name: _check_length("paths of view", name, np.asarray(value).astype(str), n)
+            for name, value in (paths or {}).items()
+        }
 
     @property
     def view_names(self) -> list[str]:
@@ -127,11 +143,41 @@ class MultiViewDataset:
 
     @property
     def classes(self) -> np.ndarray:
-        """numpy.ndarray: the sorted unique labels."""
-        return np.unique(self.labels)
+        """numpy.ndarray: the sorted unique labels (empty for unlabelled data)."""
+        return np.zeros(0) if self.labels is None else np.unique(self.labels)
+
+    @property
+    def is_labelled(self) -> bool:
+        """bool: whether every sample has a label."""
+        return self.labels is not None
+
+    def require_labels(self, purpose: str) -> np.ndarray:
+        """Return the labels, or raise naming what needed them.
+
+        Parameters
+        ----------
+        purpose : str
+            What needs labels, for the message (``"a one-class split"``).
+
+        Returns
+        -------
+        numpy.ndarray
+            The labels.
+
+        Raises
+        ------
+        ValueError
+            If the dataset is unlabelled.
+        """
+        if self.labels is None:
+            raise ValueError(
+                f"{purpose} needs labels, but the data is unlabelled "
+                "(give a manifest with a label column, or a folder with a <label> level)"
+            )
+        return self.labels
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.ids)
 
     def _normalise_index(self, index: Any) -> Any:
         """Turn a slice, boolean mask or integer sequence into a NumPy index."""
@@ -182,10 +228,11 @@ class MultiViewDataset:
         idx = self._normalise_index(index)
         return MultiViewDataset(
             {name: array[idx] for name, array in self.views.items()},
-            labels=self.labels[idx],
+            labels=None if self.labels is None else self.labels[idx],
             ids=self.ids[idx],
             groups=None if self.groups is None else self.groups[idx],
             metadata={key: value[idx] for key, value in self.metadata.items()},
+            paths={name: value[idx] for name, value in self.paths.items()},
         )
 
     def subset(self, indices: Any) -> MultiViewDataset:
@@ -231,6 +278,7 @@ class MultiViewDataset:
             ids=self.ids,
             groups=self.groups,
             metadata=self.metadata,
+            paths={name: self.paths[name] for name in names if name in self.paths},
         )
 
     def __repr__(self) -> str:
@@ -239,13 +287,14 @@ class MultiViewDataset:
         )
         classes = [repr(label) for label in self.classes.tolist()]
         shown = ", ".join(classes if len(classes) <= 6 else [*classes[:3], "...", *classes[-2:]])
+        labelled = f"{len(classes)} classes [{shown}]" if self.is_labelled else "unlabelled"
         extras = "".join(
             [
                 ", groups" if self.groups is not None else "",
                 f", metadata={sorted(self.metadata)}" if self.metadata else "",
             ]
         )
-        return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {len(classes)} classes [{shown}]{extras})"
+        return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {labelled}{extras})"
 
 
 def labels_from_strings(values: Sequence[str]) -> np.ndarray:

@@ -648,7 +648,7 @@ def defect_dataset(
     metadata["defect_kind"] = batch.kind.copy()
     painted = MultiViewDataset(
         batch.views,
-        labels=dataset.labels.copy(),
+        labels=None if dataset.labels is None else dataset.labels.copy(),
         ids=np.char.add(dataset.ids.astype(str), suffix),
         groups=None if dataset.groups is None else dataset.groups.copy(),
         metadata=metadata,

@@ -1,4 +1,4 @@
-"""Load a dataset laid out as ``root/<label>/<sample_id>/<view>.<ext>``."""
+"""Load a dataset laid out as ``root/<label>/<sample_id>/<view>.<ext>``, or unlabelled without ``<label>``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject, sample_paths
+from mmocc.data.turntable import TURNTABLE_NAME
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -31,15 +32,16 @@ def _view_files(sample_dir: Path) -> dict[str, Path]:
 
 
 def _samples(
-    found: list[tuple[str, Path, dict[str, Path]]], view_names: list[str], exact: bool, on_error: str
-) -> tuple[list[dict[str, Path]], list[str], list[str], list[str]]:
+    found: list[tuple[str | None, Path, dict[str, Path]]], view_names: list[str], exact: bool, on_error: str
+) -> tuple[list[dict[str, Path]], list[str | None], list[str], list[str]]:
     """Keep the sample folders holding the views (exactly those, when ``exact``).
 
-    Returns the view files, the label and the id (``"<label>/<sample_id>"``)
-    of each sample kept, and the messages of the folders skipped.
+    Returns the view files, the label (None without a label level) and the
+    id (``"<label>/<sample_id>"``, or ``"<sample_id>"``) of each sample kept,
+    and the messages of the folders skipped.
     """
     samples: list[dict[str, Path]] = []
-    labels: list[str] = []
+    labels: list[str | None] = []
     ids: list[str] = []
     skipped: list[str] = []
     for label, sample_dir, files in found:
@@ -54,31 +56,73 @@ def _samples(
             continue
         samples.append({name: files[name] for name in view_names})
         labels.append(label)
-        ids.append(f"{label}/{sample_dir.name}")
+        ids.append(sample_dir.name if label is None else f"{label}/{sample_dir.name}")
     return samples, labels, ids, skipped
+
+
+def _no_samples_hint(root: Path) -> str:
+    """Explain what a folder without sample folders may be instead."""
+    images = [p.name for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    if images and all(TURNTABLE_NAME.fullmatch(Path(name).stem) for name in images):
+        return f"; its files look like a turntable collection: use turntable:{root}"
+    if images:
+        return (
+            f"; it holds {len(images)} image files directly: for two cameras in two folders with "
+            "matching file names, use pairs:DIR_A,DIR_B"
+        )
+    return ""
+
+
+def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
+    """List ``(label, sample folder, view files)``, telling the two layouts apart.
+
+    A top-level folder holding image files is a sample (no label level); one
+    holding folders is a label; an empty one is ignored. Mixing the two is an
+    error.
+    """
+    sample_dirs, label_dirs = [], []
+    for folder in _subfolders(root):
+        if _view_files(folder):
+            sample_dirs.append(folder)
+        elif _subfolders(folder):
+            label_dirs.append(folder)
+    if sample_dirs and label_dirs:
+        raise ValueError(
+            f"{root}: mixes label folders ({', '.join(p.name for p in label_dirs[:3])}) and sample folders "
+            f"holding images ({', '.join(p.name for p in sample_dirs[:3])}); use either "
+            "root/<label>/<sample_id>/<view>.<ext> or root/<sample_id>/<view>.<ext>"
+        )
+    if label_dirs:
+        return [
+            (label_dir.name, sample_dir, _view_files(sample_dir))
+            for label_dir in label_dirs
+            for sample_dir in _subfolders(label_dir)
+        ]
+    return [(None, sample_dir, _view_files(sample_dir)) for sample_dir in sample_dirs]
 
 
 def load_folder(
     root: str | os.PathLike[str],
     views: Sequence[str] | None = None,
     size: int = 32,
-    mode: str = "RGB",
+    mode: str = "auto",
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> MultiViewDataset:
-    """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>``.
+    """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
 
     Each sample folder holds one image per view, named after the view
     (``left.png``, ``right.jpg``); the extensions in
     :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
-    hidden files are ignored.
+    hidden files are ignored. The layout is told from the folders: a
+    top-level folder holding images is a sample, one holding folders a label.
 
     Parameters
     ----------
     root : path-like
-        The top folder; each subfolder is a label.
+        The top folder; each subfolder is a label, or a sample.
     views : sequence of str, optional
         The views to load, in order; a sample folder may hold more. By
         default every sample folder must hold the same view names, loaded
@@ -86,8 +130,9 @@ def load_folder(
     size : int, default 32
         Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
         kept).
-    mode : {"RGB", "L"}, default "RGB"
-        Colour mode: 3 or 1 channels.
+    mode : {"auto", "RGB", "L"}, default "auto"
+        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
+        first sample's images are greyscale.
     cache : bool, default True
         Cache the decoded arrays on disk and reuse them.
     cache_dir : path-like, optional
@@ -103,14 +148,18 @@ def load_folder(
     -------
     MultiViewDataset
         uint8 ``(n, C, size, size)`` image views; labels from the label
-        folder names (ints when all are integers); ids ``"<label>/<sample_id>"``.
+        folder names (ints when all are integers; None without a label
+        level); ids ``"<label>/<sample_id>"`` (or ``"<sample_id>"``);
+        ``paths`` the image files.
 
     Raises
     ------
     FileNotFoundError
         If ``root`` is not a folder.
     ValueError
-        For no samples, two files for one view in a sample folder, or (with
+        For no samples (with a hint when the folder looks like a turntable
+        collection or a camera folder), a mix of the two layouts, two files
+        for one view in a sample folder, or (with
         ``on_error="raise"``) a sample folder with different views or an
         unreadable image; the message names the folder or file.
     """
@@ -118,13 +167,12 @@ def load_folder(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    found = [
-        (label_dir.name, sample_dir, _view_files(sample_dir))
-        for label_dir in _subfolders(root)
-        for sample_dir in _subfolders(label_dir)
-    ]
+    found = _find_samples(root)
     if not found:
-        raise ValueError(f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext>")
+        raise ValueError(
+            f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext> or "
+            f"{root}/<sample_id>/<view>.<ext>{_no_samples_hint(root)}"
+        )
     if views is None:
         common, _ = Counter(frozenset(files) for _, _, files in found).most_common(1)[0]
         view_names = sorted(common)
@@ -144,8 +192,10 @@ def load_folder(
         n_jobs=n_threads,
         skipped=skipped,
     )
+    kept_labels = [label for label, ok in zip(labels, keep, strict=True) if ok]
     return MultiViewDataset(
         arrays,
-        labels=labels_from_strings(labels)[keep],
+        labels=None if found[0][0] is None else labels_from_strings([str(label) for label in kept_labels]),
         ids=[sample_id for sample_id, ok in zip(ids, keep, strict=True) if ok],
+        paths=sample_paths(samples, keep),
     )

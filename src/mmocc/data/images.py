@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 RESAMPLE = Image.Resampling.LANCZOS
 #: Number of channels of each supported mode.
 MODES = {"RGB": 3, "L": 1}
+#: The mode that picks ``"L"`` or ``"RGB"`` from the files (see :func:`resolve_mode`).
+AUTO_MODE = "auto"
+#: Pillow modes that hold one grey channel (with or without alpha).
+GREY_PILLOW_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 #: File extensions the folder and turntable sources treat as images.
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
@@ -52,7 +56,7 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
     ----------
     size : int
         Output side length in pixels, at least 1.
-    mode : {"RGB", "L"}
+    mode : {"RGB", "L", "auto"}
         Output colour mode.
     on_error : {"raise", "skip"}
         What to do with a bad sample.
@@ -71,8 +75,8 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    if mode not in MODES and mode != AUTO_MODE:
+        raise ValueError(f"mode must be one of {[*sorted(MODES), AUTO_MODE]}, got {mode!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if n_jobs is None:
@@ -249,6 +253,61 @@ def warn_skipped(messages: Sequence[str]) -> None:
         )
 
 
+def resolve_mode(mode: str, samples: Sequence[Mapping[str, Path]]) -> str:
+    """Turn ``mode="auto"`` into ``"L"`` or ``"RGB"`` by looking at the files.
+
+    Only the first sample's files are opened, and only their headers are
+    read: ``"L"`` when every one of them is greyscale (Pillow modes
+    :data:`GREY_PILLOW_MODES`), ``"RGB"`` otherwise (palette images count as
+    colour). An unreadable first file gives ``"RGB"``; decoding reports it.
+
+    Parameters
+    ----------
+    mode : {"RGB", "L", "auto"}
+        The requested mode.
+    samples : sequence of mapping of str to pathlib.Path
+        For each sample, the file of each view.
+
+    Returns
+    -------
+    str
+        ``mode`` itself unless it is ``"auto"``.
+    """
+    if mode != AUTO_MODE:
+        return mode
+    if not samples:
+        return "RGB"
+    try:
+        modes = set()
+        for path in samples[0].values():
+            with Image.open(path) as image:
+                modes.add(image.mode)
+    except (OSError, ValueError):
+        return "RGB"
+    return "L" if modes <= GREY_PILLOW_MODES else "RGB"
+
+
+def sample_paths(samples: Sequence[Mapping[str, Path]], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the source file of each kept sample, per view, for :class:`MultiViewDataset` ``paths``.
+
+    Parameters
+    ----------
+    samples : sequence of mapping of str to pathlib.Path
+        For each sample, the file of each view.
+    keep : numpy.ndarray of bool, shape (len(samples),)
+        Which samples were kept (as :func:`load_view_images` returns).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The paths, as strings, of the kept samples.
+    """
+    if not samples:
+        return {}
+    rows = np.flatnonzero(keep)
+    return {view: np.asarray([str(samples[i][view]) for i in rows], dtype=str) for view in samples[0]}
+
+
 def load_view_images(
     samples: Sequence[Mapping[str, Path]],
     contexts: Sequence[str],
@@ -272,8 +331,10 @@ def load_view_images(
     contexts : sequence of str
         For each sample, how error messages name it (for example
         ``"manifest.csv line 4 (sample_id 'a7')"``).
-    size, mode, cache, cache_dir, n_jobs
+    size, cache, cache_dir, n_jobs
         As for :func:`decode_files`.
+    mode : {"RGB", "L", "auto"}
+        Colour mode; ``"auto"`` as :func:`resolve_mode` decides.
     on_error : {"raise", "skip"}
         ``"raise"`` stops at the first bad file; ``"skip"`` drops samples with
         a bad file and warns once, listing every bad file.
@@ -307,7 +368,7 @@ def load_view_images(
     images, errors = decode_files(
         files,
         size=size,
-        mode=mode,
+        mode=resolve_mode(mode, samples),
         cache=cache,
         cache_dir=cache_dir,
         n_jobs=n_jobs,

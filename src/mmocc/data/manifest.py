@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import check_image_options, load_view_images, reject
+from mmocc.data.images import check_image_options, load_view_images, reject, sample_paths
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")
-_REQUIRED_COLUMNS = ("sample_id", "label")
 
 
 def _view_path(root: Path, value: str, where: str) -> Path:
@@ -37,7 +36,7 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
         header = [cell.strip() for cell in next(reader, [])]
         if not any(header):
             raise ValueError(
-                f"{csv_path}: empty manifest; expected a header row with sample_id, label and views"
+                f"{csv_path}: empty manifest; expected a header row with sample_id, views, optionally label"
             )
         duplicated = sorted({name for name in header if header.count(name) > 1})
         if duplicated:
@@ -58,9 +57,8 @@ def _view_columns(
     csv_path: Path, header: list[str], views: Sequence[str] | None
 ) -> tuple[list[str], list[str]]:
     """Check the header; return the non-reserved columns and the view columns to load."""
-    missing = [name for name in _REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ValueError(f"{csv_path}: missing column(s) {missing}; found columns {header}")
+    if "sample_id" not in header:
+        raise ValueError(f"{csv_path}: missing column 'sample_id'; found columns {header}")
     available = [name for name in header if name not in RESERVED_COLUMNS]
     view_names = available if views is None else list(views)
     unknown = [name for name in view_names if name not in available]
@@ -87,8 +85,8 @@ def _samples(
     skipped: list[str] = []
     for number, (line, row) in enumerate(rows):
         where = f"{csv_path.name} line {line}"
-        for required in _REQUIRED_COLUMNS:
-            if not row[required]:
+        for required in ("sample_id", "label"):
+            if required in row and not row[required]:
                 raise ValueError(f"{where}: empty {required}")
         sample_id = row["sample_id"]
         if sample_id in first_line:
@@ -111,7 +109,7 @@ def load_manifest(
     csv_path: str | os.PathLike[str],
     views: Sequence[str] | None = None,
     size: int = 32,
-    mode: str = "RGB",
+    mode: str = "auto",
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
@@ -122,8 +120,9 @@ def load_manifest(
     The manifest has a header row and one row per sample. Columns:
 
     - ``sample_id`` (required): a unique id per row.
-    - ``label`` (required): the class. Labels that are all integers become
-      ints, others stay strings.
+    - ``label`` (optional): the class. Labels that are all integers become
+      ints, others stay strings. Without it the data is unlabelled (new
+      samples to score).
     - ``group`` (optional): specimen / individual / object id, used by
       group splits.
     - one column per view, holding an image path relative to the manifest's
@@ -150,8 +149,9 @@ def load_manifest(
     size : int, default 32
         Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
         kept).
-    mode : {"RGB", "L"}, default "RGB"
-        Colour mode: 3 or 1 channels.
+    mode : {"auto", "RGB", "L"}, default "auto"
+        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
+        first row's images are greyscale.
     cache : bool, default True
         Cache the decoded arrays on disk and reuse them.
     cache_dir : path-like, optional
@@ -166,7 +166,8 @@ def load_manifest(
     -------
     MultiViewDataset
         uint8 ``(n, C, size, size)`` image views named after the columns,
-        ``ids`` from ``sample_id``, ``groups`` from ``group`` when present.
+        ``ids`` from ``sample_id``, ``labels`` from ``label`` and ``groups``
+        from ``group`` when present, ``paths`` the image files.
 
     Raises
     ------
@@ -174,7 +175,8 @@ def load_manifest(
         For a missing manifest, or a missing image with ``on_error="raise"``.
     ValueError
         For missing or duplicate columns, an unknown view, a row with the
-        wrong number of fields, an empty id or label, a duplicate id, a path
+        wrong number of fields, an empty id or label (when the column
+        exists), a duplicate id, a path
         outside the manifest folder, an unreadable image (with
         ``on_error="raise"``) or no samples; the message names the line.
     """
@@ -204,8 +206,9 @@ def load_manifest(
     extra = [name for name in available if name not in view_names]
     return MultiViewDataset(
         arrays,
-        labels=labels_from_strings(column("label"))[take],
+        labels=labels_from_strings(column("label"))[take] if "label" in header else None,
         ids=np.asarray(column("sample_id"), dtype=str)[take],
         groups=labels_from_strings(column("group"))[take] if "group" in header else None,
         metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
+        paths=sample_paths(samples, keep),
     )

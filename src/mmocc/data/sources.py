@@ -6,6 +6,8 @@ A SRC string is one of:
   :func:`mmocc.datasets.load_manifest`;
 - ``folder:PATH``, or any existing folder:
   :func:`mmocc.datasets.load_folder`;
+- ``pairs:DIR_A,DIR_B`` or ``pairs:left=DIR_A,right=DIR_B``: one folder per
+  camera, files paired by stem, unlabelled (:func:`mmocc.datasets.load_pairs`);
 - ``turntable:PATH``: :func:`mmocc.datasets.load_turntable` (COIL-20 / COIL-100);
 - ``mfeat:PATH``: :func:`mmocc.datasets.load_mfeat` (UCI Multiple Features);
 - ``synthetic`` or ``synthetic:n_per_class=40,size=32``:
@@ -32,6 +34,7 @@ from mmocc.data import (
     load_folder,
     load_manifest,
     load_mfeat,
+    load_pairs,
     load_turntable,
     make_synthetic,
 )
@@ -40,6 +43,7 @@ from mmocc.utils import did_you_mean, parse_assignments
 _LOADERS: dict[str, Callable[..., MultiViewDataset]] = {
     "manifest": load_manifest,
     "folder": load_folder,
+    "pairs": load_pairs,
     "turntable": load_turntable,
     "mfeat": load_mfeat,
     "synthetic": make_synthetic,
@@ -60,9 +64,10 @@ class Source:
     kind : str
         One of :data:`SOURCE_KINDS`.
     path : pathlib.Path or None
-        The file or folder (None for ``synthetic``).
+        The file or folder (None for ``synthetic`` and ``pairs``).
     options : dict
-        Options given inside the SRC string (``synthetic:...`` only).
+        Options given inside the SRC string (``synthetic:...``, and the
+        ``folders`` of ``pairs:...``).
     text : str
         The SRC string as given.
     """
@@ -170,6 +175,8 @@ def parse_source(text: str) -> Source:
             )
         if kind == "synthetic":
             return Source(kind, None, text, parse_assignments(rest.split(","), "synthetic:") if rest else {})
+        if kind == "pairs":
+            return Source(kind, None, text, {"folders": _pair_folders(rest, text)})
         if not rest:
             raise ValueError(f"data source {text!r} needs a path: {kind}:PATH")
         return Source(kind, _existing(Path(rest).expanduser(), kind, text), text)
@@ -184,6 +191,27 @@ def parse_source(text: str) -> Source:
             f"prefix it with one of {', '.join(k + ':' for k in SOURCE_KINDS)}"
         )
     raise FileNotFoundError(f"data source {text!r}: no such file or folder")
+
+
+def _pair_folders(rest: str, text: str) -> dict[str, Path] | list[Path]:
+    """Parse the folders of ``pairs:DIR_A,DIR_B`` or ``pairs:left=DIR_A,right=DIR_B``."""
+    items = [item.strip() for item in rest.split(",") if item.strip()]
+    if not items:
+        raise ValueError(
+            f"data source {text!r} needs folders: pairs:DIR_A,DIR_B or pairs:left=DIR_A,right=DIR_B"
+        )
+    named = ["=" in item for item in items]
+    if any(named) and not all(named):
+        raise ValueError(f"data source {text!r}: name every folder (VIEW=DIR) or none")
+    if not all(named):
+        return [_existing(Path(item).expanduser(), "pairs", text) for item in items]
+    folders = {}
+    for item in items:
+        name, _, folder = item.partition("=")
+        if name.strip() in folders:
+            raise ValueError(f"data source {text!r}: view {name.strip()!r} given twice")
+        folders[name.strip()] = _existing(Path(folder.strip()).expanduser(), "pairs", text)
+    return folders
 
 
 def _existing(path: Path, kind: str, text: str) -> Path:
@@ -242,7 +270,8 @@ def find_label(dataset: MultiViewDataset, label: Any) -> Any:
     Raises
     ------
     ValueError
-        If no label matches; the message lists the available labels.
+        If the data is unlabelled, or no label matches; the message lists
+        the available labels.
 
     Examples
     --------
@@ -250,6 +279,7 @@ def find_label(dataset: MultiViewDataset, label: Any) -> Any:
     >>> find_label(ds, "1")
     1
     """
+    dataset.require_labels(f"selecting class {str(label)!r}")
     classes = dataset.classes.tolist()
     by_text = {str(value): value for value in classes}
     if str(label) in by_text:
@@ -274,9 +304,10 @@ def describe(dataset: MultiViewDataset) -> dict[str, Any]:
     -------
     dict
         ``n_samples``, ``views`` (name to per-sample shape and dtype) and
-        ``classes`` with their sample counts.
+        ``classes`` with their sample counts (empty for unlabelled data).
     """
-    classes, counts = np.unique(dataset.labels, return_counts=True)
+    labels = np.zeros(0) if dataset.labels is None else dataset.labels
+    classes, counts = np.unique(labels, return_counts=True)
     return {
         "n_samples": len(dataset),
         "views": {

@@ -12,7 +12,8 @@ import numpy as np
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject
 
-_NAME = re.compile(r"obj(\d+)__(\d+)")
+#: File stems of a turntable collection: ``obj{K}__{P}``.
+TURNTABLE_NAME = re.compile(r"obj(\d+)__(\d+)")
 #: Pose-index numbering of COIL-20: 72 poses, 5 degrees apart.
 COIL20_ANGLE_STEP = 5
 
@@ -21,7 +22,7 @@ def _scan(root: Path) -> dict[tuple[int, int], Path]:
     """Map (object, pose number) to file for every ``obj{K}__{P}.<ext>`` in ``root``."""
     files: dict[tuple[int, int], Path] = {}
     for path in sorted(root.iterdir()):
-        match = _NAME.fullmatch(path.stem)
+        match = TURNTABLE_NAME.fullmatch(path.stem)
         if match is None or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
             continue
         key = (int(match[1]), int(match[2]))

@@ -95,7 +95,8 @@ def dataset_digest(dataset: MultiViewDataset) -> str:
     for name, array in dataset.views.items():
         digest.update(f"{name}|{array.shape}|{array.dtype}|".encode())
         digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
-    digest.update("\0".join(map(str, dataset.labels.tolist())).encode())
+    if dataset.labels is not None:
+        digest.update("\0".join(map(str, dataset.labels.tolist())).encode())
     digest.update("\0".join(dataset.ids.tolist()).encode())
     return digest.hexdigest()
 

@@ -130,6 +130,9 @@ class ScoringRule(ABC):
     supports_views = False
     """Whether the rule's score combines per-view scores: then views may be missing at scoring."""
 
+    has_maps = False
+    """Whether :meth:`anomaly_maps` gives spatial scores of image views."""
+
     train_view_scores: dict[str, np.ndarray]
     """Leave-one-out training score of each view (rules with ``supports_views``)."""
 

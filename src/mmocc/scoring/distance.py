@@ -105,6 +105,8 @@ class ReconScore(ScoringRule):
             raise ValueError(f"no training statistics for view {view!r} (a model saved by an older mmocc?)")
         return self.stats[view]
 
+    has_maps = True
+
     def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
         """Each view's error, standardized by its training errors."""
         out = {}

@@ -175,6 +175,7 @@ class PatchScore(ScoringRule):
         self.train_view_scores: dict[str, np.ndarray] = {}
 
     supports_views = True
+    has_maps = True
 
     @property
     def needs(self) -> frozenset[str]:

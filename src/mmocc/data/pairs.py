@@ -1,0 +1,171 @@
+"""Load unlabelled samples from one folder per camera, paired by file stem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.images import (
+    IMAGE_EXTENSIONS,
+    check_image_options,
+    load_view_images,
+    sample_paths,
+)
+
+_SHOWN = 10
+
+
+def _named_folders(
+    folders: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+) -> dict[str, Path]:
+    """Name each camera folder: the mapping's keys, or the folder names."""
+    if isinstance(folders, Mapping):
+        named = {str(name): Path(folder) for name, folder in folders.items()}
+    else:
+        if isinstance(folders, (str, os.PathLike)):
+            raise TypeError("folders must be a list of folders or a dict {view: folder}, not one path")
+        paths = [Path(folder) for folder in folders]
+        names = [path.resolve().name for path in paths]
+        clashing = sorted({name for name in names if names.count(name) > 1})
+        if clashing:
+            raise ValueError(
+                f"camera folders {[str(p) for p in paths]} share the name(s) {clashing}; name the views "
+                "explicitly, e.g. pairs:left=DIR_A,right=DIR_B"
+            )
+        named = dict(zip(names, paths, strict=True))
+    if len(named) < 1 or any(not name for name in named):
+        raise ValueError(f"give at least one camera folder, each with a non-empty view name; got {folders!r}")
+    for name, folder in named.items():
+        if not folder.is_dir():
+            raise FileNotFoundError(f"view {name!r}: no such folder {str(folder)!r}")
+    return named
+
+
+def _images_by_stem(view: str, folder: Path) -> dict[str, Path]:
+    """Map file stem to image file in one camera folder; two files with one stem is an error."""
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        if path.stem in files:
+            raise ValueError(
+                f"view {view!r}: two files with the stem {path.stem!r} in {folder}: "
+                f"{files[path.stem].name}, {path.name}"
+            )
+        files[path.stem] = path
+    if not files:
+        raise ValueError(f"view {view!r}: no image files in {folder}")
+    return files
+
+
+def _unpaired(by_view: dict[str, dict[str, Path]], paired: set[str]) -> list[str]:
+    """One line per file whose stem is missing from another view's folder."""
+    lines = []
+    for files in by_view.values():
+        for stem, path in files.items():
+            if stem not in paired:
+                lacking = [other for other, theirs in by_view.items() if stem not in theirs]
+                lines.append(f"{path} (no {stem!r} in view(s) {lacking})")
+    return lines
+
+
+def load_pairs(
+    folders: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+    size: int = 32,
+    mode: str = "auto",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> MultiViewDataset:
+    """Load unlabelled samples from one folder per camera, pairing files by stem.
+
+    ``left/0001.png`` and ``right/0001.jpg`` are the two views of sample
+    ``0001``. This is how two cameras usually write their images; such data
+    has no labels and is meant to be scored. Files with the extensions in
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are used; hidden and other
+    files are ignored; subfolders are not searched.
+
+    Parameters
+    ----------
+    folders : dict of str to path-like, or sequence of path-like
+        The folder of each view. From a sequence, the views are named after
+        the folders (``pairs:cam1,cam2`` gives views ``cam1`` and ``cam2``).
+    size : int, default 32
+        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
+        kept).
+    mode : {"auto", "RGB", "L"}, default "auto"
+        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
+        first sample's images are greyscale.
+    cache : bool, default True
+        Cache the decoded arrays on disk and reuse them.
+    cache_dir : path-like, optional
+        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
+    on_error : {"raise", "skip"}, default "raise"
+        For a file without a partner in every other folder, or an
+        unreadable image: raise, or drop the sample and warn once listing
+        every skipped file.
+    n_jobs : int, optional
+        Decoding threads; default ``os.cpu_count()``.
+
+    Returns
+    -------
+    MultiViewDataset
+        Unlabelled (``labels`` is None); ids are the file stems, in sorted
+        order; ``paths`` the image files.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a folder does not exist.
+    ValueError
+        For folders sharing a name (name the views instead), a folder
+        without images, two files with one stem in a folder, no common stem,
+        or (with ``on_error="raise"``) unpaired files, which the message
+        names.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for cam in ("left", "right"):
+    ...     (root / cam).mkdir()
+    ...     for stem in ("a", "b"):
+    ...         Image.new("L", (8, 8)).save(root / cam / f"{stem}.png")
+    >>> ds = load_pairs([root / "left", root / "right"], size=8, cache=False)
+    >>> ds.view_names, ds.ids.tolist(), ds.labels is None, ds.views["left"].shape
+    (['left', 'right'], ['a', 'b'], True, (2, 1, 8, 8))
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    named = _named_folders(folders)
+    by_view = {view: _images_by_stem(view, folder) for view, folder in named.items()}
+    stems = [set(files) for files in by_view.values()]
+    paired = set.intersection(*stems)
+    skipped: list[str] = []
+    unpaired = _unpaired(by_view, paired)
+    if unpaired:
+        more = f"; ... ({len(unpaired)} in all)" if len(unpaired) > _SHOWN else ""
+        if not paired or on_error == "raise":
+            raise ValueError(f"{len(unpaired)} unpaired file(s): {'; '.join(unpaired[:_SHOWN])}{more}")
+        skipped.extend(unpaired)
+    order = sorted(paired)
+    samples = [{view: by_view[view][stem] for view in named} for stem in order]
+    arrays, keep = load_view_images(
+        samples,
+        [f"sample {stem!r}" for stem in order],
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+        skipped=skipped,
+    )
+    return MultiViewDataset(
+        arrays,
+        ids=[stem for stem, ok in zip(order, keep, strict=True) if ok],
+        paths=sample_paths(samples, keep),
+    )
