@@ -156,6 +156,8 @@ def test_clone_and_params_round_trip():
         "fusion": "late",
         "views": None,
         "contamination": 0.05,
+        "threshold": "train",
+        "validation_fraction": 0.2,
         "scaling": "view",
         "detector_params": {"n_estimators": 10},
         "random_state": 3,

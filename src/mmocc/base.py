@@ -5,6 +5,16 @@ It owns what PyOD's ``BaseDetector`` owns: the threshold from the
 supplies only two hooks, :meth:`BaseMultiviewDetector._fit_views` (learn from
 normal training views, return the training scores) and
 :meth:`BaseMultiviewDetector._score_views` (score new views).
+
+It also owns where the threshold comes from. ``threshold="train"`` takes the
+quantile of the training scores, which the scoring rules compute honestly
+where they can (the k-NN rules leave each sample out); under a shift between
+training and new normals (new poses, new specimens) those scores are too low
+and so is the threshold. ``threshold="holdout"`` fits on part of the normals
+and takes the quantile of the scores of the rest, which the model never saw;
+:meth:`BaseMultiviewDetector.calibrate` does the same with normals you pass.
+The detector also fingerprints its training samples, so that an evaluation
+can leave them out (:meth:`BaseMultiviewDetector.seen_in_training`).
 """
 
 from __future__ import annotations
@@ -15,9 +25,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from mmocc.data.fingerprints import sample_fingerprints
 from mmocc.data.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
+
+#: Where ``threshold_`` comes from: the training scores, or held-out normals.
+THRESHOLD_SOURCES = ("train", "holdout")
 
 
 def check_contamination(contamination: float) -> float:
@@ -44,6 +59,43 @@ def check_contamination(contamination: float) -> float:
     return value
 
 
+def check_threshold_options(threshold: str, validation_fraction: float) -> None:
+    """Validate the ``threshold`` and ``validation_fraction`` parameters.
+
+    Parameters
+    ----------
+    threshold : {"train", "holdout"}
+        Where the threshold comes from.
+    validation_fraction : float
+        Fraction of the normals held out with ``threshold="holdout"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter.
+    """
+    if threshold not in THRESHOLD_SOURCES:
+        raise ValueError(f"threshold must be one of {list(THRESHOLD_SOURCES)}, got {threshold!r}")
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float, np.number)):
+        raise ValueError(f"validation_fraction must be a number in (0, 1), got {validation_fraction!r}")
+    if not 0.0 < float(validation_fraction) < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+
+
+def _held_out(n: int, groups: np.ndarray | None, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of the samples to hold out: whole groups when there are several, else samples."""
+    if groups is not None and len(np.unique(groups)) >= 2:
+        unique = np.unique(groups)
+        n_held = min(max(round(fraction * len(unique)), 1), len(unique) - 1)
+        return np.isin(groups, rng.permutation(unique)[:n_held])
+    if n < 3:
+        raise ValueError(f'threshold="holdout" needs at least 3 training samples, got {n}')
+    n_held = min(max(round(fraction * n), 1), n - 2)
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.permutation(n)[:n_held]] = True
+    return mask
+
+
 class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Threshold, label and probability logic for multiview detectors.
 
@@ -54,6 +106,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     views: Any
     contamination: float
+    threshold: str
+    validation_fraction: float
+    random_state: Any
 
     @abstractmethod
     def check_params(self) -> Any:
@@ -81,6 +136,11 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def fit(self, X: Any, y: Any = None) -> BaseMultiviewDetector:
         """Fit the detector on normal samples.
 
+        With ``threshold="holdout"``, ``validation_fraction`` of the samples
+        (of the groups, when ``X`` is a dataset with several groups) is held
+        out, the detector is fitted on the rest, and the threshold is the
+        quantile of the held-out scores (as :meth:`calibrate`).
+
         Parameters
         ----------
         X : dict of str to array-like, or dataset with a ``views`` mapping
@@ -95,18 +155,118 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             The fitted detector.
         """
         check_contamination(self.contamination)
+        check_threshold_options(self.threshold, self.validation_fraction)
         views = select_views(check_views(X), self.views)
         self.view_specs_: list[ViewSpec] = view_specs(views)
         self.n_samples_in_ = len(next(iter(views.values())))
-        scores = np.asarray(self._fit_views(views), dtype=np.float64)
+        self.train_fingerprints_: np.ndarray | None = sample_fingerprints(views)
+        held = self._holdout_mask(getattr(X, "groups", None))
+        fit_views = views if held is None else {name: array[~held] for name, array in views.items()}
+        scores = np.asarray(self._fit_views(fit_views), dtype=np.float64)
         self._set_threshold(scores)
+        if held is not None:
+            self._calibrate_views({name: array[held] for name, array in views.items()}, "holdout")
         return self
 
+    def _holdout_mask(self, groups: Any) -> np.ndarray | None:
+        """Return the samples ``threshold="holdout"`` keeps out of fitting (None for ``"train"``)."""
+        if self.threshold == "train":
+            return None
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        rng = np.random.default_rng(seed)
+        groups = None if groups is None else np.asarray(groups)
+        return _held_out(self.n_samples_in_, groups, float(self.validation_fraction), rng)
+
     def _set_threshold(self, scores: np.ndarray) -> None:
-        """Store training scores, the contamination threshold and labels."""
+        """Store training scores, the contamination threshold (from them) and labels."""
         self.decision_scores_ = scores
-        self.threshold_ = float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
+        self.calibration_scores_: np.ndarray | None = None
+        self.calibration_view_scores_: dict[str, np.ndarray] = {}
+        self.threshold_source_ = "train"
+        self.threshold_ = self._quantile(scores)
         self.labels_ = (scores > self.threshold_).astype(np.int64)
+
+    def _quantile(self, scores: np.ndarray) -> float:
+        """Return the ``1 - contamination`` quantile of ``scores``."""
+        return float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
+
+    def _score_views_and_each(self, views: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores and, where the detector has them, per-view scores (a hook; none here)."""
+        return np.asarray(self._score_views(views), dtype=np.float64), {}
+
+    def _calibrate_views(self, views: dict[str, np.ndarray], source: str) -> None:
+        """Set the threshold from the scores of held-out normal views."""
+        scores, by_view = self._score_views_and_each(views)
+        self.calibration_scores_ = scores
+        self.calibration_view_scores_ = by_view
+        self.threshold_source_ = source
+        self.threshold_ = self._quantile(scores)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+
+    def calibrate(self, X: Any) -> BaseMultiviewDetector:
+        """Set ``threshold_`` from normal samples the detector was not fitted on.
+
+        The threshold becomes the ``1 - contamination`` quantile of their
+        scores, so that about that share of new normals like them is flagged.
+        Use it when the normals to come differ from the training ones (new
+        poses, specimens or sessions) and you have a few of them; more than
+        ``1 / contamination`` samples give a meaningful quantile.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Normal samples with all the views seen at fit time.
+
+        Returns
+        -------
+        self
+            The detector, with ``threshold_``, ``calibration_scores_`` and
+            ``threshold_source_ = "calibrate"`` set.
+
+        Warns
+        -----
+        UserWarning
+            If some samples were used in fitting: their scores are too low.
+        """
+        views = self._checked_views(X, allow_missing=False)
+        if self.train_fingerprints_ is not None:
+            seen = int(np.isin(sample_fingerprints(views), self.train_fingerprints_).sum())
+            if seen:
+                warnings.warn(
+                    f"{seen} of the {len(next(iter(views.values())))} calibration samples were used in fit; "
+                    "their scores are optimistic, so the threshold comes out too low",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        self._calibrate_views(views, "calibrate")
+        return self
+
+    def seen_in_training(self, X: Any) -> np.ndarray:
+        """Which samples of ``X`` the detector was fitted on, by content.
+
+        Samples are matched by a fingerprint of their view arrays (see
+        :func:`mmocc.data.fingerprints.sample_fingerprints`), not by id. With
+        ``threshold="holdout"``, the held-out samples count as seen.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            Samples with the views seen at fit time.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_samples,)
+            True for a sample given to :meth:`fit`.
+
+        Raises
+        ------
+        ValueError
+            If the detector was loaded from a file that records no fingerprints.
+        """
+        views = self._checked_views(X, allow_missing=False)
+        if self.train_fingerprints_ is None:
+            raise ValueError("this model records no training-sample fingerprints (saved by an older mmocc)")
+        return np.isin(sample_fingerprints(views), self.train_fingerprints_)
 
     def _allows_missing_views(self) -> bool:
         """Whether the fitted detector can score a subset of its views (a hook; False here)."""
@@ -116,12 +276,15 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """Training scores as they would be from ``views`` alone (a hook; all views here)."""
         return self.decision_scores_
 
+    def _reference_scores_for(self, views: list[str]) -> np.ndarray:
+        """Return the scores ``threshold_`` is a quantile of, from ``views`` (a hook; training here)."""
+        return self._training_scores_for(views)
+
     def _threshold_for(self, views: list[str]) -> float:
         """Return the contamination threshold of scores computed from ``views``."""
         if len(views) == len(self.view_specs_):
             return self.threshold_
-        train = self._training_scores_for(views)
-        return float(np.percentile(train, 100.0 * (1.0 - self.contamination)))
+        return self._quantile(self._reference_scores_for(views))
 
     def _checked_views(
         self, X: Any, *, allow_missing: bool | None = None, stacklevel: int = 3

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from mmocc.base import BaseMultiviewDetector
+from mmocc.base import BaseMultiviewDetector, check_threshold_options
 from mmocc.utils import did_you_mean
 
 BASELINE_DETECTORS: tuple[str, ...] = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
@@ -162,7 +162,13 @@ class BaselineOCC(BaseMultiviewDetector):
     views : str or list of str, optional
         Views to use, in order; ``None`` uses every view of the input.
     contamination : float, default 0.05
-        Fraction of training samples above ``threshold_``, in ``(0, 0.5]``.
+        Fraction of normal samples above ``threshold_``, in ``(0, 0.5]``.
+    threshold : {"train", "holdout"}, default "train"
+        Where ``threshold_`` comes from: the training scores, or the scores
+        of ``validation_fraction`` of the samples held out of fitting (as
+        :class:`mmocc.MultimodalOCC`).
+    validation_fraction : float, default 0.2
+        Share of the samples held out with ``threshold="holdout"``.
     scaling : {"view", "feature"}, default "view"
         ``"view"``: centre every feature, then divide the whole view by one
         number, the root mean square of its per-feature standard deviations;
@@ -222,6 +228,8 @@ class BaselineOCC(BaseMultiviewDetector):
         fusion: str = "early",
         views: str | list[str] | None = None,
         contamination: float = 0.05,
+        threshold: str = "train",
+        validation_fraction: float = 0.2,
         scaling: str = "view",
         detector_params: dict[str, Any] | None = None,
         random_state: int | np.random.RandomState | None = None,
@@ -230,6 +238,8 @@ class BaselineOCC(BaseMultiviewDetector):
         self.fusion = fusion
         self.views = views
         self.contamination = contamination
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
         self.scaling = scaling
         self.detector_params = detector_params
         self.random_state = random_state
@@ -258,6 +268,7 @@ class BaselineOCC(BaseMultiviewDetector):
             if value not in choices:
                 hint = did_you_mean(value, choices)
                 raise ValueError(f"unknown {name} {value!r}{hint}; valid choices: {', '.join(choices)}")
+        check_threshold_options(self.threshold, self.validation_fraction)
         if self.detector_params is None:
             return {}
         if not isinstance(self.detector_params, dict):

@@ -11,7 +11,9 @@ file format is :mod:`mmocc.io`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from mmocc import io
-from mmocc.base import BaseMultiviewDetector
+from mmocc.base import BaseMultiviewDetector, check_threshold_options
+from mmocc.data.fingerprints import set_fingerprint
 from mmocc.data.inputs import ViewSpec
 from mmocc.model.backbones import backbone_fingerprint, load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
@@ -142,8 +145,20 @@ class MultimodalOCC(BaseMultiviewDetector):
     view_combine : {"max", "mean"}, optional
         How the ``patch`` score combines the standardized view scores.
     contamination : float, default 0.05
-        Fraction of training samples above ``threshold_`` (0.05 = the paper's
+        Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
+    threshold : {"train", "holdout"}, default "train"
+        Where ``threshold_`` comes from. ``"train"``: the quantile of the
+        training scores, each computed without the sample itself where the
+        rule allows (the k-NN and patch rules leave it out); right when new
+        normals look like the training ones. ``"holdout"``: fit on
+        ``1 - validation_fraction`` of the samples (of the groups, for a
+        dataset with groups) and take the quantile of the scores of the
+        rest; right when new normals differ (new poses, specimens, sessions),
+        where ``"train"`` flags far more than ``contamination`` of them. See
+        also :meth:`calibrate`.
+    validation_fraction : float, default 0.2
+        Share of the samples held out with ``threshold="holdout"``, in (0, 1).
     device : str, default "auto"
         ``"auto"`` uses CUDA when available; any torch device string is
         honoured.
@@ -154,8 +169,9 @@ class MultimodalOCC(BaseMultiviewDetector):
     random_state : int, numpy.random.RandomState or None, default None
         Seed of initialisation, shuffling and augmentation. Fixed seeds give
         identical scores on CPU.
-    verbose : bool, default False
-        Show a progress bar over epochs.
+    verbose : bool or None, default None
+        Show a progress bar over epochs; None shows it when stderr is a
+        terminal.
 
     Attributes
     ----------
@@ -175,7 +191,18 @@ class MultimodalOCC(BaseMultiviewDetector):
     decision_scores_ : numpy.ndarray
         Scores of the training samples (k-NN leaves each one out).
     threshold_ : float
-        The ``1 - contamination`` quantile of ``decision_scores_``.
+        The ``1 - contamination`` quantile of ``decision_scores_``, or of
+        ``calibration_scores_`` when set.
+    threshold_source_ : {"train", "holdout", "calibrate"}
+        Where ``threshold_`` comes from.
+    calibration_scores_ : numpy.ndarray or None
+        Scores of the held-out or calibration normals.
+    train_fingerprints_ : numpy.ndarray of int64
+        Content fingerprint of each sample given to :meth:`fit`
+        (:meth:`seen_in_training`).
+    metadata_ : dict
+        What :meth:`save` was given as ``metadata`` (normal class, data
+        source, ...); empty until saved or loaded.
     labels_ : numpy.ndarray
         Training labels, 0 normal / 1 anomaly.
 
@@ -227,11 +254,13 @@ class MultimodalOCC(BaseMultiviewDetector):
         patch_top_k: int | None = None,
         view_combine: str | None = None,
         contamination: float = 0.05,
+        threshold: str = "train",
+        validation_fraction: float = 0.2,
         device: str = "auto",
         amp: bool = False,
         score_batch_size: int = 1024,
         random_state: int | np.random.RandomState | None = None,
-        verbose: bool = False,
+        verbose: bool | None = None,
     ) -> None:
         self.preset = preset
         self.views = views
@@ -267,6 +296,8 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.patch_top_k = patch_top_k
         self.view_combine = view_combine
         self.contamination = contamination
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
         self.device = device
         self.amp = amp
         self.score_batch_size = score_batch_size
@@ -293,6 +324,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         hp = HyperParams.from_preset(self.preset, **values)
         if not isinstance(self.score_batch_size, (int, np.integer)) or self.score_batch_size < 1:
             raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
+        check_threshold_options(self.threshold, self.validation_fraction)
         return hp
 
     def check_params(self) -> HyperParams:
@@ -330,7 +362,8 @@ class MultimodalOCC(BaseMultiviewDetector):
 
     # ---------------------------------------------------------------- training
     def _callbacks(self) -> list[Callback]:
-        callbacks: list[Callback] = [ProgressBar()] if self.verbose else []
+        verbose = sys.stderr.isatty() if self.verbose is None else self.verbose
+        callbacks: list[Callback] = [ProgressBar()] if verbose else []
         if self.params_.stop_tol is not None:
             callbacks.append(EarlyStopping(self.params_.stop_tol))
         return callbacks
@@ -395,16 +428,35 @@ class MultimodalOCC(BaseMultiviewDetector):
     def _allows_missing_views(self) -> bool:
         return bool(self.rule_.supports_views)
 
-    def _training_scores_for(self, views: list[str]) -> np.ndarray:
+    def _subset_scores(
+        self, by_view: dict[str, np.ndarray], scores: np.ndarray, views: list[str]
+    ) -> np.ndarray:
+        """Combine the per-view scores of ``views`` as the rule does; ``scores`` when all views are there."""
         if len(views) == len(self.view_specs_):
-            return self.decision_scores_
-        train = self.rule_.train_view_scores
-        present = {view: train[view] for view in views if view in train}
-        if len(present) == len(train):
-            return self.decision_scores_
+            return scores
+        present = {view: by_view[view] for view in views if view in by_view}
+        if len(present) == len(by_view):
+            return scores
         if not present:
             raise ValueError(f"score={self.params_.score!r} cannot score views {views} on their own")
         return self.rule_.combine(present)
+
+    def _training_scores_for(self, views: list[str]) -> np.ndarray:
+        if len(views) == len(self.view_specs_):
+            return self.decision_scores_
+        return self._subset_scores(self.rule_.train_view_scores, self.decision_scores_, views)
+
+    def _reference_scores_for(self, views: list[str]) -> np.ndarray:
+        if self.calibration_scores_ is None:
+            return self._training_scores_for(views)
+        return self._subset_scores(self.calibration_view_scores_, self.calibration_scores_, views)
+
+    def _score_views_and_each(self, views: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        parts = [self.rule_.score_with_views(feats) for feats in self._batches(views, self.rule_.needs)]
+        if not parts:
+            return np.zeros(0), {}
+        scores = np.concatenate([p[0] for p in parts]).astype(np.float64)
+        return scores, {view: np.concatenate([p[1][view] for p in parts]) for view in parts[0][1]}
 
     def decision_function_by_view(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Anomaly scores and, where the rule has them, per-view scores, from one pass over ``X``.
@@ -421,12 +473,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         view_scores : dict of str to numpy.ndarray
             As :meth:`view_scores`; empty for rules that score the views jointly.
         """
-        views = self._checked_views(X)
-        parts = [self.rule_.score_with_views(feats) for feats in self._batches(views, self.rule_.needs)]
-        if not parts:
-            return np.zeros(0), {}
-        scores = np.concatenate([p[0] for p in parts]).astype(np.float64)
-        return scores, {view: np.concatenate([p[1][view] for p in parts]) for view in parts[0][1]}
+        return self._score_views_and_each(self._checked_views(X))
 
     def view_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Standardized anomaly score of each view, comparable across views.
@@ -506,23 +553,43 @@ class MultimodalOCC(BaseMultiviewDetector):
         return self._features(self._checked_views(X), frozenset({"latent"})).phi
 
     # ------------------------------------------------------------- save/load
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> None:
         """Save the fitted model to one safetensors file (no pickle).
+
+        Besides the weights and the scoring state, the file records the
+        creation time, the versions, the resolved hyper-parameters, the
+        threshold and where it comes from, and a fingerprint of the training
+        set with one per training sample (for :meth:`seen_in_training`).
 
         Parameters
         ----------
         path : str or path-like
             Destination; written atomically.
+        metadata : mapping, optional
+            JSON-serialisable facts about the training, kept as
+            ``metadata_`` (``mmocc train`` records the normal class, the data
+            source and each view's source). Default: the current
+            ``metadata_``, if any.
 
         Raises
         ------
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
+        TypeError
+            If ``metadata`` is not JSON-serialisable.
         """
         check_is_fitted(self, "threshold_")
+        if metadata is not None:
+            self.metadata_ = dict(metadata)
         tensors = {f"model.{k}": v.detach().cpu() for k, v in self.model_.state_dict().items()}
         tensors.update({f"rule.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.rule_.state().items()})
         tensors["decision_scores"] = torch.from_numpy(self.decision_scores_)
+        if self.train_fingerprints_ is not None:
+            tensors["train_fingerprints"] = torch.from_numpy(self.train_fingerprints_)
+        if self.calibration_scores_ is not None:
+            tensors["calibration_scores"] = torch.from_numpy(self.calibration_scores_)
+            for view, values in self.calibration_view_scores_.items():
+                tensors[f"calibration_view.{view}"] = torch.from_numpy(np.ascontiguousarray(values))
         if self.center_ is not None:
             tensors["center"] = torch.from_numpy(self.center_)
         params = self.get_params()
@@ -536,6 +603,16 @@ class MultimodalOCC(BaseMultiviewDetector):
             "n_samples_in": self.n_samples_in_,
             "history": self.history_,
             "trained_on": self.device_,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "threshold_source": self.threshold_source_,
+            "training": {
+                "n_samples": self.n_samples_in_,
+                "n_calibration": 0 if self.calibration_scores_ is None else len(self.calibration_scores_),
+                "fingerprint": None
+                if self.train_fingerprints_ is None
+                else set_fingerprint(self.train_fingerprints_),
+            },
+            "metadata": getattr(self, "metadata_", {}),
         }
         if self.backbone_ is not None:
             header["backbone"] = {
@@ -605,8 +682,25 @@ def load(
     clf.rule_.load_state({k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")})
     clf.history_ = header["history"]
     clf.n_samples_in_ = int(header["n_samples_in"])
-    clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
+    _restore_threshold(clf, header, tensors)
+    clf.metadata_ = dict(header.get("metadata") or {})
     return clf
+
+
+def _restore_threshold(clf: MultimodalOCC, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Set the training scores, fingerprints and threshold (calibrated, if it was) from a model file."""
+    clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
+    fingerprints = tensors.get("train_fingerprints")
+    clf.train_fingerprints_ = None if fingerprints is None else fingerprints.numpy()
+    if "calibration_scores" in tensors:
+        clf.calibration_scores_ = tensors["calibration_scores"].numpy().astype(np.float64)
+        prefix = "calibration_view."
+        clf.calibration_view_scores_ = {
+            key[len(prefix) :]: value.numpy() for key, value in tensors.items() if key.startswith(prefix)
+        }
+        clf.threshold_source_ = str(header.get("threshold_source", "calibrate"))
+        clf.threshold_ = clf._quantile(clf.calibration_scores_)
+        clf.labels_ = (clf.decision_scores_ > clf.threshold_).astype(np.int64)
 
 
 def _stored_backbone(

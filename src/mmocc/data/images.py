@@ -304,7 +304,7 @@ def sample_paths(samples: Sequence[Mapping[str, Path]], keep: np.ndarray) -> dic
     """
     if not samples:
         return {}
-    rows = np.flatnonzero(keep)
+    rows = np.flatnonzero(keep).tolist()
     return {view: np.asarray([str(samples[i][view]) for i in rows], dtype=str) for view in samples[0]}
 
 
