@@ -71,12 +71,35 @@ def model(workdir):
     return workdir / "m.mmocc"
 
 
+@pytest.fixture(scope="module")
+def held_model(workdir):
+    """A model trained with --holdout: a third of the 'bee' samples stay out for evaluate."""
+    result = mmocc(
+        workdir,
+        "train",
+        "--data",
+        "data",
+        "--normal",
+        "bee",
+        "--holdout",
+        "0.34",
+        "--size",
+        "8",
+        *TINY,
+        "--out",
+        "held.mmocc",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "training on 5 samples of class 'bee', 3 held out" in result.stderr
+    return workdir / "held.mmocc"
+
+
 def test_version_and_help(workdir):
     result = mmocc(workdir, "--version")
     assert result.returncode == 0 and result.stdout.startswith("mmocc, version ")
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "score", "evaluate", "experiment", "info"])
+@pytest.mark.parametrize("command", ["demo", "train", "score", "evaluate", "experiment", "info", "report"])
 def test_help_everywhere(capsys, command):
     status, out, _ = run_main(capsys, command, "--help")
     assert status == 0 and out.startswith(f"Usage: mmocc {command}") and "--quiet" in out
@@ -91,13 +114,24 @@ def test_info(workdir, model):
     assert result.returncode == 0, result.stderr
     assert "left" in result.stdout and "(3, 8, 8)" in result.stdout
     assert "training:   8 samples" in result.stdout and "threshold:" in result.stdout
+    assert "normal:     ['bee']" in result.stdout and "data:       data" in result.stdout
+    assert "fingerprint " in result.stdout and "created:" in result.stdout
+    assert str(workdir / "data" / "bee") in result.stdout  # the source folder of the views
 
 
 def test_info_json(capsys, model):
     status, out, _ = run_main(capsys, "info", model, "--json")
     config = json.loads(out)
     assert status == 0 and [v["name"] for v in config["views"]] == ["left", "right"]
-    assert config["n_samples_in"] == 8
+    assert config["n_samples_in"] == 8 and config["metadata"]["normal"] == ["bee"]
+    assert config["metadata"]["holdout"] is None and len(config["training"]["fingerprint"]) == 64
+
+
+def test_info_shows_the_holdout(capsys, held_model):
+    status, out, _ = run_main(capsys, "info", held_model)
+    assert status == 0 and "training:   5 samples; 3 normal samples held out (random split" in out
+    status, out, _ = run_main(capsys, "info", held_model, "--json")
+    assert len(json.loads(out)["metadata"]["holdout"]["held_out_ids"]) == 3
 
 
 def test_score_streams_in_chunks(workdir, model):
@@ -108,7 +142,19 @@ def test_score_streams_in_chunks(workdir, model):
     assert result.stderr == ""
     with open(workdir / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["sample_id", "score", "is_anomaly", "score_left", "score_right"]
+    assert list(rows[0]) == [
+        "sample_id",
+        "label",
+        "score",
+        "is_anomaly",
+        "score_left",
+        "score_right",
+        "path_left",
+        "path_right",
+    ]
+    assert rows[0]["label"] == "ant" and rows[0]["path_right"] == str(
+        Path("data") / "ant" / "s0" / "right.png"
+    )
     assert len(rows) == 24 and rows[0]["sample_id"] == "ant/s0"
     assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
     import mmocc as package
@@ -122,17 +168,27 @@ def test_score_streams_in_chunks(workdir, model):
     np.testing.assert_allclose([float(r["score_left"]) for r in rows], left, rtol=1e-6)
 
 
-def test_evaluate(workdir, model):
-    result = mmocc(workdir, "evaluate", model, "--data", "data", "--normal", "bee", "--json")
+def test_evaluate_leaves_the_training_samples_out(workdir, held_model):
+    result = mmocc(workdir, "evaluate", held_model, "--data", "data", "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
-    assert metrics["n_normal"] == 8 and metrics["n_anomalies"] == 16
+    assert metrics["n_normal"] == 3 and metrics["n_anomalies"] == 16 and metrics["normal"] == ["bee"]
+    assert metrics["n_training_samples"] == 5 and not metrics["training_samples_included"]
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and "p_at_n" in metrics
 
 
-def test_evaluate_prints_a_table(capsys, workdir, model):
-    status, out, _ = run_main(capsys, "evaluate", model, "--data", workdir / "data", "--normal", "bee", "-q")
-    assert status == 0 and out.splitlines()[0].startswith("24 samples (8 normal, 16 anomalies)")
+def test_evaluate_refuses_when_every_normal_trained(capsys, workdir, model):
+    status, _, err = run_main(capsys, "evaluate", model, "--data", workdir / "data")
+    assert status == 2 and "no held-out normal samples: left out 8 samples the model was trained on" in err
+    assert "train with --holdout" in err
+    status, out, err = run_main(capsys, "evaluate", model, "--data", workdir / "data", "--include-training")
+    assert status == 0 and "warning: 8 of these samples were used in training; metrics are optimistic" in err
+    assert out.startswith("24 samples (8 normal of ['bee'], 16 anomalies)")
+
+
+def test_evaluate_prints_a_table(capsys, workdir, held_model):
+    status, out, _ = run_main(capsys, "evaluate", held_model, "--data", workdir / "data", "-q")
+    assert status == 0 and out.splitlines()[0].startswith("19 samples (3 normal of ['bee'], 16 anomalies)")
     assert [line.split()[0] for line in out.splitlines()[1:]] == [
         "roc_auc",
         "p_at_n",
@@ -151,8 +207,10 @@ def test_experiment(workdir):
     )
     result = mmocc(workdir, "experiment", "tiny.toml", "--data", "data", "--out", "exp", "--threads", "1")
     assert result.returncode == 0, result.stderr
-    assert "| Normal class | multi Recall |" in result.stdout and "| **Average** |" in result.stdout
-    assert "4 runs (0 reused)" in result.stderr
+    assert (
+        "## Recall\n\n| Normal class | multi | knn |" in result.stdout and "| **Average** |" in result.stdout
+    )
+    assert "4 runs, all new\n" in result.stderr and "4 runs (0 reused)" in result.stderr
     assert {p.name for p in (workdir / "exp").iterdir()} == {"runs", "results.csv", "config.json", "table.md"}
 
 
@@ -160,7 +218,7 @@ def test_demo_quick(workdir):
     result = mmocc(workdir, "demo", "--quick", "--out", "demo", "-q")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# mmocc demo")
-    assert "| multimodal Recall | multimodal P@n | multimodal ROC AUC | dorsal_only Recall" in result.stdout
+    assert "| Normal class | multimodal | dorsal_only | lateral_only | paper_multimodal |" in result.stdout
     assert (workdir / "demo" / "table.md").is_file() and list((workdir / "demo" / "plots").glob("roc_*.png"))
 
 
@@ -207,6 +265,7 @@ def test_debug_shows_the_traceback(capsys, workdir):
         (["train", "--data", "DATA", "--normal", "ant", "--out"], "Option '--out' requires an argument"),
         (["score", "MODEL", "--data", "DATA", "-O", "size=16", "--out", "s.csv"], "does not match the shape"),
         (["evaluate", "MODEL", "--data", "DATA", "--normal", "wasp"], "label 'wasp' is not in the data"),
+        (["train", "--data", "DATA", "--normal", "ant", "--holdout", "1.5", "--out", "m"], "--holdout"),
         (["score", "missing.mmocc", "--data", "DATA", "--out", "s.csv"], "'missing.mmocc' does not exist"),
         (["info", "CONFIG"], "not a readable mmocc model file"),
         (
@@ -229,3 +288,35 @@ def test_each_error_exits_2_with_one_line(capsys, tmp_path, workdir, model, args
     assert status == 2 and out == ""
     assert err.startswith("mmocc: error: ") and err.count("\n") == 1
     assert message in err
+
+
+def test_score_new_unlabelled_camera_folders(capsys, tmp_path, workdir, model):
+    """The daily-use path: two camera folders of new images, no labels."""
+    for k in range(3):
+        for view in ("left", "right"):
+            source = workdir / "data" / "fly" / f"s{k}" / f"{view}.png"
+            target = tmp_path / f"cam_{view}" / f"part{k}.png"
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    source = f"pairs:left={tmp_path / 'cam_left'},right={tmp_path / 'cam_right'}"
+    old = os.umask(0o022)
+    try:
+        status, _, err = run_main(
+            capsys, "score", model, "--data", source, "--out", tmp_path / "new.csv", "-q"
+        )
+    finally:
+        os.umask(old)
+    assert status == 0, err
+    assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o644
+    with open(tmp_path / "new.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["sample_id"] for r in rows] == ["part0", "part1", "part2"] and "label" not in rows[0]
+    assert rows[2]["path_left"] == str(tmp_path / "cam_left" / "part2.png")
+
+
+def test_evaluate_refuses_unlabelled_data(capsys, tmp_path, workdir, model):
+    for view in ("left", "right"):
+        (tmp_path / f"{view}.png").write_bytes((workdir / "data" / "ant" / "s0" / f"{view}.png").read_bytes())
+    (tmp_path / "m.csv").write_text("sample_id,left,right\na,left.png,right.png\n")
+    status, _, err = run_main(capsys, "evaluate", model, "--data", tmp_path / "m.csv")
+    assert status == 2 and "evaluate needs labels, but the data is unlabelled" in err

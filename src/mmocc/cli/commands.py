@@ -68,9 +68,56 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
         raise click.BadParameter(str(exc), param_hint="--views") from None
 
 
+def _view_sources(dataset: Any) -> dict[str, str]:
+    """Return the folder (or file) each view's images come from: the common path of its files."""
+    import os
+
+    sources = {}
+    for view, paths in dataset.paths.items():
+        try:
+            common = os.path.commonpath(paths.tolist()) if len(paths) > 1 else str(paths[0])
+        except ValueError:  # relative and absolute paths mixed
+            common = "(various)"
+        sources[view] = os.path.abspath(common) if common != "(various)" else common
+    return sources
+
+
+def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) -> tuple[Any, dict[str, Any]]:
+    """Return the training samples of class ``label`` and how they were chosen (for the metadata)."""
+    import numpy as np
+
+    from mmocc.data.tasks import one_class_split
+
+    is_normal = dataset.labels == label
+    if holdout is None:
+        return dataset[is_normal], {"n_normal": int(is_normal.sum()), "holdout": None}
+    split = "group" if dataset.groups is not None else "random"
+    try:
+        task = one_class_split(dataset, label, train_fraction=1.0 - holdout, split=split, seed=seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--holdout") from None
+    held = np.setdiff1d(np.flatnonzero(is_normal), task.train_index)
+    return task.train, {
+        "n_normal": int(is_normal.sum()),
+        "holdout": {
+            "fraction": holdout,
+            "split": split,
+            "seed": seed,
+            "n_held_out": len(held),
+            "held_out_ids": dataset.ids[held].tolist(),
+        },
+    }
+
+
 @click.command()
 @click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
-@click.option("--normal", required=True, metavar="LABEL", help="The normal class; all its samples train.")
+@click.option("--normal", required=True, metavar="LABEL", help="The normal class; its samples train.")
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Keep this share of the normal samples (of the normal groups, when SRC has groups) out of "
+    "training, for an honest `mmocc evaluate` on the same SRC; the split is recorded in the model.",
+)
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write."
 )
@@ -89,7 +136,9 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
 )
 @click.option("--size", type=click.IntRange(min=1), help="Image size to load (default: the loader's).")
 @click.option(
-    "--mode", type=click.Choice(["RGB", "L"]), help="Image colour mode to load (default: the loader's)."
+    "--mode",
+    type=click.Choice(["auto", "RGB", "L"]),
+    help="Image colour mode to load (default: the loader's; auto = greyscale when the files are).",
 )
 @data_option
 @click.option(
@@ -104,6 +153,7 @@ def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
 def train(
     src: str,
     normal: str,
+    holdout: float | None,
     out: Path,
     views: str | None,
     preset: str | None,
@@ -117,7 +167,13 @@ def train(
     device: str,
     seed: int | None,
 ) -> None:
-    """Train a MultimodalOCC on every sample of the normal class of SRC and save it."""
+    """Train a MultimodalOCC on the normal class of SRC and save it.
+
+    Every sample of the class trains, unless --holdout keeps a share out for
+    `mmocc evaluate`. The model file records the normal class, SRC, each
+    view's source and the training samples' fingerprints, so that
+    `evaluate` needs no --normal and leaves the training samples out.
+    """
     from mmocc.data.sources import find_label, load_source
     from mmocc.detector import MultimodalOCC
 
@@ -126,21 +182,26 @@ def train(
     hyper = _model_params(params, {"preset": preset, "epochs": epochs, "contamination": contamination})
     dataset = load_source(src, **options)
     label = find_label(dataset, normal)
-    train_set = dataset[dataset.labels == label]
+    seed = 0 if seed is None else seed
+    train_set, split = _training_split(dataset, label, holdout, seed)
     clf = MultimodalOCC(
         **hyper,
         views=_resolve_views(views, dataset.view_names),
         device=device,
-        random_state=0 if seed is None else seed,
+        random_state=seed,
         verbose=not quiet and sys.stderr.isatty(),
     )
+    held = f", {split['holdout']['n_held_out']} held out" if split["holdout"] else ""
     note(
         quiet,
-        f"training on {len(train_set)} samples of class {label!r}, views {clf.views or dataset.view_names}",
+        f"training on {len(train_set)} samples of class {label!r}{held}, "
+        f"views {clf.views or dataset.view_names}",
     )
     clf.fit(train_set)
-    clf.save(out)
-    note(quiet, f"threshold {clf.threshold_:.6g}; model written to {out}")
+    view_sources = _view_sources(train_set)
+    metadata = {"normal": [label], "source": src, "view_sources": view_sources, **split}
+    clf.save(out, metadata=metadata)
+    note(quiet, f"threshold {clf.threshold_:.6g} (from {clf.threshold_source_}); model written to {out}")
 
 
 def _load_for_model(model_path: Path, src: str, options: Sequence[str], device: str) -> tuple[Any, Any]:
@@ -165,7 +226,7 @@ def _load_for_model(model_path: Path, src: str, options: Sequence[str], device: 
 
 def score_chunks(
     clf: Any, dataset: Any, batch_size: int, quiet: bool
-) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+) -> Iterator[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
     """Score a dataset chunk by chunk, with a progress bar.
 
     Parameters
@@ -181,9 +242,9 @@ def score_chunks(
 
     Yields
     ------
-    (numpy.ndarray, numpy.ndarray, dict)
-        The ids, anomaly scores and per-view scores (empty when the model's
-        rule scores views jointly, or it has no per-view scores) of one chunk.
+    (MultiViewDataset, numpy.ndarray, dict)
+        The chunk, its anomaly scores and its per-view scores (empty when
+        the model's rule scores views jointly, or it has no per-view scores).
     """
     from tqdm.auto import tqdm
 
@@ -191,9 +252,42 @@ def score_chunks(
     for start in tqdm(starts, desc="scoring", unit="chunk", disable=True if quiet else None):
         chunk = dataset[start : start + batch_size]
         if hasattr(clf, "decision_function_by_view"):
-            yield chunk.ids, *clf.decision_function_by_view(chunk)
+            yield chunk, *clf.decision_function_by_view(chunk)
         else:
-            yield chunk.ids, clf.decision_function(chunk), {}
+            yield chunk, clf.decision_function(chunk), {}
+
+
+def score_columns(
+    chunk: Any, scores: np.ndarray, threshold: float, by_view: dict[str, np.ndarray]
+) -> dict[str, list[Any]]:
+    """Return the columns ``mmocc score`` writes for one chunk, in order.
+
+    Parameters
+    ----------
+    chunk : MultiViewDataset
+        The samples.
+    scores : numpy.ndarray
+        Their anomaly scores.
+    threshold : float
+        The model's threshold.
+    by_view : dict of str to numpy.ndarray
+        Their per-view scores (may be empty).
+
+    Returns
+    -------
+    dict of str to list
+        ``sample_id``, ``label`` (labelled data only), ``score``,
+        ``is_anomaly``, ``score_<view>`` per view score and ``path_<view>``
+        per view read from files.
+    """
+    columns: dict[str, list[Any]] = {"sample_id": chunk.ids.tolist()}
+    if chunk.labels is not None:
+        columns["label"] = chunk.labels.tolist()
+    columns["score"] = scores.tolist()
+    columns["is_anomaly"] = (scores > threshold).astype(int).tolist()
+    columns.update({f"score_{view}": values.tolist() for view, values in by_view.items()})
+    columns.update({f"path_{view}": paths.tolist() for view, paths in chunk.paths.items()})
+    return columns
 
 
 @click.command()
@@ -208,14 +302,18 @@ def score_chunks(
 def score(
     model: Path, src: str, out: Path, data_options: tuple[str, ...], batch_size: int, quiet: bool, device: str
 ) -> None:
-    """Score every sample of SRC with MODEL; write sample_id, score, is_anomaly to a CSV file.
+    """Score every sample of SRC with MODEL and write one CSV row per sample.
 
-    Where the model's scoring rule scores each view (patch, recon, or knn with
-    a per-view bank, as in the default preset), one standardized
-    ``score_<view>`` column per view follows: the highest names the camera
-    that saw the anomaly. The image size and colour mode are read from the
-    model. Samples are scored in chunks and written as they go; the file
-    appears only when complete.
+    SRC may be unlabelled (new data): a manifest without a label column, a
+    folder root/<sample_id>/<view>.png, or pairs:DIR_A,DIR_B. Columns:
+    sample_id, label (when SRC has labels), score, is_anomaly (score above
+    the model's threshold), then one standardized score_<view> column per
+    view where the model's rule scores each view (patch, recon, or knn with a
+    per-view bank, as in the default preset; the highest names the camera
+    that saw the anomaly), then path_<view>, the file each view was read
+    from. The image size and colour mode are read from the model. Samples
+    are scored in chunks and written as they go; the file appears only when
+    complete.
     """
     from mmocc.utils import atomic_open
 
@@ -223,21 +321,58 @@ def score(
     n_anomalies = 0
     with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        for i, (ids, scores, by_view) in enumerate(score_chunks(clf, dataset, batch_size, quiet)):
+        for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, dataset, batch_size, quiet)):
+            columns = score_columns(chunk, scores, clf.threshold_, by_view)
             if i == 0:
-                writer.writerow(["sample_id", "score", "is_anomaly", *(f"score_{v}" for v in by_view)])
-            flags = (scores > clf.threshold_).astype(int)
-            n_anomalies += int(flags.sum())
-            columns = [ids.tolist(), scores.tolist(), flags.tolist(), *(v.tolist() for v in by_view.values())]
-            writer.writerows(zip(*columns, strict=True))
+                writer.writerow(list(columns))
+            n_anomalies += sum(columns["is_anomaly"])
+            writer.writerows(zip(*columns.values(), strict=True))
     note(quiet, f"scored {len(dataset)} samples, {n_anomalies} above the threshold; written to {out}")
+
+
+def _normal_labels(clf: Any, dataset: Any, normal: tuple[str, ...]) -> list[Any]:
+    """Return the normal class(es): from --normal, else from the model file."""
+    from mmocc.data.sources import find_label
+
+    wanted = list(normal) or list(clf.metadata_.get("normal") or [])
+    if not wanted:
+        raise click.UsageError(
+            "the model file does not record its normal class (not written by `mmocc train`): give --normal"
+        )
+    return [find_label(dataset, label) for label in wanted]
+
+
+def _leave_out_training(clf: Any, dataset: Any, include: bool) -> tuple[Any, int, str]:
+    """Drop the samples the model was trained on unless ``include``; return the data, their count, a note."""
+    if clf.train_fingerprints_ is None:
+        return dataset, 0, "the model file records no training samples (older mmocc): cannot leave them out"
+    seen = clf.seen_in_training(dataset)
+    n_seen = int(seen.sum())
+    if not n_seen:
+        return dataset, 0, "none of these samples was used in training"
+    if include:
+        return (
+            dataset,
+            n_seen,
+            f"warning: {n_seen} of these samples were used in training; metrics are optimistic",
+        )
+    return dataset[~seen], n_seen, f"left out {n_seen} samples the model was trained on"
 
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
 @click.option(
-    "--normal", required=True, metavar="LABEL", help="The normal class; every other class is an anomaly."
+    "--normal",
+    multiple=True,
+    metavar="LABEL",
+    help="The normal class (repeat for several); every other class is an anomaly. Default: the class the "
+    "model was trained on, as its file records.",
+)
+@click.option(
+    "--include-training",
+    is_flag=True,
+    help="Keep the samples the model was trained on (recognised by content); metrics are then optimistic.",
 )
 @data_option
 @batch_option
@@ -246,35 +381,97 @@ def score(
 def evaluate(
     model: Path,
     src: str,
-    normal: str,
+    normal: tuple[str, ...],
+    include_training: bool,
     data_options: tuple[str, ...],
     batch_size: int,
     as_json: bool,
     quiet: bool,
     device: str,
 ) -> None:
-    """Print the metrics of MODEL on every sample of SRC (anomaly = label other than the normal class)."""
+    """Print the metrics of MODEL on the labelled samples of SRC it was not trained on.
+
+    Samples the model was trained on are recognised by content and left out
+    (--include-training keeps them). When no normal sample is left, the
+    command says so: train with --holdout, or evaluate on other data.
+    """
     import numpy as np
 
-    from mmocc.data.sources import find_label
     from mmocc.evaluation.metrics import evaluate as compute_metrics
 
     clf, dataset = _load_for_model(model, src, data_options, device)
-    label = find_label(dataset, normal)
+    dataset.require_labels("evaluate")
+    labels = _normal_labels(clf, dataset, normal)
+    dataset, n_seen, seen_note = _leave_out_training(clf, dataset, include_training)
+    y = (~np.isin(dataset.labels, np.asarray(labels, dtype=dataset.labels.dtype))).astype(np.int64)
+    if not (y == 0).any():
+        raise click.ClickException(
+            f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
+            "train with --holdout 0.34 to keep some out, or evaluate on other data"
+        )
     scores = np.concatenate([s for _, s, _ in score_chunks(clf, dataset, batch_size, quiet)])
-    y = (dataset.labels != label).astype(np.int64)
     metrics = compute_metrics(y, scores, clf.threshold_)
-    summary = {"n_samples": len(y), "n_normal": int((y == 0).sum()), "n_anomalies": int(y.sum())}
+    summary = {
+        "n_samples": len(y),
+        "n_normal": int((y == 0).sum()),
+        "n_anomalies": int(y.sum()),
+        "n_training_samples": n_seen,
+        "training_samples_included": bool(include_training and n_seen),
+    }
     if as_json:
-        click.echo(json.dumps({**summary, "threshold": clf.threshold_, **metrics}, indent=2))
+        click.echo(
+            json.dumps({**summary, "normal": labels, "threshold": clf.threshold_, **metrics}, indent=2)
+        )
         return
+    click.echo(seen_note, err=True) if include_training and n_seen else note(quiet, seen_note)
     click.echo(
-        f"{summary['n_samples']} samples ({summary['n_normal']} normal, {summary['n_anomalies']} anomalies), "
-        f"threshold {clf.threshold_:.6g}"
+        f"{summary['n_samples']} samples ({summary['n_normal']} normal of {labels}, "
+        f"{summary['n_anomalies']} anomalies), threshold {clf.threshold_:.6g} (from {clf.threshold_source_})"
     )
     width = max(map(len, metrics))
     for name, value in metrics.items():
         click.echo(f"{name:<{width}}  {value:.4f}")
+
+
+def _info_lines(model: Path, config: dict[str, Any]) -> list[str]:
+    """Return the readable summary ``mmocc info`` prints."""
+    explicit = {k: v for k, v in config["estimator_params"].items() if v is not None}
+    meta = config.get("metadata") or {}
+    training = config.get("training") or {}
+    sources = meta.get("view_sources") or {}
+    holdout = meta.get("holdout")
+    held = (
+        f"; {holdout['n_held_out']} normal samples held out ({holdout['split']} split, "
+        f"fraction {holdout['fraction']}, seed {holdout['seed']})"
+        if holdout
+        else ""
+    )
+    fingerprint = training.get("fingerprint")
+    lines = [
+        f"model:      {model}",
+        f"created:    {config.get('created', '?')} by mmocc {config['mmocc_version']}, "
+        f"torch {config['torch_version']}; trained on {config.get('trained_on', '?')}",
+        f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
+        f"data:       {meta.get('source', '(not recorded)')}",
+        "views:",
+        *(
+            f"  {v['name']:<16} {v['kind']:<7} {str(tuple(v['shape'])):<14} {sources.get(v['name'], '')}"
+            for v in config["views"]
+        ),
+        f"threshold:  {config['threshold']:.6g} (from {config.get('threshold_source', 'train')}; "
+        f"contamination {explicit.get('contamination')})",
+        f"training:   {config['n_samples_in']} samples{held}",
+        f"            {training.get('n_calibration', 0)} of them held out to set the threshold"
+        if training.get("n_calibration")
+        else "",
+        f"            fingerprint {fingerprint[:16]}" if fingerprint else "",
+        f"preset:     {explicit.get('preset')}",
+        "parameters: " + ", ".join(f"{k}={v}" for k, v in config["params"].items()),
+    ]
+    history = config.get("history") or []
+    if history:
+        lines.append(f"history:    {len(history)} epochs, final loss {history[-1]['loss']:.6g}")
+    return [line for line in lines if line]
 
 
 @click.command()
@@ -282,26 +479,17 @@ def evaluate(
 @click.option("--json", "as_json", is_flag=True, help="Print the model's whole JSON header.")
 @common(device=False)
 def info(model: Path, as_json: bool, quiet: bool) -> None:
-    """Show what MODEL expects: views and shapes, threshold, training set, parameters, versions."""
+    """Show what MODEL learned and expects.
+
+    The normal class and data source it was trained on, views with shapes
+    and sources, threshold and where it comes from, training set (size,
+    held-out share, fingerprint), creation time, versions and the resolved
+    hyper-parameters. --json prints the whole header, machine-readable.
+    """
     from mmocc.io import read_config
 
     config, _ = read_config(model)
     if as_json:
         click.echo(json.dumps(config, indent=2))
         return
-    explicit = {k: v for k, v in config["estimator_params"].items() if v is not None}
-    lines = [
-        f"model:      {model}",
-        f"written by: mmocc {config['mmocc_version']}, torch {config['torch_version']}; "
-        f"trained on {config.get('trained_on', '?')}",
-        "views:",
-        *(f"  {v['name']:<16} {v['kind']:<7} {tuple(v['shape'])}" for v in config["views"]),
-        f"threshold:  {config['threshold']:.6g} (contamination {explicit.get('contamination')})",
-        f"training:   {config['n_samples_in']} samples",
-        f"preset:     {explicit.get('preset')}",
-        "parameters: " + ", ".join(f"{k}={v}" for k, v in config["params"].items()),
-    ]
-    history = config.get("history") or []
-    if history:
-        lines.append(f"history:    {len(history)} epochs, final loss {history[-1]['loss']:.6g}")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(_info_lines(model, config)))

@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 SRC_HELP = (
-    "Data source: a manifest .csv, a folder root/<label>/<sample>/<view>.png, "
-    "turntable:PATH, mfeat:PATH, or synthetic[:n_per_class=N,...]."
+    "Data source: a manifest .csv (label column optional), a folder root/[<label>/]<sample>/<view>.png, "
+    "pairs:DIR_A,DIR_B (one folder per camera, files paired by name), turntable:PATH, mfeat:PATH, "
+    "or synthetic[:n_per_class=N,...]."
 )
 """Help of the ``--data SRC`` options."""
 
