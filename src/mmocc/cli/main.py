@@ -20,6 +20,7 @@ import click
 from mmocc import __version__
 from mmocc.cli.commands import evaluate, info, score, train
 from mmocc.cli.experiment import demo, experiment
+from mmocc.cli.report import report
 
 _EXPECTED_ERRORS = (ValueError, TypeError, OSError)
 
@@ -37,7 +38,7 @@ def cli() -> None:
     """
 
 
-for _command in (demo, train, score, evaluate, experiment, info):
+for _command in (demo, train, score, evaluate, report, experiment, info):
     cli.add_command(_command)
 
 
