@@ -23,6 +23,30 @@ def test_atomic_write_appears_whole_with_the_umask_mode(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]
 
 
+def test_atomic_replace_keeps_the_target_mode(tmp_path):
+    target = tmp_path / "shared.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    write_json(target, {"y": 1})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and json.loads(target.read_text()) == {"y": 1}
+
+
+def test_model_files_get_the_umask_mode(tmp_path):
+    import numpy as np
+
+    from mmocc import MultimodalOCC
+
+    rng = np.random.default_rng(0)
+    X = {"a": rng.random((12, 1, 8, 8)).astype(np.float32)}
+    clf = MultimodalOCC(epochs=1, filters=(4,), random_state=0).fit(X)
+    old = os.umask(0o022)
+    try:
+        clf.save(tmp_path / "m.mmocc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.mmocc").stat().st_mode) == 0o644
+
+
 def test_a_failed_write_leaves_the_target_and_no_temporary_file(tmp_path):
     target = tmp_path / "keep.txt"
     target.write_text("old")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,14 @@ def _umask() -> int:
     return mask
 
 
+def _target_mode(path: Path) -> int:
+    """Return the permission bits an atomic write gives ``path``: the existing file's, else open()'s."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success sync it and rename it to ``path``.
@@ -40,7 +49,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     Use it for writers that take a file name (safetensors, matplotlib). The
     file appears whole or not at all: it is fsynced before :func:`os.replace`,
     and removed if the block raises (an interrupt included). It gets the mode a
-    plain ``open`` would give (0666 less the umask), not ``mkstemp``'s 0600.
+    plain ``open`` would give (0666 less the umask), not ``mkstemp``'s 0600;
+    replacing a file keeps that file's mode. The mode is set after the writer
+    ran, since some writers (safetensors) recreate the file.
 
     Parameters
     ----------
@@ -67,8 +78,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
+        os.chmod(tmp, _target_mode(path))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

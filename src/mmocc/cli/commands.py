@@ -91,7 +91,8 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
     is_normal = dataset.labels == label
     if holdout is None:
         return dataset[is_normal], {"n_normal": int(is_normal.sum()), "holdout": None}
-    split = "group" if dataset.groups is not None else "random"
+    grouped = dataset.groups is not None and len(np.unique(dataset.groups[is_normal])) >= 2
+    split = "group" if grouped else "random"
     try:
         task = one_class_split(dataset, label, train_fraction=1.0 - holdout, split=split, seed=seed)
     except ValueError as exc:
@@ -115,7 +116,7 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
 @click.option(
     "--holdout",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Keep this share of the normal samples (of the normal groups, when SRC has groups) out of "
+    help="Keep this share of the normal samples (of their groups, when they span several) out of "
     "training, for an honest `mmocc evaluate` on the same SRC; the split is recorded in the model.",
 )
 @click.option(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject, sample_paths
 
 #: File stems of a turntable collection: ``obj{K}__{P}``.
 TURNTABLE_NAME = re.compile(r"obj(\d+)__(\d+)")
@@ -185,4 +185,5 @@ def load_turntable(
         ids=[stem for _, _, stem in kept],
         groups=objects.copy(),
         metadata={"angle": np.asarray([angle for _, angle, _ in kept], dtype=np.int64)},
+        paths=sample_paths(samples, keep),
     )
