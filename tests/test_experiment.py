@@ -89,29 +89,45 @@ def test_runner_writes_every_artefact(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_table_has_the_shape_of_table_one(tmp_path):
+def tables(markdown):
+    """Map each heading of a Markdown document to the cells of the table under it."""
+    found, heading = {}, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("|"):
+            found.setdefault(heading, []).append([cell.strip() for cell in line.strip("|").split("|")])
+    return found
+
+
+def test_table_has_the_shape_of_table_one_one_table_per_metric(tmp_path):
     result = run_experiment(tiny_config(), SRC, tmp_path, progress=False)
     markdown = (tmp_path / "table.md").read_text()
     assert markdown == result.markdown
-    table = [line for line in markdown.splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    metrics = ["Recall", "P@n", "ROC AUC", "Normal recall"]
-    assert header == ["Normal class"] + [f"{m} {x}" for m in ("multi", "left", "knn") for x in metrics]
-    body = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert [row[0] for row in body] == ["0", "2", "**Average**"]
-    assert all(len(row) == len(header) for row in body)
-    assert all("±" in cell for row in body for cell in row[1:])
+    found = tables(markdown)
+    assert list(found) == ["Recall", "P@n", "ROC AUC", "Normal recall"]
+    for metric, table in found.items():
+        extra = ["Anomaly share"] if metric == "P@n" else []
+        assert table[0] == ["Normal class", "multi", "left", "knn", *extra]
+        body = table[2:]
+        assert [row[0] for row in body] == ["0", "2", "**Average**"]
+        assert all(len(row) == len(table[0]) and all("±" in cell for cell in row[1:4]) for row in body)
     # The Average row is the mean over classes, then over seeds.
     auc = [result.values("multi", "roc_auc", normal) for normal in (0, 2)]
     mean = np.mean(np.mean(auc, axis=0))
-    assert body[2][3].startswith(f"{mean:.3f} ± ")
+    assert found["ROC AUC"][-1][1].startswith(f"{mean:.3f} ± ")
+    # 12 per class, 8 train: 4 normals and 24 anomalies in each test set.
+    assert [row[-1] for row in found["P@n"][2:]] == ["0.857"] * 3
+    assert "A random ranking gets\nP@n ≈ the share of anomalies in the test set" in markdown
+    assert max(len(line) for line in markdown.splitlines()) < 110
 
 
 def test_one_seed_table_shows_means_only(tmp_path):
     result = run_experiment(tiny_config(seeds=[3], table_metrics=["roc_auc"]), SRC, tmp_path, progress=False)
     rows = [line for line in result.markdown.splitlines() if line.startswith("| ")]
-    assert rows[0] == "| Normal class | multi ROC AUC | left ROC AUC | knn ROC AUC |"
-    assert "±" not in result.markdown
+    assert "\n## ROC AUC\n" in result.markdown
+    assert rows[0] == "| Normal class | multi | left | knn |"
+    assert "±" not in result.markdown and "P@n" not in result.markdown
 
 
 def test_rerun_gives_identical_results(tmp_path):
@@ -172,6 +188,9 @@ def test_sizes_and_metadata_split(tmp_path):
     assert result.n_runs == 2
     assert "## Input size 8" in result.markdown and "## Input size 12" in result.markdown
     assert "## Average over classes by input size" in result.markdown
+    average = tables(result.markdown.split("## Average over classes by input size")[1])
+    assert [row[0] for row in average["ROC AUC"]] == ["Input size", ":---", "8", "12"]
+    assert average["P@n"][0] == ["Input size", "knn", "Anomaly share"]
     dataset = load_source(SRC, size=8)
     expected = int(((dataset.labels == 1) & (dataset.metadata["yaw"] < 0)).sum())
     for size in (8, 12):

@@ -142,3 +142,19 @@ def test_one_class_tasks(ds):
     assert [t.normal for t in tasks] == ["ant", "bee", "fly"]
     assert np.array_equal(tasks[1].train.ids, one_class_split(ds, "bee", seed=3).train.ids)
     assert [t.normal for t in one_class_tasks(ds, ["fly"], split="group")] == ["fly"]
+
+
+def test_repr_is_one_short_line(ds):
+    text = repr(one_class_split(ds, "ant"))
+    assert (
+        text
+        == "OneClassSplit(normal='ant', n_train=20, n_test=40 (10 normal, 30 anomalies), views=['a', 'b'])"
+    )
+    assert str(one_class_split(ds, ["bee", "fly"])).startswith(
+        "OneClassSplit(normal=('bee', 'fly'), n_train="
+    )
+    big = make(np.repeat([0, 1], 500))
+    task = one_class_split(big, np.int64(1))
+    assert repr(task) == (
+        "OneClassSplit(normal=1, n_train=330, n_test=670 (170 normal, 500 anomalies), views=['a', 'b'])"
+    )

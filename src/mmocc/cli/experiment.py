@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -109,6 +110,9 @@ def experiment(
 
     Finished runs found in --out are reused, so an interrupted experiment
     resumes. --seed runs only that seed instead of the config's seeds.
+    Before running, stderr says how many runs there are, how many are
+    reused and how many are new, then a rough time estimate for the new
+    runs; the progress bar counts and times the new runs only.
     """
     from mmocc.evaluation.config import load_config
     from mmocc.evaluation.runner import run_experiment
@@ -119,6 +123,9 @@ def experiment(
     if seed is not None:
         cfg = dataclasses.replace(cfg, seeds=(seed,))
     with _plots_hint():
-        result = run_experiment(cfg, src, out, progress=not quiet, device=device)
+        result = run_experiment(
+            cfg, src, out, progress=not quiet, device=device, notify=functools.partial(note, quiet)
+        )
     click.echo(result.markdown, nl=False)
-    note(quiet, f"{result.n_runs} runs ({result.n_reused} reused); results in {out}")
+    runs = "1 run" if result.n_runs == 1 else f"{result.n_runs} runs"
+    note(quiet, f"{runs} ({result.n_reused} reused); results in {out}")

@@ -19,7 +19,7 @@ from mmocc.data.dataset import MultiViewDataset
 _MIN_TRAIN, _MIN_TEST = 2, 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OneClassSplit:
     """A one-class task: normal training samples and a labelled test set.
 
@@ -45,9 +45,27 @@ class OneClassSplit:
     train_index: np.ndarray
     test_index: np.ndarray
 
+    def __repr__(self) -> str:
+        """Return a one-line summary: normal class, sample counts and views, not the index arrays.
+
+        Returns
+        -------
+        str
+            For example ``OneClassSplit(normal=0, n_train=20, n_test=70 (10 normal, 60 anomalies),
+            views=['dorsal', 'lateral'])``.
+        """
+        n_anomalies = int(np.sum(self.y_test))
+        normal = self.normal.item() if isinstance(self.normal, np.generic) else self.normal
+        return (
+            f"OneClassSplit(normal={normal!r}, n_train={len(self.train)}, "
+            f"n_test={len(self.test)} ({len(self.test) - n_anomalies} normal, {n_anomalies} anomalies), "
+            f"views={self.train.view_names})"
+        )
+
 
 def _normal_mask(dataset: MultiViewDataset, normal: Any) -> np.ndarray:
     """Boolean mask of samples whose label is ``normal`` (one label or several)."""
+    labels = dataset.require_labels("a one-class split")
     wanted = [normal] if isinstance(normal, (str, bytes)) or np.ndim(normal) == 0 else list(normal)
     if not wanted:
         raise ValueError("normal must name at least one label")
@@ -55,7 +73,7 @@ def _normal_mask(dataset: MultiViewDataset, normal: Any) -> np.ndarray:
     missing = [label for label in wanted if label not in set(available)]
     if missing:
         raise ValueError(f"normal label(s) {missing} not in the dataset; available labels: {available}")
-    return np.isin(dataset.labels, np.asarray(wanted, dtype=dataset.labels.dtype))
+    return np.isin(labels, np.asarray(wanted, dtype=labels.dtype))
 
 
 def _random_train(normal_index: np.ndarray, train_fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -159,8 +177,8 @@ def one_class_split(
     Raises
     ------
     ValueError
-        For an empty dataset, a normal label not in the dataset (the message
-        lists the labels), an invalid ``train_fraction``, ``split`` or
+        For an empty or unlabelled dataset, a normal label not in the dataset
+        (the message lists the labels), an invalid ``train_fraction``, ``split`` or
         ``train_mask``, a group split without groups or with fewer than two
         normal groups, or fewer than 2 training or 1 test normal samples.
 

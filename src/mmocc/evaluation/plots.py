@@ -8,7 +8,11 @@ global backend state. Three kinds are written, each atomically:
 - ``hist_size{S}_{model}.png``: per task, histograms of the test scores of
   normals and anomalies with the threshold marked (the first seed);
 - ``loss_size{S}_{model}.png``: training curves of each loss term, one line
-  per task and seed (models with a training history only).
+  per task and seed, coloured by normal class (models with a training
+  history only).
+
+:func:`roc_figure`, :func:`histogram_figure` and :func:`loss_figure` return
+the figures without saving them.
 
 matplotlib is an optional dependency (``pip install "mmocc[plots]"``),
 imported only when a figure is drawn; :func:`require_matplotlib` fails early
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
 _LOSS_TERMS = ("loss", "compactness", "reconstruction", "diversity")
 _MAX_LEGEND = 10
+_LEGEND_ROWS = 25
 _LOG_SPAN = 20.0
 _INSTALL_HINT = (
     'drawing figures needs matplotlib, which is not installed: pip install "mmocc[plots]" '
@@ -69,12 +74,11 @@ def require_matplotlib() -> ModuleType:
 
 
 def _figure(**kwargs: Any) -> Figure:
-    """Create a matplotlib figure (object API, no pyplot state)."""
-    return require_matplotlib().figure.Figure(**kwargs)
+    """Create a matplotlib figure (object API, no pyplot state, constrained layout)."""
+    return require_matplotlib().figure.Figure(layout="constrained", **kwargs)
 
 
 def _save(fig: Figure, path: Path) -> None:
-    fig.tight_layout()
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)
 
@@ -88,19 +92,31 @@ def _size_tag(size: int | None) -> str:
     return "NA" if size is None else str(size)
 
 
-def plot_roc(
-    path: Path, title: str, curves: Mapping[str, list[tuple[np.ndarray, np.ndarray, float]]]
-) -> None:
+def _colors(n: int) -> list[Any]:
+    """Return ``n`` distinguishable colours: the default cycle, then tab20, then viridis."""
+    if n <= _MAX_LEGEND:
+        return [f"C{i}" for i in range(n)]
+    colormaps = require_matplotlib().colormaps
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["viridis"](x) for x in np.linspace(0.0, 1.0, n)]
+
+
+def roc_figure(title: str, curves: Mapping[str, list[tuple[np.ndarray, np.ndarray, float]]]) -> Figure:
     """Draw ROC curves of several models on one task.
 
     Parameters
     ----------
-    path : pathlib.Path
-        The PNG file.
     title : str
         Figure title.
     curves : mapping of str to list of (y_test, scores, roc_auc)
         Per model, one entry per seed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes: a curve per model and seed, the chance diagonal, and a legend
+        giving each model's mean ROC AUC.
     """
     from sklearn.metrics import roc_curve
 
@@ -118,23 +134,27 @@ def plot_roc(
         xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01)
     )
     ax.legend(loc="lower right", fontsize="small")
-    _save(fig, path)
+    return fig
 
 
-def plot_histograms(path: Path, title: str, panels: list[tuple[str, np.ndarray, np.ndarray, float]]) -> None:
+def histogram_figure(title: str, panels: list[tuple[str, np.ndarray, np.ndarray, float]]) -> Figure:
     """Draw, per task, the score histograms of test normals and anomalies.
 
     Parameters
     ----------
-    path : pathlib.Path
-        The PNG file.
     title : str
         Figure title.
     panels : list of (task label, y_test, scores, threshold)
         One panel each.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A grid of panels (x: anomaly score, y: density) with the threshold
+        marked; the first panel holds the legend.
     """
     rows, cols = _grid(len(panels))
-    fig = _figure(figsize=(3.2 * cols, 2.6 * rows))
+    fig = _figure(figsize=(3.2 * cols, 2.8 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (label, y, scores, threshold) in zip(axes, panels, strict=False):
         bins = np.histogram_bin_edges(np.append(scores, threshold), bins=30)
@@ -142,52 +162,78 @@ def plot_histograms(path: Path, title: str, panels: list[tuple[str, np.ndarray, 
         ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="anomaly", color="C3")
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
         ax.set_title(f"normal = {label}", fontsize="small")
+        ax.set_xlabel("anomaly score", fontsize="x-small")
+        ax.set_ylabel("density", fontsize="x-small")
         ax.tick_params(labelsize="x-small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize="x-small")
     fig.suptitle(title)
-    _save(fig, path)
+    return fig
 
 
-def plot_losses(path: Path, title: str, histories: list[tuple[str, list[dict[str, float]]]]) -> None:
-    """Draw the training curve of each loss term.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The PNG file.
-    title : str
-        Figure title.
-    histories : list of (line label, history)
-        One training history (a list of per-epoch dicts) per line.
-    """
-    terms = [
+def _loss_terms(histories: list[tuple[str, list[dict[str, float]]]]) -> list[str]:
+    """Return the loss terms that are recorded and not always zero, in :data:`_LOSS_TERMS` order."""
+    return [
         term
         for term in _LOSS_TERMS
         if any(term in epoch and epoch[term] != 0 for _, history in histories for epoch in history)
     ]
-    fig = _figure(figsize=(3.6 * len(terms), 3.2))
+
+
+def loss_figure(title: str, histories: list[tuple[str, list[dict[str, float]]]]) -> Figure:
+    """Draw the training curve of each loss term.
+
+    Parameters
+    ----------
+    title : str
+        Figure title.
+    histories : list of (line label, history)
+        One training history (a list of per-epoch dicts) per line; lines
+        with the same label (the seeds of one task) share a colour.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A panel per loss term (x: epoch, y: loss, log-scaled when it spans
+        more than a factor of 20) and a legend of the line labels: in the
+        first panel for up to ten labels, beside the panels for more.
+    """
+    terms = _loss_terms(histories)
+    labels = list(dict.fromkeys(label for label, _ in histories))
+    columns = int(np.ceil(len(labels) / _LEGEND_ROWS))
+    height = 3.2 if len(labels) <= _MAX_LEGEND else max(3.2, 0.8 + 0.16 * np.ceil(len(labels) / columns))
+    fig = _figure(figsize=(3.6 * len(terms), height))
     axes = fig.subplots(1, len(terms), squeeze=False).ravel()
-    labels = sorted({label for label, _ in histories})
-    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    colors = dict(zip(labels, _colors(len(labels)), strict=True))
     for ax, term in zip(axes, terms, strict=True):
         shown = set()
         for label, history in histories:
             epochs = [epoch["epoch"] for epoch in history]
             values = [epoch[term] for epoch in history]
-            legend = label if label not in shown and len(labels) <= _MAX_LEGEND else None
+            legend = None if label in shown else label
             shown.add(label)
             ax.plot(epochs, values, color=colors[label], alpha=0.7, linewidth=1, marker=".", label=legend)
         every = np.asarray([epoch[term] for _, history in histories for epoch in history])
-        if every.min() > 0 and every.max() > _LOG_SPAN * every.min():
+        log = every.min() > 0 and every.max() > _LOG_SPAN * every.min()
+        if log:
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(require_matplotlib().ticker.MaxNLocator(integer=True))
-        ax.set(title=term, xlabel="epoch")
+        ax.set(title=term, xlabel="epoch", ylabel="loss (log scale)" if log else "loss")
+    legend_title = "normal" + (", a line per seed" if len(histories) > len(labels) else "")
     if len(labels) <= _MAX_LEGEND:
-        axes[0].legend(title="normal", fontsize="x-small")
+        axes[0].legend(title=legend_title, fontsize="x-small", title_fontsize="x-small")
+    else:
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="outside right upper",
+            title=legend_title,
+            fontsize="x-small",
+            title_fontsize="x-small",
+            ncols=columns,
+        )
     fig.suptitle(title)
-    _save(fig, path)
+    return fig
 
 
 def write_plots(
@@ -249,13 +295,13 @@ def _write_size(
             for model in models
         }
         path = folder / f"roc_size{tag}_normal-{safe_name(normal)}.png"
-        plot_roc(path, f"ROC, normal = {normal}, size {tag}", curves)
+        _save(roc_figure(f"ROC, normal = {normal}, size {tag}", curves), path)
         written.append(path)
     for model in models:
         first = [(normal, by_key[size, normal, model, seeds[0]]) for normal in normals]
         path = folder / f"hist_size{tag}_{model}.png"
         panels = [(normal, r.y_test, r.scores, r.info["threshold"]) for normal, r in first]
-        plot_histograms(path, f"{model}: test scores (seed {seeds[0]}, size {tag})", panels)
+        _save(histogram_figure(f"{model}: test scores (seed {seeds[0]}, size {tag})", panels), path)
         written.append(path)
         histories = [
             (normal, by_key[size, normal, model, seed].info["history"])
@@ -264,6 +310,6 @@ def _write_size(
         ]
         if any(history for _, history in histories):
             path = folder / f"loss_size{tag}_{model}.png"
-            plot_losses(path, f"{model}: training loss (size {tag})", histories)
+            _save(loss_figure(f"{model}: training loss (size {tag})", histories), path)
             written.append(path)
     return written

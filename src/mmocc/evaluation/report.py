@@ -1,7 +1,8 @@
-"""The Markdown report of an experiment (``table.md``), in the layout of the paper's Table I."""
+"""The Markdown report of an experiment (``table.md``): the paper's Table I, one table per metric."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,18 @@ METRIC_LABELS: dict[str, str] = {
     "fit_seconds": "Fit (s)",
     "score_seconds": "Score (s)",
 }
-"""Column titles of ``table.md``."""
+"""Table titles of ``table.md``, one table per metric."""
 
 _Lookup = dict[tuple[Any, ...], float]
+_Shares = Mapping[tuple[Any, str], float]
+
+_SHARE_COLUMN = "Anomaly share"
+_P_AT_N_NOTE = (
+    "P@n = precision among the n highest scores, n = the number of test anomalies. A random ranking "
+    "gets P@n ≈ the share of anomalies in the test set{where}, so only P@n above that share shows a "
+    "useful ranking."
+)
+_WIDTH = 100
 
 
 def _cell(values: list[float]) -> str:
@@ -32,24 +42,19 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
-def _row_cells(
-    lookup: _Lookup,
-    size: Any,
-    normals: list[str],
-    seeds: list[int],
-    models: list[str],
-    metrics: tuple[str, ...],
+def _cells(
+    lookup: _Lookup, size: str, normals: list[str], seeds: list[int], models: list[str], metric: str
 ) -> list[str]:
-    """Cells of one table row; with several normals, each seed's mean over them."""
-    cells = []
-    for model in models:
-        for metric in metrics:
-            per_seed = [
+    """Return one cell per model; with several normals, each seed's mean over them first."""
+    return [
+        _cell(
+            [
                 float(np.mean([lookup[size, normal, model, seed, metric] for normal in normals]))
                 for seed in seeds
             ]
-            cells.append(_cell(per_seed))
-    return cells
+        )
+        for model in models
+    ]
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> str:
@@ -60,6 +65,11 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n"
+
+
+def _prose(text: str) -> str:
+    """Wrap a paragraph to short lines (Markdown joins them again)."""
+    return textwrap.fill(text, _WIDTH, break_long_words=False, break_on_hyphens=False)
 
 
 def _preamble(cfg: ExperimentConfig, data_summary: Mapping[str, Any]) -> list[str]:
@@ -75,11 +85,49 @@ def _preamble(cfg: ExperimentConfig, data_summary: Mapping[str, Any]) -> list[st
         f"# {cfg.name}",
         "",
         *([cfg.description, ""] if cfg.description else []),
-        f"Data: `{data_summary['source']}` ({data_summary['n_samples']} samples); {protocol}; "
-        f"{spread} seeds {', '.join(map(str, seeds))}. "
-        "Recall = anomaly recall at the threshold; Normal recall = fraction of test normals at or below it.",
+        _prose(
+            f"Data: `{data_summary['source']}` ({data_summary['n_samples']} samples); {protocol}; "
+            f"{spread} seeds {', '.join(map(str, seeds))}. One table per metric: a row per normal "
+            "class, a column per model. Recall = anomaly recall at the threshold; Normal recall = "
+            "fraction of test normals at or below it."
+        ),
         "",
     ]
+
+
+def _p_at_n_note(with_shares: bool) -> str:
+    """Return the paragraph under a P@n table: the P@n of a random ranking."""
+    where = f" (column {_SHARE_COLUMN}, mean over seeds)" if with_shares else ""
+    return _prose(_P_AT_N_NOTE.format(where=where)) + "\n"
+
+
+def _metric_rows(
+    lookup: _Lookup,
+    cfg: ExperimentConfig,
+    metric: str,
+    size: Any,
+    names: list[str],
+    shares: _Shares | None,
+) -> list[list[str]]:
+    """Return the rows of one metric's table at one size: a row per normal class, then the Average row."""
+    key_size, models, seeds = "" if size is None else str(size), list(cfg.models), list(cfg.seeds)
+    rows = [[name, *_cells(lookup, key_size, [name], seeds, models, metric)] for name in names]
+    rows.append(["**Average**", *_cells(lookup, key_size, names, seeds, models, metric)])
+    if metric == "p_at_n" and shares is not None:
+        values = [shares[size, name] for name in names]
+        for row, share in zip(rows, [*values, float(np.mean(values))], strict=True):
+            row.append(f"{share:.3f}")
+    return rows
+
+
+def _section(
+    level: str, metric: str, header: list[str], rows: list[list[str]], with_shares: bool
+) -> list[str]:
+    """Return a metric's heading and table and, under a P@n table, the note on its chance level."""
+    p_at_n = metric == "p_at_n"
+    header = [*header, _SHARE_COLUMN] if p_at_n and with_shares else header
+    section = [f"{level} {METRIC_LABELS[metric]}", "", _markdown_table(header, rows)]
+    return [*section, _p_at_n_note(with_shares)] if p_at_n else section
 
 
 def markdown_report(
@@ -87,14 +135,18 @@ def markdown_report(
     rows: list[dict[str, Any]],
     normals_by_size: Mapping[int | None, list[Any]],
     data_summary: Mapping[str, Any],
+    anomaly_shares: _Shares | None = None,
 ) -> str:
-    """Render the results in the layout of the paper's Table I.
+    """Render the results as the paper's Table I, one table per metric.
 
-    One table per input size: a row per normal class and an Average row,
-    a column per model and metric (``cfg.table_metrics``), each cell the mean
+    For each metric of ``cfg.table_metrics`` a table with a row per normal
+    class and an Average row, and a column per model; each cell is the mean
     +- sample standard deviation over seeds. The Average row averages over
-    classes within each seed first, so its spread is over seeds too. With
-    several sizes a last table gives the Average row of each size.
+    classes within each seed first, so its spread is over seeds too. A note
+    under the P@n table gives the P@n of a random ranking (the share of
+    anomalies in the test set, as an extra column when ``anomaly_shares`` is
+    given). With several input sizes, each size has its section and a last
+    section gives the Average rows of every size.
 
     Parameters
     ----------
@@ -106,6 +158,9 @@ def markdown_report(
         The normal classes of each size, in table order.
     data_summary : mapping
         ``source`` and ``n_samples`` of the data.
+    anomaly_shares : mapping of (size, normal) to float, optional
+        The share of anomalies in the test set of each task (the normal class
+        as a string), averaged over seeds.
 
     Returns
     -------
@@ -116,26 +171,23 @@ def markdown_report(
         (str(row["size"]), row["normal"], row["model"], row["seed"], row["metric"]): row["value"]
         for row in rows
     }
-    models, seeds, metrics = list(cfg.models), list(cfg.seeds), cfg.table_metrics
-    header_cells = [f"{model} {METRIC_LABELS[metric]}" for model in models for metric in metrics]
+    models, with_shares = list(cfg.models), anomaly_shares is not None
+    several = len(normals_by_size) > 1
+    level = "###" if several else "##"
     lines = _preamble(cfg, data_summary)
-    averages = []
+    averages: dict[str, list[list[str]]] = {metric: [] for metric in cfg.table_metrics}
     for size, normals in normals_by_size.items():
-        key_size = "" if size is None else str(size)
-        names = [str(normal) for normal in normals]
-        if len(normals_by_size) > 1:
+        if several:
             lines += [f"## Input size {size}", ""]
         elif size is not None:
             lines += [f"Input size {size}.", ""]
-        body = [[name, *_row_cells(lookup, key_size, [name], seeds, models, metrics)] for name in names]
-        average = _row_cells(lookup, key_size, names, seeds, models, metrics)
-        averages.append([str(size), *average])
-        body.append(["**Average**", *average])
-        lines += [_markdown_table(["Normal class", *header_cells], body)]
-    if len(normals_by_size) > 1:
-        lines += [
-            "## Average over classes by input size",
-            "",
-            _markdown_table(["Input size", *header_cells], averages),
-        ]
+        names = [str(normal) for normal in normals]
+        for metric in cfg.table_metrics:
+            table = _metric_rows(lookup, cfg, metric, size, names, anomaly_shares)
+            averages[metric].append([str(size), *table[-1][1:]])
+            lines += _section(level, metric, ["Normal class", *models], table, with_shares)
+    if several:
+        lines += ["## Average over classes by input size", ""]
+        for metric, table in averages.items():
+            lines += _section("###", metric, ["Input size", *models], table, with_shares)
     return "\n".join(lines)

@@ -5,7 +5,9 @@ multi-view dataset. For every input size, normal class, seed and model it
 draws the one-class split (the same split for every model of that seed),
 fits the model on the normal training samples, scores the test samples and
 computes :func:`mmocc.evaluation.metrics.evaluate`. Each run is written on its own, so
-an interrupted experiment resumes where it stopped. The output folder holds:
+an interrupted experiment resumes where it stopped: before running, each input size
+reports how many of its runs are reused and how many are new, and the progress bar
+and time estimates count the new runs only. The output folder holds:
 
 ``runs/<run id>.json`` and ``runs/<run id>.npz``
     One run: metrics, fit and score seconds, sizes of the train and test
@@ -16,8 +18,10 @@ an interrupted experiment resumes where it stopped. The output folder holds:
 ``config.json``
     The config actually used, the data summary and package versions.
 ``table.md``
-    The paper's Table I layout: rows = normal class + Average, columns =
-    model x metric, mean +- standard deviation over seeds.
+    The paper's Table I, one table per metric: rows = normal class +
+    Average, columns = models, mean +- standard deviation over seeds; the
+    P@n table adds the share of anomalies in the test sets, the P@n of a
+    random ranking.
 ``plots/``
     ROC curves per task, score histograms and training-loss curves per model.
 
@@ -36,9 +40,10 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -247,30 +252,125 @@ def _config_json(cfg: ExperimentConfig, data_summary: dict[str, Any], device: st
     return {"config": used, "device": device, "data": data_summary, "versions": package_versions()}
 
 
-@dataclass
-class _Experiment:
-    """What an experiment has done so far, and its progress bar."""
+def _duration(seconds: float) -> str:
+    """Format a rough duration: seconds, minutes or hours."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
-    cfg: ExperimentConfig
-    out: Path
-    device: str
-    progress: bool
-    source: str
-    records: list[tuple[RunKey, RunRecord]] = field(default_factory=list)
-    normals_by_size: dict[int | None, list[Any]] = field(default_factory=dict)
-    data_summary: dict[str, Any] | None = None
+
+def _count(n: int, noun: str) -> str:
+    """Return ``n`` and the noun, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A planned run: its key, fingerprint, and its stored record when it can be reused."""
+
+    key: RunKey
+    fingerprint: str
+    reused: RunRecord | None
+
+
+def _plan(cfg: ExperimentConfig, runs: Path, size: int | None, normals: list[Any], digest: str) -> list[_Run]:
+    """List the runs of one input size in order (normal, seed, model), loading the reusable ones."""
+    plan = []
+    for normal in normals:
+        for seed in cfg.seeds:
+            for model in cfg.models:
+                key = RunKey(size, normal, seed, model)
+                run_fingerprint = fingerprint(digest, cfg, key)
+                plan.append(_Run(key, run_fingerprint, load_run(runs, key, run_fingerprint)))
+    return plan
+
+
+def _seconds(record: RunRecord) -> float:
+    """Return the fit plus score seconds of a run."""
+    return float(record.info["fit_seconds"] + record.info["score_seconds"])
+
+
+def _plan_message(runs: str, n_reused: int, n_new: int, where: str) -> str:
+    """Say how many of the runs are reused from ``where`` and how many are new."""
+    if not n_reused:
+        return f"{runs}, all new"
+    if not n_new:
+        return f"{runs}, all reused from {where}"
+    return f"{runs}: {n_reused} reused from {where}, {n_new} new"
+
+
+@dataclass
+class _Progress:
+    """Run counts, time estimates and the progress bar; the bar counts and times new runs only.
+
+    Reused runs take no time, so they are left out of the bar: its rate and
+    ETA come from the new runs alone. The bar's total is every run less the
+    reused ones found so far (sizes not yet loaded count as new).
+    """
+
+    show_bar: bool
+    notify: Callable[[str], None]
+    n_total: int = 0
     n_reused: int = 0
+    several_sizes: bool = False
+    timings: dict[tuple[int | None, str], list[float]] = field(default_factory=dict)
+    pending: set[RunKey] = field(default_factory=set)
+    estimated: bool = True
     bar: Any = None
 
-    def start(self, dataset: MultiViewDataset, n_normals: int) -> None:
-        """On the first dataset: summarise the data, write ``config.json`` and open the bar."""
-        if self.data_summary is None:
-            self.data_summary = {"source": self.source, **describe(dataset)}
+    def say(self, message: str) -> None:
+        """Pass a message to ``notify`` without breaking the progress bar."""
+        with tqdm.external_write_mode():
+            self.notify(message)
+
+    def plan(self, where: str, plan: list[_Run]) -> None:
+        """Announce the runs of one input size (total, reused, new, time estimate) and size the bar."""
+        reused = {run.key: run.reused for run in plan if run.reused is not None}
+        for key, record in reused.items():
+            self._time(key, record)
+        self.n_reused += len(reused)
+        self.pending = {run.key for run in plan if run.reused is None}
+        self.estimated = not self.pending
+        where_size = f" at input size {plan[0].key.size}" if self.several_sizes else ""
+        message = _plan_message(_count(len(plan), "run") + where_size, len(reused), len(self.pending), where)
+        estimate = self._estimate()
+        self.say(message + (f"; about {estimate} for them (timed by the reused runs)" if estimate else ""))
         if self.bar is None:
-            write_json(self.out / "config.json", _config_json(self.cfg, self.data_summary, self.device))
-            cfg = self.cfg
-            total = len(cfg.data.sizes) * n_normals * len(cfg.seeds) * len(cfg.models)
-            self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if self.progress else True)
+            disable = None if self.show_bar else True
+            self.bar = tqdm(total=self.n_total - self.n_reused, desc="new runs", unit="run", disable=disable)
+        else:
+            self.bar.total -= len(reused)
+            self.bar.refresh()
+
+    def started(self, key: RunKey) -> None:
+        """Show the run about to be computed."""
+        self.bar.set_postfix_str(key.run_id)
+
+    def finished(self, key: RunKey, record: RunRecord) -> None:
+        """Count a new run and, once every model has been timed, announce the time left."""
+        self.bar.update()
+        self._time(key, record)
+        self.pending.discard(key)
+        estimate = self._estimate()
+        if estimate:
+            self.say(f"about {estimate} left for the {_count(len(self.pending), 'remaining new run')}")
+
+    def _time(self, key: RunKey, record: RunRecord) -> None:
+        """Record the seconds a run took, for the estimates of its size and model."""
+        self.timings.setdefault((key.size, key.model), []).append(_seconds(record))
+
+    def _estimate(self) -> str | None:
+        """Return the time the pending runs will take, once per size, when every pending model is timed."""
+        if (
+            self.estimated
+            or not self.pending
+            or any((key.size, key.model) not in self.timings for key in self.pending)
+        ):
+            return None
+        self.estimated = True
+        return _duration(sum(float(np.mean(self.timings[key.size, key.model])) for key in self.pending))
 
     def close(self) -> None:
         """Close the progress bar."""
@@ -278,34 +378,53 @@ class _Experiment:
             self.bar.close()
 
 
-def _run_task(
-    state: _Experiment, size: int | None, dataset: MultiViewDataset, digest: str, normal: Any, seed: int
-) -> None:
+@dataclass
+class _Experiment:
+    """What an experiment has done so far, and its progress."""
+
+    cfg: ExperimentConfig
+    out: Path
+    device: str
+    source: str
+    progress: _Progress
+    records: list[tuple[RunKey, RunRecord]] = field(default_factory=list)
+    normals_by_size: dict[int | None, list[Any]] = field(default_factory=dict)
+    data_summary: dict[str, Any] | None = None
+
+    def start(self, dataset: MultiViewDataset, n_normals: int) -> None:
+        """On the first dataset: summarise the data, write ``config.json`` and count the runs."""
+        if self.data_summary is None:
+            self.data_summary = {"source": self.source, **describe(dataset)}
+            write_json(self.out / "config.json", _config_json(self.cfg, self.data_summary, self.device))
+            cfg = self.cfg
+            self.progress.n_total = len(cfg.data.sizes) * n_normals * len(cfg.seeds) * len(cfg.models)
+            self.progress.several_sizes = len(cfg.data.sizes) > 1
+            if self.progress.several_sizes:
+                self.progress.say(f"{self.progress.n_total} runs over {len(cfg.data.sizes)} input sizes")
+
+
+def _run_task(state: _Experiment, dataset: MultiViewDataset, runs: Iterable[_Run]) -> None:
     """Run (or reuse) every model on the task of one normal class and seed."""
-    cfg, runs = state.cfg, state.out / "runs"
+    cfg, folder = state.cfg, state.out / "runs"
     task = None
-    for model in cfg.models.values():
-        key = RunKey(size, normal, seed, model.name)
-        state.bar.set_postfix_str(key.run_id, refresh=False)
-        run_fingerprint = fingerprint(digest, cfg, key)
-        record = load_run(runs, key, run_fingerprint)
-        if record is not None:
-            state.n_reused += 1
-        else:
+    for run in runs:
+        key, record = run.key, run.reused
+        if record is None:
+            state.progress.started(key)
             if task is None:
-                task = _split(dataset, cfg, normal, seed)
-            record = _execute(model, task, dataset.view_names, seed, state.device)
+                task = _split(dataset, cfg, key.normal, key.seed)
+            record = _execute(cfg.models[key.model], task, dataset.view_names, key.seed, state.device)
             record.info.update(
                 run_id=key.run_id,
-                normal=str(normal),
-                model=model.name,
-                seed=seed,
-                size=size,
-                fingerprint=run_fingerprint,
+                normal=str(key.normal),
+                model=key.model,
+                seed=key.seed,
+                size=key.size,
+                fingerprint=run.fingerprint,
             )
-            save_run(runs, key, record, task.test.ids)
+            save_run(folder, key, record, task.test.ids)
+            state.progress.finished(key, record)
         state.records.append((key, record))
-        state.bar.update()
 
 
 def _run_dataset(state: _Experiment, size: int | None, dataset: MultiViewDataset) -> None:
@@ -313,10 +432,18 @@ def _run_dataset(state: _Experiment, size: int | None, dataset: MultiViewDataset
     normals = _normals(state.cfg, dataset)
     state.normals_by_size[size] = normals
     state.start(dataset, len(normals))
-    digest = dataset_digest(dataset)
-    for normal in normals:
-        for seed in state.cfg.seeds:
-            _run_task(state, size, dataset, digest, normal, seed)
+    plan = _plan(state.cfg, state.out / "runs", size, normals, dataset_digest(dataset))
+    state.progress.plan(str(state.out), plan)
+    for _, runs in groupby(plan, key=lambda run: (run.key.normal, run.key.seed)):
+        _run_task(state, dataset, runs)
+
+
+def _anomaly_shares(records: list[tuple[RunKey, RunRecord]]) -> dict[tuple[int | None, str], float]:
+    """Return the share of anomalies in the test set of each (size, normal class), averaged over runs."""
+    shares: dict[tuple[int | None, str], list[float]] = {}
+    for key, record in records:
+        shares.setdefault((key.size, str(key.normal)), []).append(float(np.mean(record.y_test)))
+    return {task: float(np.mean(values)) for task, values in shares.items()}
 
 
 def _write_outputs(state: _Experiment) -> ExperimentResult:
@@ -325,7 +452,9 @@ def _write_outputs(state: _Experiment) -> ExperimentResult:
     assert state.data_summary is not None
     rows = tidy_rows(state.records)
     write_results_csv(out / "results.csv", rows)
-    markdown = markdown_report(cfg, rows, state.normals_by_size, state.data_summary)
+    markdown = markdown_report(
+        cfg, rows, state.normals_by_size, state.data_summary, _anomaly_shares(state.records)
+    )
     with atomic_open(out / "table.md", "w", encoding="utf-8") as handle:
         handle.write(markdown)
     if cfg.plots:
@@ -333,7 +462,7 @@ def _write_outputs(state: _Experiment) -> ExperimentResult:
 
         write_plots(out / "plots", state.records, state.normals_by_size, list(cfg.models))
     return ExperimentResult(
-        out=out, rows=rows, markdown=markdown, n_runs=len(state.records), n_reused=state.n_reused
+        out=out, rows=rows, markdown=markdown, n_runs=len(state.records), n_reused=state.progress.n_reused
     )
 
 
@@ -344,6 +473,7 @@ def run_experiment(
     *,
     progress: bool = True,
     device: str = "auto",
+    notify: Callable[[str], None] | None = None,
 ) -> ExperimentResult:
     """Run an experiment and write its artefacts to ``out``.
 
@@ -359,9 +489,15 @@ def run_experiment(
     out : path-like
         Output folder; finished runs found there are reused, not recomputed.
     progress : bool, default True
-        Show a progress bar over runs (only on a terminal).
+        Show a progress bar over the new runs (only on a terminal); its rate
+        and ETA leave reused runs out.
     device : str, default "auto"
         Torch device of the :class:`mmocc.MultimodalOCC` models.
+    notify : callable, optional
+        Called with one-line messages: at each input size, the number of
+        runs, how many are reused from ``out`` and how many are new, and a
+        rough time estimate for the new runs once every model has been timed
+        (by reused runs, else by the first new runs).
 
     Returns
     -------
@@ -402,10 +538,11 @@ def run_experiment(
 
         require_matplotlib()
     source_text, datasets = _datasets(cfg, data)
-    state = _Experiment(cfg, Path(out), device, progress, source_text)
+    tracker = _Progress(progress, notify or (lambda message: None))
+    state = _Experiment(cfg, Path(out), device, source_text, tracker)
     try:
         for size, dataset in datasets:
             _run_dataset(state, size, dataset)
     finally:
-        state.close()
+        tracker.close()
     return _write_outputs(state)
