@@ -126,6 +126,8 @@ def test_report_with_maps_shows_cards_overlays_histogram_and_every_row(patch_mod
     assert page.tags["svg"] == 1 and "anomaly score" in page.text and "samples" in page.text
     assert page.headers == ["sample_id", "label", "score", "is_anomaly", "score_dorsal", "score_lateral"]
     assert {"m.mmocc", "synthetic", "patch / patch"} <= set(page.text)
+    assert "20 of these samples (optimistic scores)" in page.text  # the training normals are in data
+    assert any(text.endswith("(from train)") for text in page.text)
 
 
 def test_report_cards_list_anomalies_by_score_then_normals_below_the_threshold(patch_model, data):

@@ -517,13 +517,18 @@ def _header(
     items = [
         ("model", "(in memory)" if model_path is None else os.fspath(model_path)),
         ("preset / score rule", f"{clf.preset} / {clf.params_.score}"),
-        ("threshold τ", f"{scored.threshold:.6g}"),
+        ("threshold τ", f"{scored.threshold:.6g} (from {clf.threshold_source_})"),
         ("samples", str(len(dataset))),
         ("above τ", f"{n_above} ({n_above / len(dataset):.1%})"),
         ("data", "(in memory)" if source is None else source),
         ("views", views),
         ("labels", labels),
     ]
+    if clf.train_fingerprints_ is not None:
+        n_seen = int(clf.seen_in_training(dataset).sum())
+        items.append(
+            ("used in training", f"{n_seen} of these samples" + (" (optimistic scores)" if n_seen else ""))
+        )
     rows = "".join(f"<dt>{escape(key)}</dt><dd>{escape(value)}</dd>" for key, value in items)
     return f'<dl class="meta">{rows}</dl>'
 
