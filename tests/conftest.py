@@ -1,4 +1,10 @@
-"""Shared fixtures; dataset fixtures carry a ``ds_`` prefix."""
+"""Shared fixtures; dataset fixtures carry a ``ds_`` prefix.
+
+The fuzz tests (``tests/test_fuzz_*.py``) run under the hypothesis profile
+``ci`` by default: a fixed seed, no example database, a bounded number of
+examples, so that CI is reproducible and takes about a minute.
+``pytest --hypothesis-profile=long tests/test_fuzz_*.py`` searches longer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from PIL import Image
+
+_FUZZ_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+settings.register_profile(
+    "ci", derandomize=True, database=None, max_examples=40, deadline=None, suppress_health_check=_FUZZ_CHECKS
+)
+settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=_FUZZ_CHECKS)
+settings.load_profile("ci")
 
 
 @pytest.fixture
