@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def scripts() -> dict[str, object]:
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        return {name: importlib.import_module(name) for name in ("speed", "ablations", "run_benchmarks")}
+        names = ("speed", "ablations", "run_benchmarks", "calibration")
+        return {name: importlib.import_module(name) for name in names}
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -79,3 +81,20 @@ def test_reports_render_from_results_csv(scripts: dict, tmp_path: Path) -> None:
     plan = ablations.Plan(out=tmp_path / "ablations", report=tmp_path / "ABLATIONS.md")
     ablations.write_report({}, {}, plan, jobs=2)
     assert "(Table IV not run yet)" in plan.report.read_text()
+
+
+def test_calibration_compares_threshold_sources_on_the_same_samples(scripts: dict, tmp_path: Path) -> None:
+    calibration = scripts["calibration"]
+    name = calibration.run_job("synthetic_yaw", 0, 0, tmp_path, smoke=True)
+    record = json.loads((tmp_path / name).read_text())
+    rows = record["rows"]
+    assert {variant: row["source"] for variant, row in rows.items()} == {
+        "train": "train", "holdout": "holdout", "calibrate": "calibrate"}
+    # (a) and (c) share one fit and its scores: only the threshold moves.
+    assert rows["train"]["roc_auc"] == rows["calibrate"]["roc_auc"]
+    assert record["n_calibration"] >= 1 and record["n_test_normal"] >= 1
+    report = tmp_path / "CALIBRATION.md"
+    calibration.write_report(tmp_path, report, "calibration.py --smoke", 1.0, [0], smoke=True)
+    text = report.read_text()
+    assert "| `synthetic_yaw` |" in text and "## `synthetic_yaw`" in text
+    assert "`synthetic_random`" not in text  # no finished job: no section
