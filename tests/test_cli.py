@@ -6,6 +6,7 @@ in-process, except a few that check the real process's stderr and status.
 """
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -278,16 +279,42 @@ def test_debug_shows_the_traceback(capsys, workdir):
             "'gpu9' is not a valid torch device",
         ),
         (["trian"], "No such command 'trian'. Did you mean 'train'?"),
+        (["train", "--data", "DATA", "--normal", "ant", "--out", "-"], "cannot write to standard output"),
+        (
+            ["score", "MODEL", "--data", "DATA", "--out", "LINK"],
+            "link.csv: it is a symbolic link to nowhere.csv, not a regular file",
+        ),
+        (["experiment", "LATIN1", "--out", "e"], "latin1.toml: not UTF-8: byte 0xe9 at offset 2 (line 1)"),
     ],
 )
 def test_each_error_exits_2_with_one_line(capsys, tmp_path, workdir, model, args, message):
     config = tmp_path / "typo.toml"
     config.write_text('seed = [0]\n[models.m]\nkind = "mmocc"\n')
-    values = {"DATA": workdir / "data", "MODEL": model, "CONFIG": config}
+    (tmp_path / "latin1.toml").write_bytes(b"# \xe9\n")
+    (tmp_path / "link.csv").symlink_to("nowhere.csv")
+    values = {
+        "DATA": workdir / "data",
+        "MODEL": model,
+        "CONFIG": config,
+        "LINK": tmp_path / "link.csv",
+        "LATIN1": tmp_path / "latin1.toml",
+    }
     status, out, err = run_main(capsys, *[values.get(a, a) for a in args])
     assert status == 2 and out == ""
     assert err.startswith("mmocc: error: ") and err.count("\n") == 1
     assert message in err
+
+
+def test_score_and_report_write_to_standard_output_with_a_dash(capsys, workdir, model):
+    data = ["--data", workdir / "data", "-O", "cache=false", "-q"]
+    status, out, err = run_main(capsys, "score", model, *data, "--out", "-")
+    assert status == 0 and err == ""
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert len(rows) == 24 and rows[0]["sample_id"] == "ant/s0"
+    status, out, err = run_main(capsys, "report", model, *data, "--out", "-", "--top", "1", "--near", "1")
+    assert status == 0 and err == ""
+    assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+    assert not Path("-").exists() and not (workdir / "-").exists()
 
 
 def test_score_new_unlabelled_camera_folders(capsys, tmp_path, workdir, model):

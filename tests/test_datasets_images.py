@@ -49,7 +49,7 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
 def test_second_load_is_served_from_the_cache(files, ds_cache_dir, count_decodes):
     first, errors = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir, n_jobs=2)
     assert errors == {} and len(count_decodes) == 5
-    assert len(list(ds_cache_dir.glob("images-*.npy"))) == 1
+    assert len(list(ds_cache_dir.glob("images-*.bin"))) == 1
     second, _ = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir, n_jobs=2)
     assert len(count_decodes) == 5
     assert np.array_equal(first, second)
@@ -86,7 +86,7 @@ def test_cache_folder_resolution(tmp_path, monkeypatch):
 
 def test_environment_variable_sets_the_default_cache(files, ds_cache_dir, tmp_path):
     decode_files(files, size=6, mode="RGB")
-    assert len(list((tmp_path / "env-cache").glob("images-*.npy"))) == 1
+    assert len(list((tmp_path / "env-cache").glob("images-*.bin"))) == 1
 
 
 def test_failed_load_caches_nothing(files, ds_cache_dir, tmp_path):
@@ -105,7 +105,7 @@ def test_interrupted_write_leaves_no_file(files, ds_cache_dir, monkeypatch, coun
         file.write(b"\x93NUMPY partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache, "_save_npy", half_write)
+    monkeypatch.setattr(cache, "_write_entry", half_write)
     with pytest.raises(KeyboardInterrupt):
         decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
     assert list(ds_cache_dir.iterdir()) == []
@@ -119,28 +119,51 @@ def test_disk_error_while_caching_warns_and_returns_the_images(files, ds_cache_d
         file.write(b"\x93NUMPY partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache, "_save_npy", disk_full)
+    monkeypatch.setattr(cache, "_write_entry", disk_full)
     with pytest.warns(RuntimeWarning, match="could not write image cache"):
         out, errors = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
     assert errors == {} and out.shape == (5, 3, 6, 6)
     assert list(ds_cache_dir.iterdir()) == []
 
 
-def test_corrupt_cache_entry_is_a_miss(files, ds_cache_dir, count_decodes):
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda entry: entry.write_bytes(b"garbage"), "unreadable: not an mmocc image cache entry"),
+        (lambda entry: entry.write_bytes(entry.read_bytes()[:-3]), "unreadable: Failed to read all data"),
+        (lambda entry: np.save(entry.open("wb"), np.zeros(3, np.uint8)), "unreadable: not an mmocc image"),
+    ],
+)
+def test_corrupt_cache_entry_is_a_miss(files, ds_cache_dir, count_decodes, damage, reason):
     expected, _ = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
-    (entry,) = ds_cache_dir.glob("images-*.npy")
-    entry.write_bytes(b"garbage")
-    again, _ = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
+    (entry,) = ds_cache_dir.glob("images-*.bin")
+    damage(entry)
+    with pytest.warns(RuntimeWarning, match=f"ignoring image cache entry .*{entry.name}: {reason}"):
+        again, _ = decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
     assert len(count_decodes) == 10
     assert np.array_equal(expected, again)
-    assert np.array_equal(np.load(entry, allow_pickle=False), expected)
+    assert np.array_equal(cache.read_cached(entry, expected.shape), expected)
+
+
+def test_cache_entry_of_another_shape_is_a_miss(files, ds_cache_dir):
+    decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
+    (entry,) = ds_cache_dir.glob("images-*.bin")
+    with pytest.warns(
+        RuntimeWarning, match=r"holds uint8 \(5, 3, 6, 6\), expected C-ordered uint8 \(5, 1, 6, 6\)"
+    ):
+        assert cache.read_cached(entry, (5, 1, 6, 6)) is None
 
 
 def test_pickled_cache_entry_is_refused(files, ds_cache_dir, count_decodes):
     decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
-    (entry,) = ds_cache_dir.glob("images-*.npy")
-    np.save(entry, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
-    decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
+    (entry,) = ds_cache_dir.glob("images-*.bin")
+    with entry.open("wb") as handle:
+        handle.write(cache.MAGIC + bytes(32))
+        np.save(handle, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    with pytest.warns(
+        RuntimeWarning, match="unreadable: Object arrays cannot be loaded when allow_pickle=False"
+    ):
+        decode_files(files, size=6, mode="RGB", cache_dir=ds_cache_dir)
     assert len(count_decodes) == 10
 
 

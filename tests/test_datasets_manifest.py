@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -125,12 +127,45 @@ def test_skip_with_nothing_left(manifest, ds_cache_dir):
         ("sample_id,label,left\nx,1\n", "line 2: expected 3 fields, got 2"),
         ("sample_id,label,left\nx,,a.png\n", "line 2: empty label"),
         ("sample_id,label,left,left\n", "duplicate column"),
+        ("sample_id,left,\nx,a.png,\n", "m.csv: column 3 of the header has no name"),
+        (
+            "sample_id,left\nx," + "f" * 200_000 + "\n",
+            "m.csv line 2: malformed CSV: field larger than field limit",
+        ),
+        (
+            "sample_id,left\nx,a\0.png\n",
+            r"m.csv line 2 \(sample_id 'x'\), view 'left': path 'a\\x00.png' contains a NUL",
+        ),
+        (
+            "\ufeffsample_id,left\nx\n".encode("utf-16"),
+            "m.csv: not UTF-8: byte 0xff at offset 0 .*it looks like UTF-16",
+        ),
     ],
 )
 def test_malformed_manifests(tmp_path, text, match):
-    (tmp_path / "m.csv").write_text(text)
+    path = tmp_path / "m.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ValueError, match=match):
-        load_manifest(tmp_path / "m.csv")
+        load_manifest(path)
+
+
+def test_a_byte_order_mark_is_allowed(manifest, ds_cache_dir):
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    assert len(load_manifest(manifest, views=["left", "right"], size=4, cache_dir=ds_cache_dir)) == 4
+
+
+def test_a_manifest_row_naming_a_pipe_or_folder_does_not_hang(manifest, ds_cache_dir):
+    os.mkfifo(manifest.parent / "pipe.png")
+    rewrite(manifest, "img/g0/0_l.png", "pipe.png")
+    with pytest.raises(
+        ValueError,
+        match=r"line 2 \(sample_id 's0'\), view 'left': cannot read image .*pipe.png: "
+        "OSError: .*not a regular file",
+    ):
+        load_manifest(manifest, views=["left", "right"], size=4, cache_dir=ds_cache_dir)
+    rewrite(manifest, "pipe.png", "img")
+    with pytest.raises(ValueError, match="img: OSError: .*not a regular file"):
+        load_manifest(manifest, views=["left", "right"], size=4, cache_dir=ds_cache_dir)
 
 
 def test_missing_manifest(tmp_path):

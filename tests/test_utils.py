@@ -1,4 +1,4 @@
-"""mmocc.utils: atomic writes, safe names, did-you-mean, value parsing."""
+"""mmocc.utils: atomic writes, stale temporary files, UTF-8 reading, safe names, did-you-mean, values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import stat
 
 import pytest
 
-from mmocc.utils import atomic_open, atomic_path, did_you_mean, parse_assignments, safe_name, write_json
+from mmocc.utils import (
+    TEMP_NAME,
+    atomic_open,
+    atomic_path,
+    check_output_file,
+    did_you_mean,
+    parse_assignments,
+    read_utf8,
+    remove_stale_temporaries,
+    safe_name,
+    write_json,
+)
 
 
 def test_atomic_write_appears_whole_with_the_umask_mode(tmp_path):
@@ -68,3 +79,56 @@ def test_names_and_hints():
     assert parse_assignments(["a=1", "b=[8, 4]", "c=x"], "--param") == {"a": 1, "b": [8, 4], "c": "x"}
     with pytest.raises(ValueError, match="--param expects KEY=VALUE, got 'nokey'"):
         parse_assignments(["nokey"], "--param")
+
+
+def test_only_regular_files_are_written(tmp_path):
+    check_output_file(tmp_path / "new.txt")
+    check_output_file(tmp_path / "missing-folder" / "new.txt")
+    (tmp_path / "plain.txt").write_text("x")
+    check_output_file(tmp_path / "plain.txt")
+    (tmp_path / "dangling").symlink_to("nowhere.txt")
+    with pytest.raises(
+        ValueError, match=r"dangling: it is a symbolic link to nowhere.txt, not a regular file"
+    ):
+        write_json(tmp_path / "dangling", {})
+    with pytest.raises(ValueError, match="it is a folder, not a regular file"):
+        write_json(tmp_path, {})
+    assert (tmp_path / "dangling").is_symlink() and not (tmp_path / "nowhere.txt").exists()
+
+
+def test_an_error_naming_another_file_is_raised_unchanged(tmp_path):
+    other = FileNotFoundError(2, "No such file or directory", "/elsewhere/input.png")
+    with pytest.raises(FileNotFoundError) as exc_info, atomic_path(tmp_path / "out.txt"):
+        raise other
+    assert exc_info.value is other and list(tmp_path.iterdir()) == []
+
+
+def test_long_names_get_a_short_temporary_name(tmp_path):
+    target = tmp_path / ("n" * 240 + ".json")
+    with atomic_path(target) as tmp:
+        assert TEMP_NAME.fullmatch(tmp.name) and len(tmp.name) < 100
+        tmp.write_text("{}")
+    assert target.read_text() == "{}"
+
+
+def test_temporaries_of_live_writers_and_other_files_are_kept(tmp_path):
+    live = tmp_path / f".a.csv.mmocc-{os.getpid()}-abcdefgh.tmp"
+    link = tmp_path / ".b.csv.mmocc-9999999-abcdefgh.tmp"
+    folder = tmp_path / ".c.csv.mmocc-9999999-abcdefgh.tmp"
+    live.write_text("")
+    link.symlink_to(live)
+    folder.mkdir()
+    remove_stale_temporaries(tmp_path)
+    remove_stale_temporaries(tmp_path / "missing")
+    assert live.exists() and link.is_symlink() and folder.is_dir()
+
+
+def test_read_utf8(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"\xef\xbb\xbfa\r\nb")
+    assert read_utf8(path, bom=True) == "a\r\nb" and read_utf8(path) == "\ufeffa\r\nb"
+    path.write_bytes("a\nb\nc\u00e9".encode("utf-16"))
+    with pytest.raises(
+        ValueError, match=r"t.txt: not UTF-8: byte 0xff at offset 0 \(line 1\); it looks like UTF-16"
+    ):
+        read_utf8(path)

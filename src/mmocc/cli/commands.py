@@ -10,12 +10,22 @@ import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from mmocc.cli.options import SRC_HELP, batch_option, common, data_option, note, parse_data_options
+from mmocc.cli.options import (
+    SRC_HELP,
+    STDOUT,
+    batch_option,
+    common,
+    data_option,
+    note,
+    out_option,
+    parse_data_options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,9 +129,7 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
     help="Keep this share of the normal samples (of their groups, when they span several) out of "
     "training, for an honest `mmocc evaluate` on the same SRC; the split is recorded in the model.",
 )
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write."
-)
+@out_option("Model file to write.")
 @click.option("--views", metavar="A,B", help="Views to use, by name or 0-based position (default: all).")
 @click.option(
     "--preset",
@@ -291,12 +299,22 @@ def score_columns(
     return columns
 
 
+@contextmanager
+def _csv_output(out: Path) -> Iterator[IO[str]]:
+    """Open what ``mmocc score`` writes: standard output for ``-``, else ``out``, written atomically."""
+    from mmocc.utils import atomic_open
+
+    if out == STDOUT:
+        yield sys.stdout
+        return
+    with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
+        yield handle
+
+
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write."
-)
+@out_option("CSV file to write.", stdout=True)
 @data_option
 @batch_option
 @common()
@@ -314,13 +332,11 @@ def score(
     that saw the anomaly), then path_<view>, the file each view was read
     from. The image size and colour mode are read from the model. Samples
     are scored in chunks and written as they go; the file appears only when
-    complete.
+    complete (--out - streams the rows to standard output instead).
     """
-    from mmocc.utils import atomic_open
-
     clf, dataset = _load_for_model(model, src, data_options, device)
     n_anomalies = 0
-    with atomic_open(out, "w", newline="", encoding="utf-8") as handle:
+    with _csv_output(out) as handle:
         writer = csv.writer(handle)
         for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, dataset, batch_size, quiet)):
             columns = score_columns(chunk, scores, clf.threshold_, by_view)
@@ -328,7 +344,8 @@ def score(
                 writer.writerow(list(columns))
             n_anomalies += sum(columns["is_anomaly"])
             writer.writerows(zip(*columns.values(), strict=True))
-    note(quiet, f"scored {len(dataset)} samples, {n_anomalies} above the threshold; written to {out}")
+    where = "standard output" if out == STDOUT else out
+    note(quiet, f"scored {len(dataset)} samples, {n_anomalies} above the threshold; written to {where}")
 
 
 def _normal_labels(clf: Any, dataset: Any, normal: tuple[str, ...]) -> list[Any]:

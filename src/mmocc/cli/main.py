@@ -1,18 +1,24 @@
 """The ``mmocc`` command group, its error handling and the console entry point :func:`main`.
 
 Every expected error (bad path, unknown option or config key, label not in
-the data, model that does not fit the data, ...) is reported as one line
-``mmocc: error: ...`` on stderr with exit code 2; ``--debug`` (or the
-environment variable ``MMOCC_DEBUG=1``) shows the traceback instead, except
-for command-line usage errors, which are always one line.
+the data, model that does not fit the data, full disk, ...) is reported as
+one line ``mmocc: error: ...`` on stderr with exit code 2; ``--debug`` (or
+the environment variable ``MMOCC_DEBUG=1``) shows the traceback instead,
+except for command-line usage errors, which are always one line. Ctrl-C
+(SIGINT) ends a command with ``mmocc: interrupted`` and exit code 130,
+SIGTERM with ``mmocc: terminated`` and 143; either way the file being
+written is removed, as after an error. ``mmocc`` alone prints the help.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import click
@@ -25,9 +31,14 @@ from mmocc.cli.report import report
 _EXPECTED_ERRORS = (ValueError, TypeError, OSError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    invoke_without_command=True,
+    subcommand_metavar="COMMAND [ARGS]...",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", "-V", prog_name="mmocc")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Multimodal one-class classification: train, score and evaluate detectors on multi-view data.
 
     SRC (the --data option) names a data source: a manifest .csv, a folder
@@ -36,6 +47,8 @@ def cli() -> None:
     synthetic[:n_per_class=N,n_classes=K,size=S]. Relative paths are resolved
     against the current folder.
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 for _command in (demo, train, score, evaluate, report, experiment, info):
@@ -49,7 +62,7 @@ def _error_message(exc: BaseException) -> str:
         ctx = getattr(exc, "ctx", None)
         if isinstance(exc, click.UsageError) and ctx is not None:
             message += f" (see '{ctx.command_path} --help')"
-    elif isinstance(exc, FileNotFoundError) and exc.filename is not None and exc.strerror:
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         message = f"{exc.filename}: {exc.strerror}"
     else:
         message = str(exc) or type(exc).__name__
@@ -63,6 +76,29 @@ def _show_warning(
     click.echo(f"mmocc: warning: {' '.join(str(message).split())}", err=True)
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM, so that cleanups run."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into :class:`Terminated` (signal handler)."""
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Make SIGTERM raise :class:`Terminated` for the duration, unless it is ignored."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``mmocc`` command and exit with its status.
 
@@ -73,13 +109,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MMOCC_DEBUG", "") not in ("", "0")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_raises():
         warnings.showwarning = _show_warning
         try:
             status = cli.main(args=args, prog_name="mmocc", standalone_mode=False)
         except click.Abort:
             click.echo("mmocc: interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("mmocc: terminated", err=True)
+            sys.exit(143)
         except (click.ClickException, *_EXPECTED_ERRORS) as exc:
             if debug and not isinstance(exc, click.ClickException):
                 raise

@@ -6,7 +6,9 @@ imported by the ``--threads`` callback, when the option is given.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -77,6 +79,55 @@ def common(
         return func
 
     return decorate
+
+
+STDOUT = Path("-")
+"""The ``--out`` value that means standard output, where a command allows it."""
+
+
+def _check_out(ctx: click.Context, param: click.Parameter, value: Path, *, stdout: bool) -> Path:
+    """Refuse an ``--out`` that is a link, folder, pipe or device before any work (option callback)."""
+    from mmocc.utils import check_output_file
+
+    if value == STDOUT:
+        if not stdout:
+            raise click.BadParameter("this command cannot write to standard output ('-'); give a file name")
+        return value
+    try:
+        check_output_file(value)
+    except ValueError as exc:
+        hint = "; '-' writes to standard output" if stdout else ""
+        raise click.BadParameter(f"{exc}{hint}") from None
+    return value
+
+
+def out_option(help: str, *, stdout: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return the required ``--out FILE`` option of a command that writes one file.
+
+    The file is checked up front (see :func:`mmocc.utils.check_output_file`),
+    so that a link, folder, named pipe or device is refused before the
+    command loads or trains anything.
+
+    Parameters
+    ----------
+    help : str
+        The option's help.
+    stdout : bool, default False
+        Accept ``-`` (:data:`STDOUT`) for standard output; otherwise ``-`` is
+        refused.
+
+    Returns
+    -------
+    callable
+        The click option decorator.
+    """
+    return click.option(
+        "--out",
+        required=True,
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        callback=functools.partial(_check_out, stdout=stdout),
+        help=help + ("  '-' writes to standard output." if stdout else ""),
+    )
 
 
 def note(quiet: bool, message: str) -> None:

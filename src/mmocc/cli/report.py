@@ -10,15 +10,13 @@ from pathlib import Path
 
 import click
 
-from mmocc.cli.options import SRC_HELP, common, data_option, note
+from mmocc.cli.options import SRC_HELP, STDOUT, common, data_option, note, out_option
 
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write."
-)
+@out_option("HTML file to write.", stdout=True)
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -63,5 +61,8 @@ def report(
 
     clf, dataset = _load_for_model(model, src, data_options, device)
     html = build_report(clf, dataset, top_k=top, n_near=near, title=title, source=src, model_path=model)
-    write_report(out, html)
-    note(quiet, f"report of {len(dataset)} samples written to {out}")
+    if out == STDOUT:
+        click.echo(html, nl=False)
+    else:
+        write_report(out, html)
+    note(quiet, f"report of {len(dataset)} samples written to {'standard output' if out == STDOUT else out}")

@@ -1,10 +1,15 @@
 """On-disk cache of decoded image arrays.
 
-Each cache entry is one ``.npy`` file (read with ``allow_pickle=False``) named
-by a SHA-256 hash of everything the decoded array depends on: the source
-files' resolved paths, sizes and modification times, and the decoding settings.
-Entries are written to a temporary file in the cache folder and renamed into
-place, so an interrupted run leaves either the whole file or nothing.
+Each cache entry is one file ``images-<key>.bin``, named by a SHA-256 hash
+of everything the decoded array depends on: the source files' resolved
+paths, sizes and modification times, and the decoding settings. It holds
+:data:`MAGIC`, the :data:`CHECKSUM` digest of the array's bytes, then the
+array in ``.npy`` format (read with ``allow_pickle=False``). An entry that is
+unreadable, of the wrong shape or whose bytes do not match the digest (a
+flipped bit keeps the file's size) is a miss: it is reported in one
+``RuntimeWarning`` naming it, and rebuilt. Entries are written to a temporary
+file in the cache folder and renamed into place, so an interrupted run
+leaves either the whole file or nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable that overrides the default cache folder.
 CACHE_ENV_VAR = "MMOCC_CACHE_DIR"
+#: First bytes of every cache entry.
+MAGIC = b"\x93MMOCC-IMAGES\x01"
+#: The :mod:`hashlib` algorithm of the checksum each entry stores (32 bytes).
+CHECKSUM = "sha256"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -82,13 +91,47 @@ def cache_path(folder: Path, key: str) -> Path:
     Returns
     -------
     pathlib.Path
-        ``folder / "images-<key>.npy"``.
+        ``folder / "images-<key>.bin"``.
     """
-    return folder / f"images-{key}.npy"
+    return folder / f"images-{key}.bin"
+
+
+def checksum(array: np.ndarray) -> bytes:
+    """Return the :data:`CHECKSUM` digest of an array's bytes.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        A C-contiguous array.
+
+    Returns
+    -------
+    bytes
+        The 32-byte digest.
+    """
+    return hashlib.new(CHECKSUM, array.data).digest()
+
+
+def _read_entry(path: Path) -> tuple[bytes, np.ndarray]:
+    """Return an entry's stored digest and array; ValueError when the file is not an entry."""
+    with open(path, "rb") as file:
+        if file.read(len(MAGIC)) != MAGIC:
+            raise ValueError("not an mmocc image cache entry")
+        digest = file.read(hashlib.new(CHECKSUM).digest_size)
+        return digest, np.lib.format.read_array(file, allow_pickle=False)
+
+
+def _problem(digest: bytes, array: np.ndarray, shape: tuple[int, ...]) -> str | None:
+    """Return why an entry holding ``array`` and ``digest`` cannot be used, or None."""
+    if array.dtype != np.uint8 or array.shape != shape or not array.flags.c_contiguous:
+        return f"holds {array.dtype} {array.shape}, expected C-ordered uint8 {shape}"
+    if checksum(array) != digest:
+        return f"checksum mismatch ({CHECKSUM}): the file is corrupt"
+    return None
 
 
 def read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Load a cache entry, or return None when absent, unreadable or of the wrong shape.
+    """Load a cache entry, or return None when absent, unreadable, of the wrong shape or corrupt.
 
     Parameters
     ----------
@@ -100,26 +143,29 @@ def read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     Returns
     -------
     numpy.ndarray or None
-        The cached array, or None on a miss.
+        The cached array, or None on a miss. A present entry that cannot be
+        used is named in a ``RuntimeWarning``.
     """
     if not path.is_file():
         return None
     try:
-        array = np.load(path, allow_pickle=False)
+        digest, array = _read_entry(path)
     except (OSError, ValueError, EOFError) as exc:
-        logger.warning("ignoring unreadable image cache %s: %s", path, exc)
-        return None
-    if array.dtype != np.uint8 or array.shape != shape:
-        logger.warning(
-            "ignoring image cache %s: %s %s, expected uint8 %s", path, array.dtype, array.shape, shape
-        )
-        return None
-    return array
+        problem: str | None = f"unreadable: {exc}"
+    else:
+        problem = _problem(digest, array, shape)
+    if problem is None:
+        return array
+    warnings.warn(
+        f"ignoring image cache entry {path}: {problem}; decoding again", RuntimeWarning, stacklevel=3
+    )
+    return None
 
 
-def _save_npy(file: IO[bytes], array: np.ndarray) -> None:
-    """Write ``array`` in ``.npy`` format without pickling."""
-    np.save(file, array, allow_pickle=False)
+def _write_entry(file: IO[bytes], array: np.ndarray) -> None:
+    """Write the magic, the checksum and ``array`` in ``.npy`` format without pickling."""
+    file.write(MAGIC + checksum(array))
+    np.lib.format.write_array(file, array, allow_pickle=False)
 
 
 def store(path: Path, array: np.ndarray) -> None:
@@ -130,12 +176,15 @@ def store(path: Path, array: np.ndarray) -> None:
     path : pathlib.Path
         The cache file.
     array : numpy.ndarray
-        The decoded images.
+        The decoded images, C-contiguous.
     """
     try:
         with atomic_open(path, "wb") as file:
-            _save_npy(file, array)
+            _write_entry(file, array)
     except OSError as exc:
-        warnings.warn(f"could not write image cache {path}: {exc}", RuntimeWarning, stacklevel=3)
+        reason = exc.strerror or str(exc)
+        warnings.warn(f"could not write image cache {path}: {reason}", RuntimeWarning, stacklevel=3)
+    except ValueError as exc:  # the entry's name is taken by a link, folder or device
+        warnings.warn(f"could not write image cache: {exc}", RuntimeWarning, stacklevel=3)
     else:
         logger.debug("cached %d images in %s", len(array), path)

@@ -16,8 +16,10 @@ whether a load was decoded or served from the cache.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +45,9 @@ GREY_PILLOW_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
 )
-#: Bump when decoding changes, so that old cache entries are not reused.
-CACHE_FORMAT_VERSION = 1
+#: Bump when decoding or the cache entry layout changes, so that old entries are not reused
+#: (2: entries carry a checksum).
+CACHE_FORMAT_VERSION = 2
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
@@ -84,6 +87,33 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
     return int(n_jobs)
+
+
+def stat_image_file(path: str | os.PathLike[str]) -> os.stat_result:
+    """Return ``os.stat(path)``, refusing what is not a regular file before Pillow opens it.
+
+    Opening a named pipe blocks until something writes to it, and a device
+    may never end, so only regular files are decoded.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+
+    Returns
+    -------
+    os.stat_result
+        Its status.
+
+    Raises
+    ------
+    OSError
+        If ``path`` is missing (``FileNotFoundError``) or not a regular file.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+    return info
 
 
 def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
@@ -157,19 +187,20 @@ def decode_files(
         The images; rows of failed files are zero.
     errors : dict of int to Exception
         The exception raised for each failed file, by index into ``paths``
-        (``FileNotFoundError`` for a missing file). Nothing is cached when
-        it is not empty.
+        (``FileNotFoundError`` for a missing file; see
+        :func:`stat_image_file` for folders, pipes and devices, which are
+        never opened). Nothing is cached when it is not empty.
     """
     images = np.zeros((len(paths), MODES[mode], size, size), dtype=np.uint8)
     errors: dict[int, BaseException] = {}
     stats = []
     for i, path in enumerate(paths):
         try:
-            stat = os.stat(path)
+            info = stat_image_file(path)
         except OSError as exc:
             errors[i] = exc
         else:
-            stats.append((str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+            stats.append((str(Path(path).resolve()), info.st_size, info.st_mtime_ns))
     if errors and fail_fast:
         return images, errors
     target = None
@@ -280,6 +311,7 @@ def resolve_mode(mode: str, samples: Sequence[Mapping[str, Path]]) -> str:
     try:
         modes = set()
         for path in samples[0].values():
+            stat_image_file(path)
             with Image.open(path) as image:
                 modes.add(image.mode)
     except (OSError, ValueError):

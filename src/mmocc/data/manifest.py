@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import check_image_options, load_view_images, reject, sample_paths
+from mmocc.utils import read_utf8
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")
@@ -23,25 +25,34 @@ def _view_path(root: Path, value: str, where: str) -> Path:
     refused); symbolic links inside the folder are followed, since whoever
     made them chose to.
     """
+    if "\x00" in value:
+        raise ValueError(f"{where}: path {value!r} contains a NUL character")
     candidate = Path(os.path.normpath(root / value))
     if not candidate.is_relative_to(root):
         raise ValueError(f"{where}: path {value!r} escapes the manifest folder {root}")
     return candidate
 
 
+def _check_header(csv_path: Path, header: list[str]) -> None:
+    """Refuse an empty header, a column without a name or duplicate column names."""
+    if not any(header):
+        raise ValueError(
+            f"{csv_path}: empty manifest; expected a header row with sample_id, views, optionally label"
+        )
+    if "" in header:
+        raise ValueError(f"{csv_path}: column {header.index('') + 1} of the header has no name")
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"{csv_path}: duplicate column(s) {duplicated} in the header")
+
+
 def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Return the stripped header and ``(line number, row)`` pairs of non-blank rows."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
+    reader = csv.reader(io.StringIO(read_utf8(csv_path, bom=True), newline=""))
+    rows = []
+    try:
         header = [cell.strip() for cell in next(reader, [])]
-        if not any(header):
-            raise ValueError(
-                f"{csv_path}: empty manifest; expected a header row with sample_id, views, optionally label"
-            )
-        duplicated = sorted({name for name in header if header.count(name) > 1})
-        if duplicated:
-            raise ValueError(f"{csv_path}: duplicate column(s) {duplicated} in the header")
-        rows = []
+        _check_header(csv_path, header)
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
@@ -50,6 +61,8 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
                     f"{csv_path} line {reader.line_num}: expected {len(header)} fields, got {len(cells)}"
                 )
             rows.append((reader.line_num, dict(zip(header, (cell.strip() for cell in cells), strict=True))))
+    except csv.Error as exc:
+        raise ValueError(f"{csv_path} line {reader.line_num}: malformed CSV: {exc}") from None
     return header, rows
 
 
@@ -174,11 +187,14 @@ def load_manifest(
     FileNotFoundError
         For a missing manifest, or a missing image with ``on_error="raise"``.
     ValueError
-        For missing or duplicate columns, an unknown view, a row with the
-        wrong number of fields, an empty id or label (when the column
-        exists), a duplicate id, a path
-        outside the manifest folder, an unreadable image (with
-        ``on_error="raise"``) or no samples; the message names the line.
+        For a manifest that is not UTF-8 (naming the first bad byte) or not
+        valid CSV, a column without a name, missing or duplicate columns, an
+        unknown view, a row with the wrong number of fields, an empty id or
+        label (when the column exists), a duplicate id, a path outside the
+        manifest folder or with a NUL character, an unreadable image or one
+        that is not a regular file (with ``on_error="raise"``) or no
+        samples; the message names the manifest and, where there is one,
+        the line.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     csv_path = Path(csv_path)
@@ -187,17 +203,22 @@ def load_manifest(
     if not rows:
         raise ValueError(f"{csv_path}: the manifest lists no samples")
     samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
-    arrays, keep = load_view_images(
-        samples,
-        contexts,
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        n_jobs=n_threads,
-        skipped=skipped,
-    )
+    try:
+        arrays, keep = load_view_images(
+            samples,
+            contexts,
+            size=size,
+            mode=mode,
+            cache=cache,
+            cache_dir=cache_dir,
+            on_error=on_error,
+            n_jobs=n_threads,
+            skipped=skipped,
+        )
+    except ValueError as exc:  # "no usable samples" names no file; the others name the line
+        if csv_path.name in str(exc):
+            raise
+        raise ValueError(f"{csv_path}: {exc}") from exc
     take = np.asarray(sample_rows, dtype=np.intp)[keep]
 
     def column(name: str) -> list[str]:

@@ -58,7 +58,7 @@ from mmocc.evaluation.models import (
 )
 from mmocc.evaluation.models import is_int as _is_int
 from mmocc.evaluation.models import require as _require
-from mmocc.utils import did_you_mean
+from mmocc.utils import did_you_mean, read_utf8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -379,8 +379,8 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | ExperimentC
     FileNotFoundError
         If the file does not exist.
     ConfigError
-        For invalid TOML, an unknown key or an invalid value; the message
-        names the file.
+        For a file that is not UTF-8 (naming the first bad byte), invalid
+        TOML, an unknown key or an invalid value; the message names the file.
 
     Examples
     --------
@@ -396,10 +396,11 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | ExperimentC
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
+        raw = tomllib.loads(read_utf8(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError as exc:  # not UTF-8; the message names the file and the byte
+        raise ConfigError(str(exc)) from None
     try:
         return config_from_dict(raw, name=path.stem)
     except ConfigError as exc:
