@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from mmocc.data.inputs import ViewSpec, check_view, check_views, match_specs, select_views, view_specs
+from mmocc.data.inputs import (
+    ViewSpec,
+    check_scale,
+    check_view,
+    check_views,
+    match_specs,
+    select_views,
+    view_specs,
+)
 from mmocc.datasets import MultiViewDataset
 
 
@@ -19,9 +27,11 @@ def test_canonical_layouts():
     assert out["gray"].shape == (5, 1, 8, 6) and np.shares_memory(out["gray"], first)
 
 
-def test_ambiguous_channel_axis_stays_channels_first():
+def test_ambiguous_channel_axis_stays_channels_first_with_a_warning():
     array = np.zeros((2, 3, 5, 3), np.uint8)
-    assert check_views({"a": array})["a"] is array
+    ambiguous = r"view 'a': shape \(2, 3, 5, 3\) is ambiguous.*np.moveaxis\(x, -1, 1\)"
+    with pytest.warns(UserWarning, match=ambiguous):
+        assert check_views({"a": array})["a"] is array
 
 
 def test_dataset_input_and_bool_views():
@@ -50,6 +60,7 @@ def test_dataset_input_and_bool_views():
             "different numbers of samples: a=3, b=2",
         ),
         ({"a": np.zeros((0, 2))}, ValueError, "X has 0 samples"),
+        ({"a": np.zeros((2, 0))}, ValueError, r"view 'a': each sample has 0 feature\(s\)"),
     ],
 )
 def test_bad_views_name_the_culprit(views, error, match):
@@ -57,9 +68,16 @@ def test_bad_views_name_the_culprit(views, error, match):
         check_views(views)
 
 
-def test_bad_input_type():
+def test_plain_input():
+    array = np.zeros((2, 3))
+    assert check_views(array)["X"] is array
+    assert check_views([[1.0, 2.0], [3.0, 4.0]])["X"].shape == (2, 2)
     with pytest.raises(TypeError, match="X must be a dict"):
-        check_views(np.zeros((2, 3)))
+        check_views("abc")
+    with pytest.raises(ValueError, match="Reshape your data"):
+        check_views(np.zeros(3))
+    with pytest.raises(ValueError, match=r"got a 3-D array of shape \(2, 3, 4\)"):
+        check_views(np.zeros((2, 3, 4)))
 
 
 def test_allow_empty():
@@ -68,7 +86,7 @@ def test_allow_empty():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_values_name_the_first_row(bad):
-    array = np.zeros((6, 1, 4, 4), np.float32)
+    array = np.zeros((6, 1, 5, 5), np.float32)
     array[4, 0, 1, 1] = bad
     array[2, 0, 0, 0] = bad
     with pytest.raises(
@@ -109,9 +127,12 @@ def test_dataset_view_errors_name_the_view(views, error, match):
 
 
 def test_specs_select_and_match():
-    views = check_views({"img": np.zeros((3, 1, 4, 4), np.uint8), "vec": np.zeros((3, 5))})
+    views = check_views({"img": np.zeros((3, 1, 5, 5), np.uint8), "vec": np.zeros((3, 5))})
     specs = view_specs(views)
-    assert specs == [ViewSpec("img", "image", (1, 4, 4)), ViewSpec("vec", "vector", (5,))]
+    assert specs == [
+        ViewSpec("img", "image", (1, 5, 5), "uint8", (0.0, 0.0)),
+        ViewSpec("vec", "vector", (5,), "float64", (0.0, 0.0)),
+    ]
     assert [ViewSpec.from_dict(spec.to_dict()) for spec in specs] == specs
     assert list(select_views(views, ["vec", "img"])) == ["vec", "img"]
     assert list(select_views(views, "vec")) == ["vec"]
@@ -122,3 +143,32 @@ def test_specs_select_and_match():
         match_specs({"img": views["img"]}, specs)
     with pytest.raises(ValueError, match=r"view 'vec': per-sample shape \(4,\) does not match"):
         match_specs({"img": views["img"], "vec": np.zeros((3, 4))}, specs)
+
+
+def test_specs_from_older_files_have_no_dtype_and_skip_the_scale_check():
+    old = ViewSpec.from_dict({"name": "img", "kind": "image", "shape": [1, 4, 4]})
+    assert (old.dtype, old.value_range) == (None, None)
+    assert old.to_dict() == {"name": "img", "kind": "image", "shape": [1, 4, 4]}
+    array = np.zeros((2, 1, 4, 4), np.float32)
+    assert match_specs({"img": array}, [old])["img"] is array
+
+
+def test_scale_check_refuses_a_uint8_switch_both_ways():
+    uint8 = ViewSpec("img", "image", (1, 4, 4), "uint8", (0.0, 255.0))
+    floats = ViewSpec("img", "image", (1, 4, 4), "float32", (0.0, 1.0))
+    with pytest.raises(TypeError, match=r"view 'img' was fitted on uint8 images \(0-255\); got float64"):
+        check_scale(uint8, np.zeros((2, 1, 4, 4)))
+    with pytest.raises(TypeError, match=r"fitted on float32 images in \[0, 1\].*got uint8.*/ 255"):
+        check_scale(floats, np.zeros((2, 1, 4, 4), np.uint8))
+    check_scale(floats, np.ones((2, 1, 4, 4), np.float64))  # same scale convention, another float dtype
+
+
+def test_float_images_far_outside_the_training_range_warn():
+    spec = ViewSpec("img", "image", (1, 4, 4), "float32", (0.0, 1.0))
+    with pytest.warns(UserWarning, match=r"view 'img': values reach \[255, 255\], far outside .*\[0, 1\]"):
+        check_scale(spec, np.full((2, 1, 4, 4), 255.0, np.float32))
+
+
+def test_views_parameter_must_be_names():
+    with pytest.raises(TypeError, match="views must be None, a view name or a list of view names, got 3"):
+        select_views({"a": np.zeros((2, 2))}, 3)

@@ -276,8 +276,18 @@ def test_bad_hyperparameters_name_the_parameter(param, value, message):
 
 
 def test_bad_input_type():
-    with pytest.raises(TypeError, match="X must be a dict"):
+    with pytest.raises(ValueError, match=r"X must be a dict .* or a 2-D array .* got a 3-D array"):
         MultimodalOCC().fit(np.zeros((10, 16, 16)))
+    with pytest.raises(TypeError, match="X must be a dict .* got int"):
+        MultimodalOCC().fit(3)
+
+
+def test_plain_2d_array_is_one_vector_view_named_x():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    clf = MultimodalOCC(filters=(4,), hidden=(4,), vector_latent=2, epochs=1, random_state=0, verbose=False)
+    scores = clf.fit(X).decision_function(X)
+    assert [spec.name for spec in clf.view_specs_] == ["X"]
+    np.testing.assert_array_equal(scores, clf.decision_function({"X": X}))
 
 
 def test_diversity_term_is_recorded():

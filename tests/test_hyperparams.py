@@ -43,6 +43,7 @@ def test_from_preset_fills_none_and_normalises_types():
         ("weight_decay", float("inf"), "weight_decay must be a finite number >= 0"),
         ("hidden", "128", "hidden must be a non-empty sequence of positive integers"),
         ("augment_shift", 0.8, r"augment_shift must be in \[0, 0.5\]"),
+        ("dropout", "x", r"dropout must be in \[0, 1\), got 'x'"),
         ("stop_tol", float("nan"), "stop_tol must be None or a finite number >= 0"),
         ("coreset_ratio", 0.0, r"coreset_ratio must be in \(0, 1\]"),
         ("patch_size", 8, r"patch_size must be None or an integer in \[16, 1024\]"),

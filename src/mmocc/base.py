@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils import check_random_state
+from sklearn.utils import Tags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from mmocc.data.fingerprints import sample_fingerprints
@@ -51,12 +51,43 @@ def check_contamination(contamination: float) -> float:
     Raises
     ------
     ValueError
-        If it is not in ``(0, 0.5]``.
+        If it is not a number in ``(0, 0.5]``, naming the parameter.
+
+    Examples
+    --------
+    >>> check_contamination("abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: contamination must be a number in (0, 0.5], got 'abc'
     """
+    if isinstance(contamination, (bool, np.bool_)) or not isinstance(contamination, (int, float, np.number)):
+        raise ValueError(f"contamination must be a number in (0, 0.5], got {contamination!r}")
     value = float(contamination)
     if not 0.0 < value <= 0.5:
         raise ValueError(f"contamination must be in (0, 0.5], got {contamination!r}")
     return value
+
+
+def check_random_state_param(random_state: Any) -> None:
+    """Validate the ``random_state`` parameter.
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.RandomState or None
+        The seed.
+
+    Raises
+    ------
+    ValueError
+        For any other value, naming the parameter.
+    """
+    try:
+        check_random_state(random_state)
+    except ValueError as exc:
+        raise ValueError(
+            f"random_state must be None, an int in [0, 2**32 - 1] or a numpy.random.RandomState, "
+            f"got {random_state!r} ({exc})"
+        ) from None
 
 
 def check_threshold_options(threshold: str, validation_fraction: float) -> None:
@@ -82,6 +113,29 @@ def check_threshold_options(threshold: str, validation_fraction: float) -> None:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
 
 
+def check_bool_param(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Validate a True/False parameter.
+
+    Parameters
+    ----------
+    name : str
+        The parameter name, for the message.
+    value : object
+        Its value; NumPy booleans count.
+    allow_none : bool, default False
+        Accept None too.
+
+    Raises
+    ------
+    ValueError
+        For any other value, naming the parameter.
+    """
+    if isinstance(value, (bool, np.bool_)) or (allow_none and value is None):
+        return
+    allowed = "True, False or None" if allow_none else "True or False"
+    raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
 def _held_out(n: int, groups: np.ndarray | None, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask of the samples to hold out: whole groups when there are several, else samples."""
     if groups is not None and len(np.unique(groups)) >= 2:
@@ -102,6 +156,13 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     Labels follow PyOD: 0 = normal, 1 = anomaly; higher scores are more
     anomalous. Subclasses must define ``views`` and ``contamination``
     parameters and implement :meth:`_fit_views` and :meth:`_score_views`.
+
+    ``X`` is a dict ``{view_name: array}``, a dataset with a ``views``
+    mapping, or a plain 2-D array, read as one vector view named ``"X"``
+    (see :mod:`mmocc.data.inputs` for the layouts, dtypes and view names
+    accepted). Scoring input must have the views, per-sample shapes and value
+    scale seen at fit time: a view fitted on uint8 (0-255) is not scored from
+    floats, nor the reverse (a TypeError that says how to convert).
     """
 
     views: Any
@@ -109,6 +170,12 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     threshold: str
     validation_fraction: float
     random_state: Any
+
+    def __sklearn_tags__(self) -> Tags:
+        """Tags of an outlier detector that also takes a dict ``{view_name: array}`` as ``X``."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.dict = True
+        return tags
 
     @abstractmethod
     def check_params(self) -> Any:
@@ -156,6 +223,7 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_contamination(self.contamination)
         check_threshold_options(self.threshold, self.validation_fraction)
+        check_random_state_param(self.random_state)
         views = select_views(check_views(X), self.views)
         self.view_specs_: list[ViewSpec] = view_specs(views)
         self.n_samples_in_ = len(next(iter(views.values())))

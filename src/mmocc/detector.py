@@ -18,14 +18,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
+from sklearn.utils import Tags, TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from mmocc import io
-from mmocc.base import BaseMultiviewDetector, check_threshold_options
+from mmocc.base import (
+    BaseMultiviewDetector,
+    check_bool_param,
+    check_contamination,
+    check_threshold_options,
+)
 from mmocc.data.fingerprints import set_fingerprint
 from mmocc.data.inputs import ViewSpec
-from mmocc.model.backbones import backbone_fingerprint, load_backbone, wrap_backbone
+from mmocc.io_schema import check_known_keys
+from mmocc.io_tensors import (
+    Expect,
+    calibration_view_expectations,
+    check_no_others,
+    check_tensors,
+    feature_dims,
+    model_expectations,
+    patch_channels,
+    rule_expectations,
+    score_expectations,
+)
+from mmocc.model.backbones import FeatureBackbone, backbone_fingerprint, load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
@@ -52,6 +69,12 @@ class MultimodalOCC(BaseMultiviewDetector):
     training loss is eq. (3): ``||phi - c||^2`` plus the squared
     reconstruction error of each view. A scoring rule turns the fitted model's
     features into an anomaly score; higher is more anomalous.
+
+    ``X`` is a dict ``{view_name: array}`` (any non-empty string names a
+    view), a dataset, or a plain 2-D array read as one vector view ``"X"``.
+    A view fitted on uint8 values (0-255) must be scored as uint8, and a view
+    fitted on any other dtype (scaled by its training range) not as uint8:
+    a switch raises a TypeError saying how to convert.
 
     Every hyper-parameter left at ``None`` takes its value from ``preset``.
     As in scikit-learn, :meth:`get_params` returns the parameters as given
@@ -304,6 +327,12 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self) -> Tags:
+        """Tags of an outlier detector whose ``transform`` gives float32 latents."""
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
+        return tags
+
     # ------------------------------------------------------------------ set-up
     def resolved_params(self) -> HyperParams:
         """Hyper-parameters after filling ``None`` from the preset, validated.
@@ -324,7 +353,10 @@ class MultimodalOCC(BaseMultiviewDetector):
         hp = HyperParams.from_preset(self.preset, **values)
         if not isinstance(self.score_batch_size, (int, np.integer)) or self.score_batch_size < 1:
             raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
+        check_contamination(self.contamination)
         check_threshold_options(self.threshold, self.validation_fraction)
+        check_bool_param("amp", self.amp)
+        check_bool_param("verbose", self.verbose, allow_none=True)
         return hp
 
     def check_params(self) -> HyperParams:
@@ -631,6 +663,12 @@ def load(
     weights: a named backbone is rebuilt from its installed package, a custom
     one must be passed again, and either must match the fingerprint.
 
+    Nothing is built from the file before it is checked: the header against
+    one schema with size limits (:mod:`mmocc.io_schema`), then every tensor's
+    name, dtype, shape and values against the model the header describes
+    (:mod:`mmocc.io_tensors`); the module is built on the ``meta`` device and
+    takes the file's own tensors, so memory stays bounded by the file's size.
+
     Parameters
     ----------
     path : str or path-like
@@ -649,46 +687,132 @@ def load(
     ------
     FileNotFoundError
         If the file does not exist.
+    OSError
+        If it cannot be read (a folder, no permission), naming it.
     ValueError
-        If the file is not a valid, compatible mmocc model.
+        If the file is not a valid, compatible mmocc model: a header field or
+        a tensor is missing, malformed, beyond the limits, or does not fit the
+        model; the message names the file and the field or tensor.
     """
     header, tensors = io.read_config(path)
-    params = dict(header["estimator_params"])
+    clf = _stored_estimator(header, path, device, backbone)
+    clf.device_ = str(resolve_device(device))
+    clf.model_ = _stored_model(clf, tensors, path).to(clf.device_).eval()
+    _check_scores(clf, header, tensors, path)
+    clf.center_ = tensors["center"].numpy() if "center" in tensors else None
+    patch_backbone = _stored_backbone(clf, header["backbone"], path)
+    clf.backbone_ = None if patch_backbone is None else patch_backbone.to(clf.device_)
+    clf.rule_ = _stored_rule(clf, tensors, path, patch_backbone)
+    clf.history_ = header["history"]
+    clf.n_samples_in_ = header["n_samples_in"]
+    _restore_threshold(clf, header, tensors)
+    clf.metadata_ = dict(header["metadata"])
+    return clf
+
+
+def _stored_estimator(
+    header: dict[str, Any], path: str | os.PathLike[str], device: str, backbone: torch.nn.Module | None
+) -> MultimodalOCC:
+    """Rebuild the estimator with its parameters, resolved hyper-parameters and views from a checked header.
+
+    Parameters absent from the file (added after it was written) take their
+    defaults; unknown ones are refused as coming from another mmocc.
+    """
+    defaults = MultimodalOCC().get_params()
+    stored = header["estimator_params"]
+    check_known_keys("estimator_params", stored, defaults, path, header["mmocc_version"])
+    params = {**defaults, **stored, "device": device}
     for key in ("filters", "hidden", "views"):
-        if isinstance(params.get(key), list):
+        if isinstance(params[key], list):
             params[key] = tuple(params[key])
-    params["device"] = device
     if backbone is not None:
         params["patch_backbone"] = backbone
     clf = MultimodalOCC(**params)
     try:
-        clf.params_ = HyperParams.from_dict(header["params"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{str(path)!r}: invalid stored hyper-parameters: {exc}") from None
+        clf.check_params()
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{str(path)!r}: invalid stored estimator parameters: {exc}") from None
+    clf.params_ = HyperParams.from_dict(header["params"])
     clf.view_specs_ = [ViewSpec.from_dict(v) for v in header["views"]]
-    model = JointAutoencoder(clf.view_specs_, clf.params_.arch())
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{str(path)!r}: weights do not match the stored architecture: {exc}") from None
-    clf.device_ = str(resolve_device(device))
-    clf.model_ = model.to(clf.device_).eval()
-    clf.center_ = tensors["center"].numpy() if "center" in tensors else None
-    clf.backbone_ = _stored_backbone(clf, header.get("backbone"), path)
-    if clf.backbone_ is not None:
-        clf.backbone_ = clf.backbone_.to(clf.device_)
-    clf.rule_ = clf._make_rule()
-    clf.rule_.load_state({k[len("rule.") :]: v.numpy() for k, v in tensors.items() if k.startswith("rule.")})
-    clf.history_ = header["history"]
-    clf.n_samples_in_ = int(header["n_samples_in"])
-    _restore_threshold(clf, header, tensors)
-    clf.metadata_ = dict(header.get("metadata") or {})
     return clf
 
 
+def _stored_model(
+    clf: MultimodalOCC, tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
+) -> JointAutoencoder:
+    """Build the module the header describes on the meta device, check the file's weights, and take them.
+
+    Building on the meta device allocates nothing, so a header that declares
+    a huge view costs nothing before its weights are found missing.
+    """
+    try:
+        with torch.device("meta"):
+            model = JointAutoencoder(clf.view_specs_, clf.params_.arch())
+    except (KeyError, ValueError) as exc:
+        message = f"the stored views and hyper-parameters make no model: {exc}"
+        raise ValueError(f"{str(path)!r}: {message}") from None
+    expected = model_expectations(model.state_dict())
+    check_tensors(tensors, expected, path)
+    check_no_others({k: v for k, v in tensors.items() if k.startswith("model.")}, set(expected), path)
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+_SIZES = {"decision_scores": Expect((None,)), "calibration_scores": Expect((None,), required=False)}
+
+
+def _check_scores(
+    clf: MultimodalOCC, header: dict[str, Any], tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
+) -> None:
+    """Check the training and calibration scores, fingerprints and centre, and nothing else unexpected.
+
+    The training scores set the threshold, so they must be finite floats, one
+    per sample fitted on; calibration scores must be there exactly when the
+    header says the threshold comes from held-out or calibration samples.
+    """
+    check_tensors(tensors, _SIZES, path)
+    calibration = tensors.get("calibration_scores")
+    n_calibration = None if calibration is None else len(calibration)
+    if (n_calibration is None) != (header["threshold_source"] == "train"):
+        raise ValueError(
+            f"{str(path)!r}: the threshold comes from {header['threshold_source']!r} but the file holds "
+            f"{'no' if n_calibration is None else n_calibration} calibration scores"
+        )
+    expected = score_expectations(
+        header["n_samples_in"],
+        len(tensors["decision_scores"]),
+        n_calibration,
+        center_width=sum(clf.model_.latent_dims().values()),
+        center_required=clf.params_.score == "center",
+    )
+    if n_calibration is not None:
+        expected.update(calibration_view_expectations([s.name for s in clf.view_specs_], n_calibration))
+    check_tensors(tensors, expected, path)
+    others = {k: v for k, v in tensors.items() if not k.startswith(("model.", "rule."))}
+    check_no_others(others, set(expected), path)
+
+
+def _stored_rule(
+    clf: MultimodalOCC,
+    tensors: dict[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    backbone: FeatureBackbone | None,
+) -> ScoringRule:
+    """Build the scoring rule the header asks for, check its stored state against its features, restore it."""
+    rule = clf._make_rule()
+    width = patch_channels(clf.params_.filters, backbone)
+    dims = feature_dims(clf.model_.latent_dims(), clf.view_specs_, width, len(tensors["decision_scores"]))
+    expected = {f"rule.{key}": value for key, value in rule_expectations(rule, dims).items()}
+    check_tensors(tensors, expected, path)
+    state = {k: v for k, v in tensors.items() if k.startswith("rule.")}
+    check_no_others(state, set(expected), path)
+    rule.load_state({k[len("rule.") :]: v.numpy() for k, v in state.items()})
+    return rule
+
+
 def _restore_threshold(clf: MultimodalOCC, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    """Set the training scores, fingerprints and threshold (calibrated, if it was) from a model file."""
+    """Set the training scores, fingerprints and threshold (calibrated, if it was) from checked tensors."""
     clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
     fingerprints = tensors.get("train_fingerprints")
     clf.train_fingerprints_ = None if fingerprints is None else fingerprints.numpy()
@@ -696,16 +820,18 @@ def _restore_threshold(clf: MultimodalOCC, header: dict[str, Any], tensors: dict
         clf.calibration_scores_ = tensors["calibration_scores"].numpy().astype(np.float64)
         prefix = "calibration_view."
         clf.calibration_view_scores_ = {
-            key[len(prefix) :]: value.numpy() for key, value in tensors.items() if key.startswith(prefix)
+            key[len(prefix) :]: value.numpy().astype(np.float64)
+            for key, value in tensors.items()
+            if key.startswith(prefix)
         }
-        clf.threshold_source_ = str(header.get("threshold_source", "calibrate"))
+        clf.threshold_source_ = header["threshold_source"]
         clf.threshold_ = clf._quantile(clf.calibration_scores_)
         clf.labels_ = (clf.decision_scores_ > clf.threshold_).astype(np.int64)
 
 
 def _stored_backbone(
     clf: MultimodalOCC, stored: dict[str, Any] | None, path: str | os.PathLike[str]
-) -> torch.nn.Module | None:
+) -> FeatureBackbone | None:
     """Rebuild the backbone a model file names, checking its fingerprint."""
     if stored is None:
         return None
@@ -715,7 +841,7 @@ def _stored_backbone(
             "load(path, backbone=module)"
         )
     module = clf._backbone()
-    assert module is not None
+    assert isinstance(module, FeatureBackbone)
     if backbone_fingerprint(module) != stored["fingerprint"]:
         raise ValueError(
             f"{str(path)!r}: the patch backbone {stored['name']!r} differs from the one the model was fitted "

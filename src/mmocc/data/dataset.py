@@ -79,11 +79,13 @@ class MultiViewDataset:
     Raises
     ------
     TypeError
-        For an empty or non-string view name or a non-numeric view.
+        For an empty or non-string view name, or a view whose dtype is not
+        bool, integer or float16/32/64 (complex included).
     ValueError
-        For no views, a view of the wrong rank, a view, label, id, group,
-        metadata or path array whose length differs from the first view, a
-        path entry for an unknown view, or a duplicate id.
+        For no views, a view of the wrong rank or with empty samples
+        (``(n, 0)``), a view, label, id, group, metadata or path array
+        whose length differs from the first view, a path entry for an
+        unknown view, or a duplicate id.
 
     Examples
     --------

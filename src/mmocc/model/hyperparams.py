@@ -226,7 +226,7 @@ class HyperParams:
         TypeError
             For an unknown hyper-parameter name.
         """
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(f"preset={preset!r} is not valid{did_you_mean(preset, PRESETS)}; "
                              f"choose one of {sorted(PRESETS)}")
         unknown = sorted(set(overrides) - set(cls.names()))

@@ -197,17 +197,31 @@ class VectorDecoder(nn.Module):
         return self.layers(z)
 
 
+INPUT_CLIP = 1e6
+"""Bound on scaled input values. Training values scale to [0, 1] (standardized: at most the
+square root of the number of values a statistic is taken over), so the bound changes nothing
+there; a scoring value a million training ranges out, or 1e30, is clipped to it and gets a
+very high but finite score instead of an overflow to inf or NaN in float32."""
+
+
 class InputScaler(nn.Module):
     """Per-view input scaling held as buffers.
 
     ``unit(x) = x * gain - shift`` maps uint8 to [0, 1] (``gain = 1/255``)
-    and min-max scales floats; ``forward(x) = (unit(x) - mean) / std`` then
-    standardizes per channel (images) or per feature (vectors).
+    and min-max scales other dtypes by their training range;
+    ``forward(x) = (unit(x) - mean) / std`` then standardizes per channel
+    (images) or per feature (vectors). With float64 ``gain`` and ``shift``,
+    ``unit`` computes in float64 for every input dtype but uint8, so values
+    with a large offset (``1e8 + noise``) keep their variation; the result is
+    float32 either way. Both outputs are clipped to +-:data:`INPUT_CLIP`.
 
     Parameters
     ----------
     stat_shape : tuple of int
         Broadcast shape of ``mean`` and ``std`` for one sample.
+    dtype : torch.dtype, default torch.float32
+        dtype of ``gain`` and ``shift``: float64 for views fitted on other
+        dtypes than uint8 (:func:`scale_dtype`).
     """
 
     gain: Tensor
@@ -215,20 +229,90 @@ class InputScaler(nn.Module):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, stat_shape: Sequence[int]) -> None:
+    def __init__(self, stat_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.register_buffer("gain", torch.ones(()))
-        self.register_buffer("shift", torch.zeros(()))
+        self.register_buffer("gain", torch.ones((), dtype=dtype))
+        self.register_buffer("shift", torch.zeros((), dtype=dtype))
         self.register_buffer("mean", torch.zeros(tuple(stat_shape)))
         self.register_buffer("std", torch.ones(tuple(stat_shape)))
 
     def unit(self, x: Tensor) -> Tensor:
-        """Map a raw batch to float32 in [0, 1] (by training statistics)."""
-        return x.to(torch.float32) * self.gain - self.shift
+        """Map a raw batch to float32 in [0, 1] (by training statistics), clipped to +-:data:`INPUT_CLIP`."""
+        if x.dtype == torch.uint8:
+            return x.to(torch.float32) * self.gain.to(torch.float32) - self.shift.to(torch.float32)
+        unit = (x.to(self.gain.dtype) * self.gain - self.shift).clamp(-INPUT_CLIP, INPUT_CLIP)
+        return unit.to(torch.float32)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Scale a raw batch to float32 model input."""
-        return (self.unit(x) - self.mean) / self.std
+        """Scale a raw batch to float32 model input, clipped to +-:data:`INPUT_CLIP`."""
+        return ((self.unit(x) - self.mean) / self.std).clamp(-INPUT_CLIP, INPUT_CLIP)
+
+
+def scale_dtype(spec: ViewSpec) -> torch.dtype:
+    """Return the dtype of a view's ``gain`` and ``shift``: float64 for a recorded dtype other than uint8.
+
+    uint8 views are scaled by the exact 1/255 in float32. Specs without a
+    recorded dtype come from model files written before float64 scaling and
+    keep float32, so that those files load and score as before.
+
+    Parameters
+    ----------
+    spec : ViewSpec
+        The view.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float64`` or ``torch.float32``.
+
+    Examples
+    --------
+    >>> scale_dtype(ViewSpec("size", "vector", (2,), "float64"))
+    torch.float64
+    >>> scale_dtype(ViewSpec("size", "vector", (2,)))  # no recorded dtype: an older model file
+    torch.float32
+    """
+    return torch.float64 if spec.dtype not in (None, "uint8") else torch.float32
+
+
+RESERVED_KEY_PREFIX = "view#"
+"""Module keys of views whose names torch cannot use as keys are ``view#<position>``."""
+
+
+def _own_key(name: str, probe: nn.ModuleDict) -> bool:
+    """Whether ``name`` can be its own key in ``probe`` (an empty ModuleDict) and is not a reserved key."""
+    reserved = name.startswith(RESERVED_KEY_PREFIX) or hasattr(probe, name)
+    return bool(name) and "." not in name and not reserved
+
+
+def module_keys(names: Sequence[str]) -> dict[str, str]:
+    """Key of each view in a :class:`torch.nn.ModuleDict`.
+
+    A name torch accepts as a module key is its own key, so state-dict names
+    stay ``scalers.<view>.*``. A name it refuses (empty, with a ``.``, or an
+    attribute of ``nn.ModuleDict`` such as ``keys`` or ``type``) gets the
+    positional key ``view#<i>``; names starting with ``view#`` do too, so no
+    two views share a key.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The view names, in order.
+
+    Returns
+    -------
+    dict of str to str
+        View name to module key.
+
+    Examples
+    --------
+    >>> module_keys(["left", "cam.right", "keys"])
+    {'left': 'left', 'cam.right': 'view#1', 'keys': 'view#2'}
+    """
+    probe = nn.ModuleDict()
+    return {
+        name: name if _own_key(name, probe) else f"{RESERVED_KEY_PREFIX}{i}" for i, name in enumerate(names)
+    }
 
 
 def group_views(specs: Sequence[ViewSpec], shared_weights: bool | str) -> dict[str, str]:
@@ -297,6 +381,14 @@ class JointOutput:
     recons: dict[str, Tensor] | None
 
 
+def _image_encoder(spec: ViewSpec, arch: ArchConfig) -> ImageEncoder:
+    """Build the encoder of an image view; a ValueError (image too small) names the view."""
+    try:
+        return ImageEncoder(spec.shape, arch)
+    except ValueError as exc:
+        raise ValueError(f"view {spec.name!r}: {exc}") from None
+
+
 class JointAutoencoder(nn.Module):
     """Joint multiview autoencoder over N >= 1 named views.
 
@@ -306,6 +398,12 @@ class JointAutoencoder(nn.Module):
         Views in their fixed order; the order defines the layout of phi.
     arch : ArchConfig
         Architecture hyper-parameters.
+
+    Attributes
+    ----------
+    scaler_keys : dict of str to str
+        Key of each view's :class:`InputScaler` in ``scalers`` (see
+        :func:`module_keys`); use :meth:`scaler` rather than ``scalers``.
     """
 
     def __init__(self, specs: Sequence[ViewSpec], arch: ArchConfig) -> None:
@@ -315,19 +413,18 @@ class JointAutoencoder(nn.Module):
         self.specs = list(specs)
         self.arch = arch
         self.view_group = group_views(self.specs, arch.shared_weights)
+        self.scaler_keys = module_keys([spec.name for spec in self.specs])
         self.encoders = nn.ModuleDict()
         self.decoders = nn.ModuleDict()
         self.scalers = nn.ModuleDict()
         for spec in self.specs:
             group = self.view_group[spec.name]
-            if spec.kind == "image":
-                self.scalers[spec.name] = InputScaler((spec.shape[0], 1, 1))
-            else:
-                self.scalers[spec.name] = InputScaler(spec.shape)
+            stat_shape = (spec.shape[0], 1, 1) if spec.kind == "image" else spec.shape
+            self.scalers[self.scaler_keys[spec.name]] = InputScaler(stat_shape, scale_dtype(spec))
             if group in self.encoders:
                 continue
             if spec.kind == "image":
-                encoder = ImageEncoder(spec.shape, arch)
+                encoder = _image_encoder(spec, arch)
                 self.encoders[group] = encoder
                 self.decoders[group] = ImageDecoder(encoder, spec.shape[0], arch)
             else:
@@ -349,7 +446,7 @@ class JointAutoencoder(nn.Module):
 
     def scaler(self, name: str) -> InputScaler:
         """Return the input scaler of view ``name``."""
-        scaler = self.scalers[name]
+        scaler = self.scalers[self.scaler_keys[name]]
         assert isinstance(scaler, InputScaler)
         return scaler
 
@@ -382,7 +479,7 @@ class JointAutoencoder(nn.Module):
         maps: dict[str, Tensor] = {}
         present = [spec for spec in self.specs if spec.name in views]
         for spec in present:
-            x = views[spec.name] if scaled else self.scalers[spec.name](views[spec.name])
+            x = views[spec.name] if scaled else self.scaler(spec.name)(views[spec.name])
             inputs[spec.name] = x
             z = self.encoders[self.view_group[spec.name]](x)
             maps[spec.name] = z

@@ -102,9 +102,14 @@ class EarlyStopping(Callback):
 def fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling: str) -> None:
     """Learn each view's input scaling from the training arrays, in place.
 
-    uint8 maps to [0, 1] by 1/255, floats are min-max scaled; with
-    ``scaling="standard"`` the unit-scaled input is then standardized per
-    channel (images) or per feature (vectors).
+    uint8 maps to [0, 1] by 1/255, every other dtype is min-max scaled by its
+    training range; with ``scaling="standard"`` the unit-scaled input is then
+    standardized per channel (images) or per feature (vectors). Range, gain
+    and shift are computed in float64 and, for views of other dtypes than
+    uint8, kept in float64 buffers (:func:`~mmocc.model.nn.scale_dtype`); the
+    statistics come from the float64 unit-scaled values. So a large offset
+    shared by all values (``1e8 + noise``) cancels before anything is rounded
+    to float32.
 
     Parameters
     ----------
@@ -244,8 +249,17 @@ def fit_autoencoder(
     -------
     History
         One record per epoch run.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 training samples.
     """
     n = len(next(iter(data.values())))
+    if n < 2:
+        raise ValueError(
+            f"training needs at least 2 samples (BatchNorm needs 2 per batch), got n_samples = {n}"
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp.epochs)
