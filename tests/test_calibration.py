@@ -5,6 +5,7 @@ import pytest
 
 import mmocc
 from mmocc import MultimodalOCC
+from mmocc.base import conformal_threshold
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.fingerprints import sample_fingerprints, set_fingerprint
 from mmocc.datasets import make_synthetic
@@ -34,7 +35,8 @@ def test_holdout_threshold_is_above_the_training_one(normals):
     assert train.threshold_source_ == "train" and train.calibration_scores_ is None
     assert held.threshold_source_ == "holdout" and len(held.calibration_scores_) == 15
     assert len(held.decision_scores_) == 45 and held.n_samples_in_ == 60
-    assert held.threshold_ == pytest.approx(np.percentile(held.calibration_scores_, 95))
+    assert held.threshold_ == conformal_threshold(held.calibration_scores_, 0.05)
+    assert held.threshold_ == held.calibration_scores_.max()  # 15 < 19 scores: the largest
     assert (held.labels_ == (held.decision_scores_ > held.threshold_)).all()
 
 
@@ -107,3 +109,21 @@ def test_round_trip_keeps_calibration_fingerprints_and_metadata(tmp_path, normal
     assert config["training"]["fingerprint"] == set_fingerprint(clf.train_fingerprints_)
     assert config["training"]["n_calibration"] == 12 and config["created"].endswith("+00:00")
     np.testing.assert_array_equal(loaded.predict(normals), clf.predict(normals))
+
+
+def test_few_calibration_scores_warn_and_give_the_largest(normals):
+    clf = MultimodalOCC(**FAST).fit(normals[np.arange(30)])
+    with pytest.warns(
+        UserWarning, match="only 10 calibrate scores: the threshold is their largest; 19 or more"
+    ):
+        clf.calibrate(normals[np.arange(30, 40)])
+    assert clf.threshold_ == clf.calibration_scores_.max()
+
+
+def test_conformal_threshold_covers_the_promised_share():
+    rng = np.random.default_rng(0)
+    covered = []
+    for _ in range(400):
+        calibration, new = rng.normal(size=39), rng.normal(size=200)
+        covered.append(float((new <= conformal_threshold(calibration, 0.05)).mean()))
+    assert np.mean(covered) >= 0.95 - 0.005  # the finite-sample guarantee, up to simulation noise

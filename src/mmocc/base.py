@@ -136,6 +136,40 @@ def check_bool_param(name: str, value: Any, *, allow_none: bool = False) -> None
     raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
+def conformal_threshold(scores: np.ndarray, contamination: float) -> float:
+    """Return the split-conformal threshold of held-out normal scores.
+
+    The ``k``-th smallest score with ``k = ceil((n + 1) (1 - contamination))``:
+    a new normal exchangeable with the ``n`` held-out ones scores at most this
+    with probability at least ``1 - contamination``. A plain percentile of a
+    few scores lands lower (it interpolates), so it flags more new normals
+    than promised. With fewer than ``1 / contamination - 1`` scores ``k``
+    exceeds ``n`` and the largest score is returned.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray of shape (n,)
+        Scores of normal samples the detector was not fitted on.
+    contamination : float
+        The share of normals the threshold may flag.
+
+    Returns
+    -------
+    float
+        The threshold.
+
+    Examples
+    --------
+    >>> conformal_threshold(np.arange(1.0, 40.0), 0.05)  # k = ceil(40 * 0.95) = 38
+    38.0
+    >>> conformal_threshold(np.array([1.0, 5.0, 2.0]), 0.05)  # too few: the largest
+    5.0
+    """
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    k = int(np.ceil((len(ordered) + 1) * (1.0 - contamination) - 1e-9))
+    return float(ordered[min(max(k, 1), len(ordered)) - 1])
+
+
 def _held_out(n: int, groups: np.ndarray | None, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask of the samples to hold out: whole groups when there are several, else samples."""
     if groups is not None and len(np.unique(groups)) >= 2:
@@ -255,7 +289,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.labels_ = (scores > self.threshold_).astype(np.int64)
 
     def _quantile(self, scores: np.ndarray) -> float:
-        """Return the ``1 - contamination`` quantile of ``scores``."""
+        """Return the threshold of reference scores: percentile, or conformal rank once calibrated."""
+        if self.calibration_scores_ is not None:
+            return conformal_threshold(scores, self.contamination)
         return float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
 
     def _score_views_and_each(self, views: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -265,6 +301,14 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _calibrate_views(self, views: dict[str, np.ndarray], source: str) -> None:
         """Set the threshold from the scores of held-out normal views."""
         scores, by_view = self._score_views_and_each(views)
+        needed = int(np.ceil(1.0 / self.contamination - 1.0 - 1e-9))
+        if len(scores) < needed:
+            warnings.warn(
+                f"only {len(scores)} {source} scores: the threshold is their largest; {needed} or more are "
+                f"needed for the promised {1.0 - self.contamination:.0%} normal recall",
+                UserWarning,
+                stacklevel=3,
+            )
         self.calibration_scores_ = scores
         self.calibration_view_scores_ = by_view
         self.threshold_source_ = source
@@ -274,11 +318,13 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def calibrate(self, X: Any) -> BaseMultiviewDetector:
         """Set ``threshold_`` from normal samples the detector was not fitted on.
 
-        The threshold becomes the ``1 - contamination`` quantile of their
-        scores, so that about that share of new normals like them is flagged.
-        Use it when the normals to come differ from the training ones (new
-        poses, specimens or sessions) and you have a few of them; more than
-        ``1 / contamination`` samples give a meaningful quantile.
+        The threshold becomes the split-conformal quantile of their scores
+        (:func:`conformal_threshold`), so that at most ``contamination`` of
+        new normals like them is flagged, on average. Use it when the normals
+        to come differ from the training ones (new poses, specimens or
+        sessions) and you have some of them; ``1 / contamination - 1`` or
+        more (19 at 0.05) are needed for the guarantee, fewer give the largest
+        score, with a warning.
 
         Parameters
         ----------

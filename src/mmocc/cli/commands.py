@@ -456,11 +456,12 @@ def _info_lines(model: Path, config: dict[str, Any]) -> list[str]:
     explicit = {k: v for k, v in config["estimator_params"].items() if v is not None}
     meta = config.get("metadata") or {}
     training = config.get("training") or {}
-    sources = meta.get("view_sources") or {}
-    holdout = meta.get("holdout")
+    view_sources = meta.get("view_sources")
+    sources: dict[str, Any] = view_sources if isinstance(view_sources, dict) else {}
+    holdout = meta.get("holdout") if isinstance(meta.get("holdout"), dict) else None
     held = (
-        f"; {holdout['n_held_out']} normal samples held out ({holdout['split']} split, "
-        f"fraction {holdout['fraction']}, seed {holdout['seed']})"
+        f"; {holdout.get('n_held_out')} normal samples held out ({holdout.get('split')} split, "
+        f"fraction {holdout.get('fraction')}, seed {holdout.get('seed')})"
         if holdout
         else ""
     )

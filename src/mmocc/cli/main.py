@@ -28,7 +28,7 @@ from mmocc.cli.commands import evaluate, info, score, train
 from mmocc.cli.experiment import demo, experiment
 from mmocc.cli.report import report
 
-_EXPECTED_ERRORS = (ValueError, TypeError, OSError)
+_EXPECTED_ERRORS = (ValueError, TypeError, OSError, ModuleNotFoundError)
 
 
 @click.group(
