@@ -28,6 +28,7 @@ import argparse
 import datetime
 import functools
 import json
+import math
 import platform
 import tempfile
 import time
@@ -250,15 +251,20 @@ def mean_worst(records: list[dict[str, Any]], variant: str, metric: str) -> tupl
     return float(np.mean(values)), float(np.min(values))
 
 
-def exchangeable_recall(n: float) -> float:
-    """Expected normal recall at the ``1 - contamination`` percentile of ``n`` scores of exchangeable normals.
+def exchangeable_recall(n: float, conformal: bool) -> float:
+    """Expected normal recall at τ taken from ``n`` scores of normals exchangeable with new ones.
 
-    ``numpy.percentile`` interpolates at rank ``h = (1 - c)(n - 1)`` (from 0); a new
-    exchangeable sample falls below the k-th smallest of ``n`` with probability
-    ``k / (n + 1)``, so the expectation is about ``(h + 1) / (n + 1)``: below
-    ``1 - c`` for small ``n`` (0.80 for n = 5, 0.93 for n = 48).
+    A new exchangeable sample falls below the k-th smallest of ``n`` with
+    probability ``k / (n + 1)``. Training scores use ``numpy.percentile``, which
+    interpolates at rank ``h = (1 - c)(n - 1)`` (from 0): about ``(h + 1) / (n + 1)``
+    (0.93 for n = 48). Held-out and calibration scores use the conformal rank
+    ``k = min(ceil((n + 1)(1 - c)), n)`` (:func:`mmocc.base.conformal_threshold`):
+    ``k / (n + 1)``, at least ``1 - c`` once ``n >= 1 / c - 1`` (0.83 for n = 5).
     """
-    return ((1.0 - CONTAMINATION) * (n - 1) + 1.0) / (n + 1)
+    if not conformal:
+        return ((1.0 - CONTAMINATION) * (n - 1) + 1.0) / (n + 1)
+    k = min(math.ceil((n + 1) * (1.0 - CONTAMINATION) - 1e-9), round(n))
+    return k / (n + 1)
 
 
 def protocol_table(records: list[dict[str, Any]]) -> list[str]:
@@ -268,7 +274,8 @@ def protocol_table(records: list[dict[str, Any]]) -> list[str]:
         cells = ["{:.3f} [{:.3f}]".format(*mean_worst(records, variant, metric)) for metric in METRICS]
         n = float(np.mean([record["rows"][variant]["n_reference"] for record in records]))
         seconds = np.mean([record["rows"][variant]["seconds"] for record in records])
-        body.append([label, *cells, f"{n:.0f}", f"{exchangeable_recall(n):.3f}", f"{seconds:.1f}"])
+        expected = exchangeable_recall(n, conformal=variant != "train")
+        body.append([label, *cells, f"{n:.0f}", f"{expected:.3f}", f"{seconds:.1f}"])
     header = ["threshold source", *METRICS.values(), "scores behind τ", "normal recall if exchangeable",
               "fit + score s / task"]
     return markdown_table(header, body)
@@ -340,9 +347,11 @@ def header(command: str, seconds: float | None, seeds: list[int], sections: dict
         "identical samples that no variant has seen. Cells: mean over tasks and seeds [worst task and "
         f"seed]. (a) and (c) share one fit; (b) fits on {1 - VALIDATION_FRACTION:.0%} of the training "
         "normals (random samples: a one-class training set is one COIL-20 object, a single group). "
-        "'Scores behind τ': how many scores the percentile is taken over (leave-one-out training "
-        "scores, held-out or calibration normals); 'normal recall if exchangeable': what that many "
-        "scores give when new normals are exchangeable with them, (0.95(n − 1) + 1) / (n + 1).",
+        "'Scores behind τ': how many scores τ is taken from (leave-one-out training scores: their "
+        "95th percentile; held-out or calibration normals: the split-conformal rank "
+        "k = min(⌈0.95(n + 1)⌉, n)); 'normal recall if exchangeable': what that many scores give when "
+        "new normals are exchangeable with them, (0.95(n − 1) + 1) / (n + 1) for the percentile and "
+        "k / (n + 1) for the conformal rank.",
         "",
         *(f"- {line}." for line in sizes),
     ]
