@@ -347,3 +347,14 @@ def test_evaluate_refuses_unlabelled_data(capsys, tmp_path, workdir, model):
     (tmp_path / "m.csv").write_text("sample_id,left,right\na,left.png,right.png\n")
     status, _, err = run_main(capsys, "evaluate", model, "--data", tmp_path / "m.csv")
     assert status == 2 and "evaluate needs labels, but the data is unlabelled" in err
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_told_otherwise(capsys, monkeypatch, given, expected):
+    """Spinning OpenMP threads collapse on shared cores; the CLI asks for passive waiting first."""
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    status, _, _ = run_main(capsys, "--version")
+    assert status == 0 and os.environ["OMP_WAIT_POLICY"] == expected

@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         The arguments; default ``sys.argv[1:]``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    # Spinning OpenMP threads collapse when other processes share the cores (12x slower measured);
+    # the policy is read when torch loads its OpenMP runtime, which the commands do after this.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     debug = "--debug" in args or os.environ.get("MMOCC_DEBUG", "") not in ("", "0")
     with warnings.catch_warnings(), _sigterm_raises():
         warnings.showwarning = _show_warning
