@@ -309,11 +309,21 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 UserWarning,
                 stacklevel=3,
             )
+        self._set_calibration(scores, by_view, source)
+
+    def _set_calibration(self, scores: np.ndarray, by_view: dict[str, np.ndarray], source: str) -> None:
+        """Store calibration scores and the threshold they give (also when a model file is loaded)."""
         self.calibration_scores_ = scores
         self.calibration_view_scores_ = by_view
         self.threshold_source_ = source
         self.threshold_ = self._quantile(scores)
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+
+    def _seen_mask(self, views: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Return which samples of checked ``views`` were given to fit (None without fingerprints)."""
+        if self.train_fingerprints_ is None:
+            return None
+        return np.isin(sample_fingerprints(views), self.train_fingerprints_)
 
     def calibrate(self, X: Any) -> BaseMultiviewDetector:
         """Set ``threshold_`` from normal samples the detector was not fitted on.
@@ -343,8 +353,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             If some samples were used in fitting: their scores are too low.
         """
         views = self._checked_views(X, allow_missing=False)
-        if self.train_fingerprints_ is not None:
-            seen = int(np.isin(sample_fingerprints(views), self.train_fingerprints_).sum())
+        seen_mask = self._seen_mask(views)
+        if seen_mask is not None:
+            seen = int(seen_mask.sum())
             if seen:
                 warnings.warn(
                     f"{seen} of the {len(next(iter(views.values())))} calibration samples were used in fit; "
@@ -377,10 +388,10 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         ValueError
             If the detector was loaded from a file that records no fingerprints.
         """
-        views = self._checked_views(X, allow_missing=False)
-        if self.train_fingerprints_ is None:
+        seen = self._seen_mask(self._checked_views(X, allow_missing=False))
+        if seen is None:
             raise ValueError("this model records no training-sample fingerprints (saved by an older mmocc)")
-        return np.isin(sample_fingerprints(views), self.train_fingerprints_)
+        return seen
 
     def _allows_missing_views(self) -> bool:
         """Whether the fitted detector can score a subset of its views (a hook; False here)."""

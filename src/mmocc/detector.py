@@ -817,16 +817,14 @@ def _restore_threshold(clf: MultimodalOCC, header: dict[str, Any], tensors: dict
     fingerprints = tensors.get("train_fingerprints")
     clf.train_fingerprints_ = None if fingerprints is None else fingerprints.numpy()
     if "calibration_scores" in tensors:
-        clf.calibration_scores_ = tensors["calibration_scores"].numpy().astype(np.float64)
         prefix = "calibration_view."
-        clf.calibration_view_scores_ = {
+        by_view = {
             key[len(prefix) :]: value.numpy().astype(np.float64)
             for key, value in tensors.items()
             if key.startswith(prefix)
         }
-        clf.threshold_source_ = header["threshold_source"]
-        clf.threshold_ = clf._quantile(clf.calibration_scores_)
-        clf.labels_ = (clf.decision_scores_ > clf.threshold_).astype(np.int64)
+        scores = tensors["calibration_scores"].numpy().astype(np.float64)
+        clf._set_calibration(scores, by_view, header["threshold_source"])
 
 
 def _stored_backbone(
