@@ -2,12 +2,15 @@
 
 The experiments themselves run through :func:`mmocc.evaluation.runner.run_experiment`;
 this module only reads back the tidy rows it writes (``normal, model, seed, size,
-metric, value``) and renders the per-seed summaries the reports show.
+metric, value``) and renders the per-seed summaries the reports show. It also
+names the machine (:func:`cpu_model`) for every report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import platform
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +24,15 @@ SUMMARY = ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall")
 """Keys of :func:`summarize` shown as mean ± std over seeds, in table order."""
 
 Results = dict[tuple[str, str, int], dict[str, float]]
+
+
+def cpu_model() -> str:
+    """Return the CPU's model name from /proc/cpuinfo, else the platform's processor string."""
+    text = ""
+    with contextlib.suppress(OSError):
+        text = Path("/proc/cpuinfo").read_text()
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def run_one_thread(config: Mapping[str, Any], source: str, out: Path) -> Any:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_common import cpu_model
 from PIL import Image
 
 from mmocc.data import cache
@@ -47,15 +47,6 @@ SHAPES = ((1, 32), (3, 64))
 ALGORITHMS = ("sha256", "blake2b", "sha1", "md5")
 
 
-def cpu_model() -> str:
-    """The CPU's model name, from /proc/cpuinfo where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_files(folder: Path, n: int, channels: int, side: int) -> list[Path]:

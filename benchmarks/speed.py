@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_common import cpu_model
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmocc import MultimodalOCC
@@ -142,10 +143,9 @@ def machine() -> dict[str, Any]:
     text = ""
     with contextlib.suppress(OSError):
         text = Path("/proc/cpuinfo").read_text()
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
     flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f} " in text]
     return {
-        "cpu": names[0] if names else platform.processor() or "unknown",
+        "cpu": cpu_model(),
         "flags": ", ".join(flags),
         "cores": os.cpu_count(),
         "torch": torch.__version__,

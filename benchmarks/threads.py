@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from bench_common import cpu_model
 
 HERE = Path(__file__).resolve().parent
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -37,17 +38,6 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "default, spin (before)": ([], {"OMP_WAIT_POLICY": "ACTIVE"}),
     "default, passive (after)": ([], {}),
 }
-
-
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 @contextmanager
