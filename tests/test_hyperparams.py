@@ -17,7 +17,7 @@ def test_presets_are_validated_instances():
     assert PRESETS["paper"] is PAPER and PRESETS["default"] is DEFAULT
     assert PAPER.score == "norm" and PAPER.compactness == "origin" and PAPER.epochs == 4
     assert DEFAULT.score == "knn" and DEFAULT.knn_bank == "pooled" and DEFAULT.knn_space == "both"
-    assert HYPERPARAMETERS == HyperParams.names() and len(HYPERPARAMETERS) == 31
+    assert HYPERPARAMETERS == HyperParams.names() and len(HYPERPARAMETERS) == 32
     with pytest.raises(FrozenInstanceError):
         PAPER.epochs = 9  # type: ignore[misc]
 
@@ -49,6 +49,7 @@ def test_from_preset_fills_none_and_normalises_types():
         ("patch_size", 8, r"patch_size must be None or an integer in \[16, 1024\]"),
         ("patch_top_k", 0, "patch_top_k must be a positive integer"),
         ("view_combine", "sum", "view_combine='sum' is not valid"),
+        ("knn_search", "aprox", r"knn_search='aprox' is not valid; did you mean 'approximate'\?"),
         ("patch_backbone", "resnet", "patch_backbone='resnet' is not valid"),
     ],
 )

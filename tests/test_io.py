@@ -118,7 +118,9 @@ def test_file_of_an_older_writer_loads_with_defaults(tmp_path, data):
     header, tensors = mmocc.io.read_config(tmp_path / "new.mmocc")
     for key in ("created", "threshold_source", "training", "metadata", "backbone"):
         header.pop(key)
-    for key in ("knn_bank", "knn_space", "stop_tol", "patch_backbone", "coreset_ratio", "view_combine"):
+    later = ("knn_bank", "knn_space", "stop_tol", "patch_backbone", "coreset_ratio", "view_combine",
+             "knn_search")
+    for key in later:
         header["params"].pop(key)
     old = {k: v for k, v in tensors.items() if k != "train_fingerprints" and not k.startswith("rule.stats")}
     path = tmp_path / "old.mmocc"

@@ -167,6 +167,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         A view's patch score is the mean of its ``patch_top_k`` highest positions.
     view_combine : {"max", "mean"}, optional
         How the ``patch`` score combines the standardized view scores.
+    knn_search : {"exact", "approximate"}, optional
+        Neighbour search of the ``knn`` score (also inside ``ensemble``):
+        exact (blocked matmul + top-k, the presets' choice), or a faiss HNSW
+        graph for large memory banks (``pip install "mmocc[faiss]"``; recall
+        slightly below 1).
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -280,6 +285,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         coreset_ratio: float | None = None,
         patch_top_k: int | None = None,
         view_combine: str | None = None,
+        knn_search: str | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -322,6 +328,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.coreset_ratio = coreset_ratio
         self.patch_top_k = patch_top_k
         self.view_combine = view_combine
+        self.knn_search = knn_search
         self.contamination = contamination
         self.threshold = threshold
         self.validation_fraction = validation_fraction
@@ -377,6 +384,7 @@ class MultimodalOCC(BaseMultiviewDetector):
             n_neighbors=hp.n_neighbors,
             knn_bank=hp.knn_bank,
             knn_space=hp.knn_space,
+            knn_search=hp.knn_search,
             view_groups=self.model_.view_group,
             coreset_ratio=hp.coreset_ratio,
             patch_top_k=hp.patch_top_k,

@@ -28,7 +28,8 @@ The presets are instances of it:
       the learned latent and in the [0, 1]-scaled input, each standardized by
       its leave-one-out training scores and averaged. Views that share an
       encoder share one memory bank ("pooled"), so a pose seen by one camera
-      in training counts as normal for the other.
+      in training counts as normal for the other. Exact neighbour search
+      (``knn_search="approximate"`` trades exactness for speed on large banks).
 
     No diversity regularizer (none helped on COIL-20, ``benchmarks/ABLATIONS.md``);
     if switched on, lambda = 1 and gamma = 0.1 (the sweep's logdet choice).
@@ -53,7 +54,7 @@ from mmocc.model.augment import AUGMENTATIONS
 from mmocc.model.losses import DIVERSITY_KINDS
 from mmocc.model.nn import ArchConfig
 from mmocc.model.patches import PATCH_BACKBONES
-from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, VIEW_COMBINATIONS
+from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, SEARCH_MODES, VIEW_COMBINATIONS
 from mmocc.utils import did_you_mean
 
 CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
@@ -66,6 +67,7 @@ CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
         "score": SCORE_RULES,
         "knn_bank": KNN_BANKS,
         "knn_space": KNN_SPACES,
+        "knn_search": SEARCH_MODES,
         "diversity": (None, *DIVERSITY_KINDS),
         "patch_backbone": PATCH_BACKBONES,
         "view_combine": VIEW_COMBINATIONS,
@@ -148,6 +150,7 @@ class HyperParams:
     coreset_ratio: float = 0.1
     patch_top_k: int = 1
     view_combine: str = "max"
+    knn_search: str = "exact"
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
@@ -355,6 +358,7 @@ LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "coreset_ratio": 0.1,
         "patch_top_k": 1,
         "view_combine": "max",
+        "knn_search": "exact",
     }
 )
 """Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""

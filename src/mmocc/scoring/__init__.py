@@ -43,6 +43,7 @@ from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore
+from mmocc.scoring.neighbors import SEARCH_MODES
 from mmocc.scoring.patch import VIEW_COMBINATIONS, PatchScore
 
 SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch")
@@ -59,6 +60,7 @@ def make_rule(
     n_neighbors: int,
     knn_bank: str = "joint",
     knn_space: str = "latent",
+    knn_search: str = "exact",
     view_groups: dict[str, str] | None = None,
     coreset_ratio: float = 0.1,
     patch_top_k: int = 1,
@@ -79,6 +81,8 @@ def make_rule(
         Memory bank layout of ``knn`` (see :class:`KNNScore`).
     knn_space : {"latent", "input", "both"}, default "latent"
         Feature space of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
+    knn_search : {"exact", "approximate"}, default "exact"
+        Neighbour search of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
     view_groups : dict of str to str, optional
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
     coreset_ratio, patch_top_k, view_combine, seed
@@ -101,7 +105,7 @@ def make_rule(
             raise ValueError("score='center' needs a training centre: use compactness='center'")
         return CenterScore(center)
     if name == "knn":
-        return KNNScore(n_neighbors, knn_bank, knn_space, view_groups)
+        return KNNScore(n_neighbors, knn_bank, knn_space, view_groups, knn_search)
     if name == "patch":
         return PatchScore(
             dict(view_groups or {}),
@@ -122,6 +126,7 @@ def make_rule(
                 n_neighbors=n_neighbors,
                 knn_bank=knn_bank,
                 knn_space=knn_space,
+                knn_search=knn_search,
                 view_groups=view_groups,
             )
             for part in ENSEMBLE_PARTS
@@ -136,6 +141,7 @@ __all__ = [
     "KNN_BANKS",
     "KNN_SPACES",
     "SCORE_RULES",
+    "SEARCH_MODES",
     "VIEW_COMBINATIONS",
     "CenterScore",
     "EnsembleScore",

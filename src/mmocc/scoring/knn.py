@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 from mmocc.scoring.base import Features, ScoringRule, standardize
+from mmocc.scoring.neighbors import SEARCH_MODES, NeighborIndex, import_faiss
 
 KNN_BANKS: tuple[str, ...] = ("joint", "view", "pooled")
 """Memory bank layouts of :class:`KNNScore`."""
 
 KNN_SPACES: tuple[str, ...] = ("latent", "input", "both")
 """Feature spaces of :class:`KNNScore`."""
-
-
-def _mean_knn_distance(bank: np.ndarray, queries: np.ndarray, k: int, leave_self_out: bool) -> np.ndarray:
-    """Mean Euclidean distance of each query to its ``k`` nearest bank rows."""
-    index = NearestNeighbors(algorithm="brute").fit(bank)
-    dist, _ = index.kneighbors(np.asarray(queries, dtype=np.float32), n_neighbors=k + int(leave_self_out))
-    return dist[:, int(leave_self_out) :].mean(axis=1).astype(np.float64)
 
 
 class KNNScore(ScoringRule):
@@ -42,6 +35,11 @@ class KNNScore(ScoringRule):
         [0, 1], or both (two scores per view).
     view_groups : dict of str to str
         View name to weight group (views of one group share an encoder).
+    search : {"exact", "approximate"}
+        Exact search (blocked matmul + top-k), or a faiss HNSW graph
+        (``pip install "mmocc[faiss]"``); see :mod:`mmocc.scoring.neighbors`.
+        Training scores leave each sample out by its bank row, so a duplicate
+        training sample still counts as a neighbour at distance 0.
     """
 
     name = "knn"
@@ -52,6 +50,7 @@ class KNNScore(ScoringRule):
         bank: str = "joint",
         space: str = "latent",
         view_groups: dict[str, str] | None = None,
+        search: str = "exact",
     ) -> None:
         if int(n_neighbors) < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors!r}")
@@ -59,11 +58,17 @@ class KNNScore(ScoringRule):
             raise ValueError(f"knn_bank={bank!r} is not valid; choose one of {list(KNN_BANKS)}")
         if space not in KNN_SPACES:
             raise ValueError(f"knn_space={space!r} is not valid; choose one of {list(KNN_SPACES)}")
+        if search not in SEARCH_MODES:
+            raise ValueError(f"knn_search={search!r} is not valid; choose one of {list(SEARCH_MODES)}")
+        if search == "approximate":
+            import_faiss()  # fail before training, not at the first search
         self.n_neighbors = int(n_neighbors)
         self.bank = bank
         self.space = space
         self.view_groups = dict(view_groups or {})
+        self.search = search
         self.banks: dict[str, np.ndarray] = {}
+        self._indexes: dict[str, NeighborIndex] = {}
         self.mean = np.zeros(0)
         self.std = np.ones(0)
         self.train_view_scores: dict[str, np.ndarray] = {}
@@ -101,13 +106,29 @@ class KNNScore(ScoringRule):
                     out.append((len(out), "", view, np.zeros(0)))
         return [column for column in out if column[1]]
 
+    def _index(self, key: str) -> NeighborIndex:
+        """Return the search index of one bank, built on first use."""
+        if key not in self._indexes:
+            self._indexes[key] = NeighborIndex(self.banks[key], self.search)
+        return self._indexes[key]
+
     def _raw(self, feats: Features, leave_self_out: bool) -> tuple[np.ndarray, list[int], list[str | None]]:
-        """k-NN distances ``(n, columns present)``, the index and the view of each column."""
+        """k-NN distances ``(n, columns present)``, the index and the view of each column.
+
+        With ``leave_self_out`` the features are the training features, whose
+        rows sit in each bank in column order; each query leaves out its own row.
+        """
         columns, index, views = [], [], []
+        offsets: dict[str, int] = {}
         for i, key, view, queries in self._columns(feats):
-            bank = self.banks[key]
-            k = max(1, min(self.n_neighbors, len(bank) - 1))
-            columns.append(_mean_knn_distance(bank, queries, k, leave_self_out))
+            search = self._index(key)
+            k = max(1, min(self.n_neighbors, len(search) - 1))
+            own = None
+            if leave_self_out:
+                start = offsets.get(key, 0)
+                own = np.arange(start, start + len(queries))
+                offsets[key] = start + len(queries)
+            columns.append(search.mean_distance(queries, k, own))
             index.append(i)
             views.append(view)
         return np.column_stack(columns), index, views
@@ -121,7 +142,7 @@ class KNNScore(ScoringRule):
         """Store the memory banks; score each training sample leaving itself out."""
         if train.n < 2:
             raise ValueError("the knn score needs at least 2 training samples")
-        self.banks = {}
+        self.banks, self._indexes = {}, {}
         for _, key, _, values in self._columns(train):
             part = np.asarray(values, dtype=np.float32)
             self.banks[key] = np.concatenate([self.banks[key], part]) if key in self.banks else part
@@ -174,6 +195,7 @@ class KNNScore(ScoringRule):
             for key, value in state.items()
             if key.startswith("bank.")
         }
+        self._indexes = {}
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.std = np.asarray(state["std"], dtype=np.float64)
         self.train_view_scores = {
