@@ -29,11 +29,12 @@ _LAZY = {
     "one_class_split": ("mmocc.data.tasks", "one_class_split"),
     "one_class_tasks": ("mmocc.data.tasks", "one_class_tasks"),
     "datasets": ("mmocc.datasets", None),
+    "distributed": ("mmocc.distributed", None),
     "metrics": ("mmocc.metrics", None),
 }
 
 if TYPE_CHECKING:
-    from mmocc import datasets, metrics
+    from mmocc import datasets, distributed, metrics
     from mmocc.baselines import BaselineOCC
     from mmocc.data.tasks import one_class_split, one_class_tasks
     from mmocc.detector import MultimodalOCC, load
@@ -62,6 +63,7 @@ __all__ = [
     "MultimodalOCC",
     "__version__",
     "datasets",
+    "distributed",
     "load",
     "metrics",
     "one_class_split",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from mmocc.cli.cluster import cluster_options, score_on_cluster, score_out_option
 from mmocc.cli.options import (
     SRC_HELP,
     STDOUT,
@@ -213,13 +214,25 @@ def train(
     note(quiet, f"threshold {clf.threshold_:.6g} (from {clf.threshold_source_}); model written to {out}")
 
 
-def _load_for_model(model_path: Path, src: str, options: Sequence[str], device: str) -> tuple[Any, Any]:
-    """Load a model and the data to score, at the image size and mode the model expects."""
-    import mmocc
-    from mmocc.data.sources import parse_source
+def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Return the loader options that read a source the way a model expects.
 
-    clf = mmocc.load(model_path, device=device)
-    source = parse_source(src)
+    Parameters
+    ----------
+    clf : fitted MultimodalOCC
+        The model.
+    source : mmocc.data.sources.Source
+        The parsed source.
+    options : dict
+        Loader options given by the user; they win over the derived ones.
+
+    Returns
+    -------
+    dict
+        ``options`` plus the image ``size`` and colour ``mode`` of the
+        model's first image view and the model's ``views``, where the source
+        accepts them and neither its SRC string nor ``options`` sets them.
+    """
     accepted = source.option_names()
     derived: dict[str, Any] = {}
     images = [spec for spec in clf.view_specs_ if spec.kind == "image"]
@@ -230,7 +243,18 @@ def _load_for_model(model_path: Path, src: str, options: Sequence[str], device: 
     if "views" in accepted:
         derived["views"] = [spec.name for spec in clf.view_specs_]
     derived = {key: value for key, value in derived.items() if key not in source.options}
-    return clf, source.load(**{**derived, **parse_data_options(options)})
+    return {**derived, **options}
+
+
+def _plan_for_model(model_path: Path, src: str, options: Sequence[str], device: str) -> tuple[Any, Any]:
+    """Load a model and list the data to score (a SourcePlan), at the image size and mode it expects."""
+    import mmocc
+    from mmocc.data.sources import parse_source
+    from mmocc.data.streaming import plan_source
+
+    clf = mmocc.load(model_path, device=device)
+    source = parse_source(src)
+    return clf, plan_source(source, **model_data_options(clf, source, parse_data_options(options)))
 
 
 def score_chunks(
@@ -242,8 +266,11 @@ def score_chunks(
     ----------
     clf : fitted detector
         Has ``decision_function``.
-    dataset : MultiViewDataset
-        The samples to score.
+    dataset : MultiViewDataset, SourcePlan or iterable of MultiViewDataset
+        The samples to score: in memory, a source decoded chunk by chunk as
+        it is scored (:class:`mmocc.data.streaming.SourcePlan`), or a stream
+        of datasets. Streamed samples are regrouped into chunks of
+        ``batch_size``, as an in-memory dataset is sliced.
     batch_size : int
         Samples per chunk.
     quiet : bool
@@ -257,9 +284,19 @@ def score_chunks(
     """
     from tqdm.auto import tqdm
 
-    starts = range(0, len(dataset), batch_size)
-    for start in tqdm(starts, desc="scoring", unit="chunk", disable=True if quiet else None):
-        chunk = dataset[start : start + batch_size]
+    from mmocc.data.dataset import MultiViewDataset
+    from mmocc.data.streaming import SourcePlan, rebatch
+
+    if isinstance(dataset, MultiViewDataset):
+        chunks: Iterable[Any] = (
+            dataset[start : start + batch_size] for start in range(0, len(dataset), batch_size)
+        )
+        total: int | None = -(-len(dataset) // batch_size)
+    else:
+        total = -(-len(dataset) // batch_size) if isinstance(dataset, SourcePlan) else None
+        stream = dataset.chunks(batch_size) if isinstance(dataset, SourcePlan) else dataset
+        chunks = rebatch(stream, batch_size)
+    for chunk in tqdm(chunks, total=total, desc="scoring", unit="chunk", disable=True if quiet else None):
         if hasattr(clf, "decision_function_by_view"):
             yield chunk, *clf.decision_function_by_view(chunk)
         else:
@@ -314,12 +351,24 @@ def _csv_output(out: Path) -> Iterator[IO[str]]:
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
-@out_option("CSV file to write.", stdout=True)
+@score_out_option
 @data_option
 @batch_option
+@cluster_options
 @common()
 def score(
-    model: Path, src: str, out: Path, data_options: tuple[str, ...], batch_size: int, quiet: bool, device: str
+    model: Path,
+    src: str,
+    out: Path,
+    data_options: tuple[str, ...],
+    batch_size: int,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    shards: int | None,
+    restart: bool,
+    quiet: bool,
+    device: str,
 ) -> None:
     """Score every sample of SRC with MODEL and write one CSV row per sample.
 
@@ -333,19 +382,30 @@ def score(
     from. The image size and colour mode are read from the model. Samples
     are scored in chunks and written as they go; the file appears only when
     complete (--out - streams the rows to standard output instead).
+
+    --engine dask scores on a Dask cluster instead (a local one, or
+    --scheduler ADDRESS): --out is then a folder where the workers write one
+    part per shard and the merged scores.csv equals this command's CSV; a
+    rerun resumes, skipping the finished shards.
     """
-    clf, dataset = _load_for_model(model, src, data_options, device)
-    n_anomalies = 0
+    if engine == "dask":
+        score_on_cluster(
+            model, src, out, data_options, batch_size, quiet, device, scheduler, workers, shards, restart
+        )
+        return
+    clf, plan = _plan_for_model(model, src, data_options, device)
+    n_samples = n_anomalies = 0
     with _csv_output(out) as handle:
         writer = csv.writer(handle)
-        for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, dataset, batch_size, quiet)):
+        for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, plan, batch_size, quiet)):
             columns = score_columns(chunk, scores, clf.threshold_, by_view)
             if i == 0:
                 writer.writerow(list(columns))
+            n_samples += len(chunk)
             n_anomalies += sum(columns["is_anomaly"])
             writer.writerows(zip(*columns.values(), strict=True))
     where = "standard output" if out == STDOUT else out
-    note(quiet, f"scored {len(dataset)} samples, {n_anomalies} above the threshold; written to {where}")
+    note(quiet, f"scored {n_samples} samples, {n_anomalies} above the threshold; written to {where}")
 
 
 def _normal_labels(clf: Any, dataset: Any, normal: tuple[str, ...]) -> list[Any]:
@@ -360,21 +420,33 @@ def _normal_labels(clf: Any, dataset: Any, normal: tuple[str, ...]) -> list[Any]
     return [find_label(dataset, label) for label in wanted]
 
 
-def _leave_out_training(clf: Any, dataset: Any, include: bool) -> tuple[Any, int, str]:
-    """Drop the samples the model was trained on unless ``include``; return the data, their count, a note."""
-    if clf.train_fingerprints_ is None:
-        return dataset, 0, "the model file records no training samples (older mmocc): cannot leave them out"
-    seen = clf.seen_in_training(dataset)
-    n_seen = int(seen.sum())
-    if not n_seen:
-        return dataset, 0, "none of these samples was used in training"
-    if include:
-        return (
-            dataset,
-            n_seen,
-            f"warning: {n_seen} of these samples were used in training; metrics are optimistic",
-        )
-    return dataset[~seen], n_seen, f"left out {n_seen} samples the model was trained on"
+class _TrainingFilter:
+    """Leaves the training samples out of a stream of chunks (unless ``include``) and counts them."""
+
+    def __init__(self, clf: Any, include: bool) -> None:
+        self.clf = clf
+        self.include = include
+        self.n_seen = 0
+
+    def __call__(self, chunks: Iterable[Any]) -> Iterator[Any]:
+        """Yield each chunk without its training samples (all of it when ``include``)."""
+        for chunk in chunks:
+            seen = self.clf.seen_in_training(chunk) if self.clf.train_fingerprints_ is not None else None
+            if seen is None or not seen.any():
+                yield chunk
+                continue
+            self.n_seen += int(seen.sum())
+            yield chunk if self.include else chunk[~seen]
+
+    def note(self) -> str:
+        """Say what was done with the training samples, once the stream is consumed."""
+        if self.clf.train_fingerprints_ is None:
+            return "the model file records no training samples (older mmocc): cannot leave them out"
+        if not self.n_seen:
+            return "none of these samples was used in training"
+        if self.include:
+            return f"warning: {self.n_seen} of these samples were used in training; metrics are optimistic"
+        return f"left out {self.n_seen} samples the model was trained on"
 
 
 @click.command()
@@ -417,18 +489,23 @@ def evaluate(
 
     from mmocc.evaluation.metrics import evaluate as compute_metrics
 
-    clf, dataset = _load_for_model(model, src, data_options, device)
-    dataset.require_labels("evaluate")
-    labels = _normal_labels(clf, dataset, normal)
-    dataset, n_seen, seen_note = _leave_out_training(clf, dataset, include_training)
-    y = (~np.isin(dataset.labels, np.asarray(labels, dtype=dataset.labels.dtype))).astype(np.int64)
+    clf, plan = _plan_for_model(model, src, data_options, device)
+    plan.require_labels("evaluate")
+    labels = _normal_labels(clf, plan, normal)
+    normal_values = np.asarray(labels, dtype=plan.labels.dtype)
+    leave_out = _TrainingFilter(clf, include_training)
+    ys, parts = [], []
+    for chunk, part, _ in score_chunks(clf, leave_out(plan.chunks(batch_size)), batch_size, quiet):
+        ys.append((~np.isin(chunk.labels, normal_values)).astype(np.int64))
+        parts.append(part)
+    y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
+    n_seen, seen_note = leave_out.n_seen, leave_out.note()
     if not (y == 0).any():
         raise click.ClickException(
             f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
             "train with --holdout 0.34 to keep some out, or evaluate on other data"
         )
-    scores = np.concatenate([s for _, s, _ in score_chunks(clf, dataset, batch_size, quiet)])
-    metrics = compute_metrics(y, scores, clf.threshold_)
+    metrics = compute_metrics(y, np.concatenate(parts), clf.threshold_)
     summary = {
         "n_samples": len(y),
         "n_normal": int((y == 0).sum()),

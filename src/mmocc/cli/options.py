@@ -180,7 +180,7 @@ data_option = click.option(
 batch_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=4096,
+    default=1024,
     show_default=True,
     help="Samples scored per chunk; bounds memory.",
 )

@@ -7,10 +7,47 @@ numpy, torch and the estimators are imported inside the command body, so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmocc.cli.options import SRC_HELP, STDOUT, common, data_option, note, out_option
+from mmocc.cli.options import SRC_HELP, STDOUT, batch_option, common, data_option, note, out_option
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mmocc.evaluation.html_report import ScoredSamples
+
+
+def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSamples:
+    """Score a source chunk by chunk; keep every sample's id, label, files and scores, not its images."""
+    import numpy as np
+
+    from mmocc.cli.commands import score_chunks
+    from mmocc.evaluation.html_report import ScoredSamples
+
+    ids, labels, totals, n_seen = [], [], [], 0
+    paths: dict[str, list[np.ndarray]] = {}
+    views: dict[str, list[np.ndarray]] = {}
+    for chunk, total, by_view in score_chunks(clf, plan, batch_size, quiet):
+        if clf.train_fingerprints_ is not None:
+            n_seen += int(clf.seen_in_training(chunk).sum())
+        ids.append(chunk.ids)
+        labels.append(chunk.labels)
+        totals.append(np.asarray(total, dtype=np.float64))
+        for view, files in chunk.paths.items():
+            paths.setdefault(view, []).append(files)
+        for view, values in by_view.items():
+            views.setdefault(view, []).append(values)
+    return ScoredSamples(
+        ids=np.concatenate(ids),
+        labels=None if labels[0] is None else np.concatenate(labels),
+        paths={view: np.concatenate(files) for view, files in paths.items()},
+        total=np.concatenate(totals),
+        by_view={view: np.concatenate(values) for view, values in views.items()},
+        threshold=float(clf.threshold_),
+        n_seen=None if clf.train_fingerprints_ is None else n_seen,
+    )
 
 
 @click.command()
@@ -33,6 +70,7 @@ from mmocc.cli.options import SRC_HELP, STDOUT, common, data_option, note, out_o
 )
 @click.option("--title", help="Page title.  [default: mmocc report: <model file name>]")
 @data_option
+@batch_option
 @common()
 def report(
     model: Path,
@@ -42,6 +80,7 @@ def report(
     near: int,
     title: str | None,
     data_options: tuple[str, ...],
+    batch_size: int,
     quiet: bool,
     device: str,
 ) -> None:
@@ -54,15 +93,28 @@ def report(
     anomaly map blended over it where the model's score rule has maps: patch,
     recon), and a table of every sample, sorted by clicking a header. It
     embeds its images and makes no network request; open it in any browser.
-    The image size and colour mode are read from the model.
+    The image size and colour mode are read from the model. Samples are
+    decoded and scored in chunks; only the scores are kept, and the samples
+    shown as cards are decoded again.
     """
-    from mmocc.cli.commands import _load_for_model
-    from mmocc.evaluation.html_report import build_report, write_report
+    import numpy as np
 
-    clf, dataset = _load_for_model(model, src, data_options, device)
-    html = build_report(clf, dataset, top_k=top, n_near=near, title=title, source=src, model_path=model)
+    from mmocc.cli.commands import _plan_for_model
+    from mmocc.evaluation.html_report import render_report, write_report
+
+    clf, plan = _plan_for_model(model, src, data_options, device)
+    scored = _score_all(clf, plan, batch_size, quiet)
+    chosen = {sample_id: row for row, sample_id in enumerate(plan.ids.tolist())}
+
+    def load(indices: np.ndarray) -> Any:  # decode again only the samples shown as cards
+        return plan.subset(
+            np.asarray([chosen[scored.ids[i]] for i in indices.tolist()], dtype=np.intp)
+        ).load()
+
+    html = render_report(clf, scored, load, top_k=top, n_near=near, title=title, source=src, model_path=model)
     if out == STDOUT:
         click.echo(html, nl=False)
     else:
         write_report(out, html)
-    note(quiet, f"report of {len(dataset)} samples written to {'standard output' if out == STDOUT else out}")
+    n = len(scored.total)
+    note(quiet, f"report of {n} samples written to {'standard output' if out == STDOUT else out}")

@@ -171,12 +171,7 @@ class MultiViewDataset:
         ValueError
             If the dataset is unlabelled.
         """
-        if self.labels is None:
-            raise ValueError(
-                f"{purpose} needs labels, but the data is unlabelled "
-                "(give a manifest with a label column, or a folder with a <label> level)"
-            )
-        return self.labels
+        return require_labels(self.labels, purpose)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -321,3 +316,69 @@ def labels_from_strings(values: Sequence[str]) -> np.ndarray:
     if len(set(as_int)) != len(set(values)):
         return np.asarray(values, dtype=str)
     return np.asarray(as_int, dtype=np.int64)
+
+
+def require_labels(labels: np.ndarray | None, purpose: str) -> np.ndarray:
+    """Return the labels of some data, or raise naming what needed them.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or None
+        The labels; None for unlabelled data.
+    purpose : str
+        What needs labels, for the message (``"a one-class split"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``labels``.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is None.
+    """
+    if labels is None:
+        raise ValueError(
+            f"{purpose} needs labels, but the data is unlabelled "
+            "(give a manifest with a label column, or a folder with a <label> level)"
+        )
+    return labels
+
+
+def concat_datasets(parts: Sequence[MultiViewDataset]) -> MultiViewDataset:
+    """Concatenate datasets with the same views and columns, in order.
+
+    Parameters
+    ----------
+    parts : sequence of MultiViewDataset
+        At least one dataset; all have the views, labels (or none), groups,
+        metadata and paths of the first.
+
+    Returns
+    -------
+    MultiViewDataset
+        Their samples, in order (one part is returned as it is).
+
+    Raises
+    ------
+    ValueError
+        For no parts, or ids that occur in two parts.
+    """
+    if not parts:
+        raise ValueError("concat_datasets needs at least one dataset")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+
+    def joined(pick: Any) -> np.ndarray:
+        return np.concatenate([pick(part) for part in parts])
+
+    return MultiViewDataset(
+        {name: joined(lambda part, name=name: part.views[name]) for name in first.views},
+        labels=None if first.labels is None else joined(lambda part: part.labels),
+        ids=joined(lambda part: part.ids),
+        groups=None if first.groups is None else joined(lambda part: part.groups),
+        metadata={key: joined(lambda part, key=key: part.metadata[key]) for key in first.metadata},
+        paths={name: joined(lambda part, name=name: part.paths[name]) for name in first.paths},
+    )

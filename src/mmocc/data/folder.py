@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject, sample_paths
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
+from mmocc.data.listing import ImageListing
 from mmocc.data.turntable import TURNTABLE_NAME
 
 
@@ -101,6 +102,68 @@ def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
     return [(None, sample_dir, _view_files(sample_dir)) for sample_dir in sample_dirs]
 
 
+def plan_folder(
+    root: str | os.PathLike[str],
+    views: Sequence[str] | None = None,
+    size: int = 32,
+    mode: str = "auto",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> ImageListing:
+    """List the samples of a folder tree without decoding them.
+
+    Parameters
+    ----------
+    root, views, size, mode, cache, cache_dir, on_error, n_jobs
+        As for :func:`load_folder`.
+
+    Returns
+    -------
+    ImageListing
+        The samples; :meth:`ImageListing.load` decodes them into what
+        :func:`load_folder` returns.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_folder` does for the layout (bad images are found
+        when decoding).
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    found = _find_samples(root)
+    if not found:
+        raise ValueError(
+            f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext> or "
+            f"{root}/<sample_id>/<view>.<ext>{_no_samples_hint(root)}"
+        )
+    if views is None:
+        common, _ = Counter(frozenset(files) for _, _, files in found).most_common(1)[0]
+        view_names = sorted(common)
+    else:
+        view_names = list(views)
+    if not view_names:
+        raise ValueError(f"{root}: the sample folders hold no image files")
+    samples, labels, ids, skipped = _samples(found, view_names, views is None, on_error)
+    return ImageListing.build(
+        samples,
+        [f"sample {sample_id}" for sample_id in ids],
+        ids=ids,
+        labels=None if found[0][0] is None else labels_from_strings([str(label) for label in labels]),
+        skipped=skipped,
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+    )
+
+
 def load_folder(
     root: str | os.PathLike[str],
     views: Sequence[str] | None = None,
@@ -163,39 +226,4 @@ def load_folder(
         ``on_error="raise"``) a sample folder with different views or an
         unreadable image; the message names the folder or file.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    found = _find_samples(root)
-    if not found:
-        raise ValueError(
-            f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext> or "
-            f"{root}/<sample_id>/<view>.<ext>{_no_samples_hint(root)}"
-        )
-    if views is None:
-        common, _ = Counter(frozenset(files) for _, _, files in found).most_common(1)[0]
-        view_names = sorted(common)
-    else:
-        view_names = list(views)
-    if not view_names:
-        raise ValueError(f"{root}: the sample folders hold no image files")
-    samples, labels, ids, skipped = _samples(found, view_names, views is None, on_error)
-    arrays, keep = load_view_images(
-        samples,
-        [f"sample {sample_id}" for sample_id in ids],
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        n_jobs=n_threads,
-        skipped=skipped,
-    )
-    kept_labels = [label for label, ok in zip(labels, keep, strict=True) if ok]
-    return MultiViewDataset(
-        arrays,
-        labels=None if found[0][0] is None else labels_from_strings([str(label) for label in kept_labels]),
-        ids=[sample_id for sample_id, ok in zip(ids, keep, strict=True) if ok],
-        paths=sample_paths(samples, keep),
-    )
+    return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs).load()

@@ -8,9 +8,12 @@ that still leaves at least ``size`` pixels per side, convert to ``mode``
 ratio is not kept), and return ``(C, size, size)`` uint8.
 
 :func:`decode_files` runs it over many files in a thread pool (Pillow releases
-the GIL while decoding and resizing) and caches the stacked result on disk
-(see :mod:`mmocc.data.cache`). A load with any missing or unreadable file
-is never cached. The logger ``mmocc.data.images`` reports, at DEBUG level,
+the GIL while decoding and resizing; each task decodes a run of files) and
+caches the stacked result on disk (see :mod:`mmocc.data.cache`). A load with
+any missing or unreadable file is never cached. :func:`decode_samples`
+decodes the view files of some samples (one chunk of an
+:class:`mmocc.data.listing.ImageListing`), dropping or refusing samples with
+a bad file. The logger ``mmocc.data.images`` reports, at DEBUG level,
 whether a load was decoded or served from the cache.
 """
 
@@ -50,6 +53,8 @@ IMAGE_EXTENSIONS = frozenset(
 CACHE_FORMAT_VERSION = 2
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+#: Files decoded per thread-pool task: one hand-off per file costs more than a small image's decode.
+_FILES_PER_TASK = 64
 
 
 def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None) -> int:
@@ -116,6 +121,26 @@ def stat_image_file(path: str | os.PathLike[str]) -> os.stat_result:
     return info
 
 
+def _key_stat(path: str | os.PathLike[str], parents: dict[str, str]) -> tuple[str, int, int]:
+    """Return ``(resolved path, size, mtime in ns)`` of a regular file, for its cache key.
+
+    One ``lstat`` per file: it is the file's status unless the file is a
+    symbolic link. Each folder is resolved once (``parents`` caches it), not
+    once per file; a link is resolved on its own.
+    """
+    text = os.fspath(path)
+    info = os.lstat(text)
+    if stat.S_ISLNK(info.st_mode):
+        info = stat_image_file(text)
+        return str(Path(text).resolve()), info.st_size, info.st_mtime_ns
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", text)
+    folder, name = os.path.split(os.path.abspath(text))
+    if folder not in parents:
+        parents[folder] = str(Path(folder).resolve())
+    return os.path.join(parents[folder], name), info.st_size, info.st_mtime_ns
+
+
 def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
     """Decode one image file into a ``(C, size, size)`` uint8 array.
 
@@ -153,7 +178,7 @@ def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarr
 
 
 def decode_files(
-    paths: Sequence[Path],
+    paths: Sequence[str | os.PathLike[str]],
     *,
     size: int,
     mode: str,
@@ -166,7 +191,7 @@ def decode_files(
 
     Parameters
     ----------
-    paths : sequence of pathlib.Path
+    paths : sequence of path-like
         The files, in output order.
     size : int
         Output side length in pixels.
@@ -194,13 +219,12 @@ def decode_files(
     images = np.zeros((len(paths), MODES[mode], size, size), dtype=np.uint8)
     errors: dict[int, BaseException] = {}
     stats = []
+    parents: dict[str, str] = {}
     for i, path in enumerate(paths):
         try:
-            info = stat_image_file(path)
+            stats.append(_key_stat(path, parents))
         except OSError as exc:
             errors[i] = exc
-        else:
-            stats.append((str(Path(path).resolve()), info.st_size, info.st_mtime_ns))
     if errors and fail_fast:
         return images, errors
     target = None
@@ -218,20 +242,23 @@ def decode_files(
             logger.debug("cache hit: %d images from %s", len(cached), target)
             return cached, {}
 
-    def work(i: int) -> tuple[int, BaseException | None]:
-        try:
-            images[i] = decode_image(paths[i], size, mode)
-        except Exception as exc:  # any failure of one file is reported against that file
-            return i, exc
-        return i, None
+    def work(block: Sequence[int]) -> dict[int, BaseException]:
+        failed: dict[int, BaseException] = {}
+        for i in block:
+            try:
+                images[i] = decode_image(paths[i], size, mode)
+            except Exception as exc:  # any failure of one file is reported against that file
+                failed[i] = exc
+        return failed
 
     todo = [i for i in range(len(paths)) if i not in errors]
     if n_jobs > 1 and len(todo) > 1:
+        step = max(1, min(_FILES_PER_TASK, -(-len(todo) // n_jobs)))
         with ThreadPoolExecutor(max_workers=min(n_jobs, len(todo))) as pool:
-            results = list(pool.map(work, todo))
+            for failed in pool.map(work, [todo[i : i + step] for i in range(0, len(todo), step)]):
+                errors.update(failed)
     else:
-        results = [work(i) for i in todo]
-    errors.update({i: exc for i, exc in results if exc is not None})
+        errors.update(work(todo))
     logger.debug("decoded %d images (%d failed)", len(todo), len(errors))
     if target is not None and not errors:
         _cache.store(target, images)
@@ -254,7 +281,7 @@ def reject(message: str, on_error: str, skipped: list[str]) -> None:
         What is wrong, naming the sample or file.
     on_error : {"raise", "skip"}
         ``"raise"`` raises; ``"skip"`` appends ``message`` to ``skipped``, for
-        the warning :func:`load_view_images` issues.
+        the warning :func:`warn_skipped` issues.
     skipped : list of str
         The messages of the samples skipped so far.
 
@@ -319,29 +346,8 @@ def resolve_mode(mode: str, samples: Sequence[Mapping[str, Path]]) -> str:
     return "L" if modes <= GREY_PILLOW_MODES else "RGB"
 
 
-def sample_paths(samples: Sequence[Mapping[str, Path]], keep: np.ndarray) -> dict[str, np.ndarray]:
-    """Return the source file of each kept sample, per view, for :class:`MultiViewDataset` ``paths``.
-
-    Parameters
-    ----------
-    samples : sequence of mapping of str to pathlib.Path
-        For each sample, the file of each view.
-    keep : numpy.ndarray of bool, shape (len(samples),)
-        Which samples were kept (as :func:`load_view_images` returns).
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        The paths, as strings, of the kept samples.
-    """
-    if not samples:
-        return {}
-    rows = np.flatnonzero(keep).tolist()
-    return {view: np.asarray([str(samples[i][view]) for i in rows], dtype=str) for view in samples[0]}
-
-
-def load_view_images(
-    samples: Sequence[Mapping[str, Path]],
+def decode_samples(
+    files: Mapping[str, Sequence[str]],
     contexts: Sequence[str],
     *,
     size: int,
@@ -350,79 +356,76 @@ def load_view_images(
     cache_dir: str | os.PathLike[str] | None,
     on_error: str,
     n_jobs: int,
-    skipped: Sequence[str] = (),
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Decode the view files of many samples, handling bad files per sample.
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Decode the view files of some samples, handling bad files per sample.
 
     Each distinct file is decoded once, even when several samples share it.
+    Nothing is warned: the caller reports the returned messages (see
+    :func:`warn_skipped`).
 
     Parameters
     ----------
-    samples : sequence of mapping of str to pathlib.Path
-        For each sample, the file of each view; all have the same views.
+    files : mapping of str to sequence of str
+        The file of each sample, per view; every view lists the samples in
+        one order.
     contexts : sequence of str
         For each sample, how error messages name it (for example
         ``"manifest.csv line 4 (sample_id 'a7')"``).
     size, cache, cache_dir, n_jobs
         As for :func:`decode_files`.
-    mode : {"RGB", "L", "auto"}
-        Colour mode; ``"auto"`` as :func:`resolve_mode` decides.
+    mode : {"RGB", "L"}
+        Colour mode, already resolved (see :func:`resolve_mode`).
     on_error : {"raise", "skip"}
-        ``"raise"`` stops at the first bad file; ``"skip"`` drops samples with
-        a bad file and warns once, listing every bad file.
-    skipped : sequence of str, default ()
-        Samples the caller already dropped, listed in the same warning.
+        ``"raise"`` stops at the first sample with a bad file; ``"skip"``
+        drops samples with a bad file.
 
     Returns
     -------
     views : dict of str to numpy.ndarray
         ``(n_kept, C, size, size)`` uint8 images per view.
-    keep : numpy.ndarray of bool, shape (len(samples),)
+    keep : numpy.ndarray of bool, shape (len(contexts),)
         Which samples were kept.
+    messages : list of str
+        One line per bad file of the samples dropped (empty with ``"raise"``).
 
     Raises
     ------
     FileNotFoundError
         For a missing file, when ``on_error="raise"``.
     ValueError
-        For an unreadable file when ``on_error="raise"``, or when no sample
-        is left.
+        For an unreadable file, when ``on_error="raise"``.
     """
-    if not samples:
-        warn_skipped(skipped)
-        raise ValueError(f"no usable samples: all {len(skipped)} were skipped")
-    view_names = list(samples[0])
-    index: dict[Path, int] = {}
-    for sample in samples:
-        for view in view_names:
-            index.setdefault(sample[view], len(index))
-    files = list(index)
+    index: dict[str, int] = {}
+    for column in files.values():
+        for path in column:
+            index.setdefault(path, len(index))
     images, errors = decode_files(
-        files,
+        list(index),
         size=size,
-        mode=resolve_mode(mode, samples),
+        mode=mode,
         cache=cache,
         cache_dir=cache_dir,
         n_jobs=n_jobs,
         fail_fast=on_error == "raise",
     )
-    keep = np.ones(len(samples), dtype=bool)
-    messages = list(skipped)
-    for row, sample in enumerate(samples):
-        for view in view_names:
-            exc = errors.get(index[sample[view]])
-            if exc is None:
-                continue
-            message = _describe(contexts[row], view, sample[view], exc)
-            if on_error == "raise":
-                if isinstance(exc, FileNotFoundError):
-                    raise FileNotFoundError(message) from exc
-                raise ValueError(message) from exc
-            keep[row] = False
-            messages.append(message)
-    warn_skipped(messages)
-    if not keep.any():
-        raise ValueError(f"no usable samples: all {len(samples) + len(skipped)} were skipped")
-    rows = [i for i in range(len(samples)) if keep[i]]
-    views = {view: images[[index[samples[i][view]] for i in rows]] for view in view_names}
-    return views, keep
+    keep = np.ones(len(contexts), dtype=bool)
+    messages = []
+    if errors:
+        for row, context in enumerate(contexts):
+            for view, column in files.items():
+                exc = errors.get(index[column[row]])
+                if exc is None:
+                    continue
+                message = _describe(context, view, Path(column[row]), exc)
+                if on_error == "raise":
+                    if isinstance(exc, FileNotFoundError):
+                        raise FileNotFoundError(message) from exc
+                    raise ValueError(message) from exc
+                keep[row] = False
+                messages.append(message)
+    rows = np.flatnonzero(keep).tolist()
+    views = {
+        view: images[np.asarray([index[column[i]] for i in rows], dtype=np.intp)]
+        for view, column in files.items()
+    }
+    return views, keep, messages

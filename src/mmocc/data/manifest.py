@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import check_image_options, load_view_images, reject, sample_paths
+from mmocc.data.images import check_image_options, reject
+from mmocc.data.listing import ImageListing
 from mmocc.utils import read_utf8
 
 #: Manifest columns that are not views.
@@ -118,6 +119,66 @@ def _samples(
     return samples, contexts, sample_rows, skipped
 
 
+def plan_manifest(
+    csv_path: str | os.PathLike[str],
+    views: Sequence[str] | None = None,
+    size: int = 32,
+    mode: str = "auto",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> ImageListing:
+    """List the samples of a CSV manifest without decoding them.
+
+    Parameters
+    ----------
+    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs
+        As for :func:`load_manifest`.
+
+    Returns
+    -------
+    ImageListing
+        The samples; :meth:`ImageListing.load` decodes them into what
+        :func:`load_manifest` returns.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_manifest` does for the manifest itself (bad images
+        are found when decoding).
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    csv_path = Path(csv_path)
+    header, rows = _read_rows(csv_path)
+    available, view_names = _view_columns(csv_path, header, views)
+    if not rows:
+        raise ValueError(f"{csv_path}: the manifest lists no samples")
+    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
+    take = np.asarray(sample_rows, dtype=np.intp)
+
+    def column(name: str) -> list[str]:
+        return [row[name] for _, row in rows]
+
+    extra = [name for name in available if name not in view_names]
+    return ImageListing.build(
+        samples,
+        contexts,
+        ids=np.asarray(column("sample_id"), dtype=str)[take],
+        labels=labels_from_strings(column("label"))[take] if "label" in header else None,
+        groups=labels_from_strings(column("group"))[take] if "group" in header else None,
+        metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
+        skipped=skipped,
+        origin=f"{csv_path}: ",
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+    )
+
+
 def load_manifest(
     csv_path: str | os.PathLike[str],
     views: Sequence[str] | None = None,
@@ -196,40 +257,4 @@ def load_manifest(
         samples; the message names the manifest and, where there is one,
         the line.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
-    csv_path = Path(csv_path)
-    header, rows = _read_rows(csv_path)
-    available, view_names = _view_columns(csv_path, header, views)
-    if not rows:
-        raise ValueError(f"{csv_path}: the manifest lists no samples")
-    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
-    try:
-        arrays, keep = load_view_images(
-            samples,
-            contexts,
-            size=size,
-            mode=mode,
-            cache=cache,
-            cache_dir=cache_dir,
-            on_error=on_error,
-            n_jobs=n_threads,
-            skipped=skipped,
-        )
-    except ValueError as exc:  # "no usable samples" names no file; the others name the line
-        if csv_path.name in str(exc):
-            raise
-        raise ValueError(f"{csv_path}: {exc}") from exc
-    take = np.asarray(sample_rows, dtype=np.intp)[keep]
-
-    def column(name: str) -> list[str]:
-        return [row[name] for _, row in rows]
-
-    extra = [name for name in available if name not in view_names]
-    return MultiViewDataset(
-        arrays,
-        labels=labels_from_strings(column("label"))[take] if "label" in header else None,
-        ids=np.asarray(column("sample_id"), dtype=str)[take],
-        groups=labels_from_strings(column("group"))[take] if "group" in header else None,
-        metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
-        paths=sample_paths(samples, keep),
-    )
+    return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs).load()

@@ -7,12 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import (
-    IMAGE_EXTENSIONS,
-    check_image_options,
-    load_view_images,
-    sample_paths,
-)
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options
+from mmocc.data.listing import ImageListing
 
 _SHOWN = 10
 
@@ -69,6 +65,61 @@ def _unpaired(by_view: dict[str, dict[str, Path]], paired: set[str]) -> list[str
                 lacking = [other for other, theirs in by_view.items() if stem not in theirs]
                 lines.append(f"{path} (no {stem!r} in view(s) {lacking})")
     return lines
+
+
+def plan_pairs(
+    folders: Mapping[str, str | os.PathLike[str]] | Sequence[str | os.PathLike[str]],
+    size: int = 32,
+    mode: str = "auto",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> ImageListing:
+    """List the pairs of some camera folders without decoding them.
+
+    Parameters
+    ----------
+    folders, size, mode, cache, cache_dir, on_error, n_jobs
+        As for :func:`load_pairs`.
+
+    Returns
+    -------
+    ImageListing
+        The samples; :meth:`ImageListing.load` decodes them into what
+        :func:`load_pairs` returns.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_pairs` does for the folders (bad images are found
+        when decoding).
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    named = _named_folders(folders)
+    by_view = {view: _images_by_stem(view, folder) for view, folder in named.items()}
+    stems = [set(files) for files in by_view.values()]
+    paired = set.intersection(*stems)
+    skipped: list[str] = []
+    unpaired = _unpaired(by_view, paired)
+    if unpaired:
+        more = f"; ... ({len(unpaired)} in all)" if len(unpaired) > _SHOWN else ""
+        if not paired or on_error == "raise":
+            raise ValueError(f"{len(unpaired)} unpaired file(s): {'; '.join(unpaired[:_SHOWN])}{more}")
+        skipped.extend(unpaired)
+    order = sorted(paired)
+    return ImageListing.build(
+        [{view: by_view[view][stem] for view in named} for stem in order],
+        [f"sample {stem!r}" for stem in order],
+        ids=order,
+        skipped=skipped,
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+    )
 
 
 def load_pairs(
@@ -139,33 +190,4 @@ def load_pairs(
     >>> ds.view_names, ds.ids.tolist(), ds.labels is None, ds.views["left"].shape
     (['left', 'right'], ['a', 'b'], True, (2, 1, 8, 8))
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
-    named = _named_folders(folders)
-    by_view = {view: _images_by_stem(view, folder) for view, folder in named.items()}
-    stems = [set(files) for files in by_view.values()]
-    paired = set.intersection(*stems)
-    skipped: list[str] = []
-    unpaired = _unpaired(by_view, paired)
-    if unpaired:
-        more = f"; ... ({len(unpaired)} in all)" if len(unpaired) > _SHOWN else ""
-        if not paired or on_error == "raise":
-            raise ValueError(f"{len(unpaired)} unpaired file(s): {'; '.join(unpaired[:_SHOWN])}{more}")
-        skipped.extend(unpaired)
-    order = sorted(paired)
-    samples = [{view: by_view[view][stem] for view in named} for stem in order]
-    arrays, keep = load_view_images(
-        samples,
-        [f"sample {stem!r}" for stem in order],
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        n_jobs=n_threads,
-        skipped=skipped,
-    )
-    return MultiViewDataset(
-        arrays,
-        ids=[stem for stem, ok in zip(order, keep, strict=True) if ok],
-        paths=sample_paths(samples, keep),
-    )
+    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs).load()

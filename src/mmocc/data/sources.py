@@ -16,6 +16,8 @@ A SRC string is one of:
 Relative paths are resolved against the current working directory. Loader
 options (``size``, ``mode``, ``delta_deg``, ...) come from the caller and are
 checked against the loader's signature.
+:func:`mmocc.data.streaming.plan_source` lists a source without decoding it,
+for decoding chunk by chunk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +41,9 @@ from mmocc.data import (
     make_synthetic,
 )
 from mmocc.utils import did_you_mean, parse_assignments
+
+if TYPE_CHECKING:
+    from mmocc.data.streaming import SourcePlan
 
 _LOADERS: dict[str, Callable[..., MultiViewDataset]] = {
     "manifest": load_manifest,
@@ -249,7 +254,7 @@ def load_source(source: str | Source, **options: Any) -> MultiViewDataset:
     return parsed.load(**options)
 
 
-def find_label(dataset: MultiViewDataset, label: Any) -> Any:
+def find_label(dataset: MultiViewDataset | SourcePlan, label: Any) -> Any:
     """Return the dataset label whose string form equals ``str(label)``.
 
     Labels typed on the command line or in a config are strings or ints;
@@ -257,8 +262,8 @@ def find_label(dataset: MultiViewDataset, label: Any) -> Any:
 
     Parameters
     ----------
-    dataset : MultiViewDataset
-        The data.
+    dataset : MultiViewDataset or SourcePlan
+        The data, or its plan (:mod:`mmocc.data.streaming`).
     label : str or int
         The label as typed.
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, load_view_images, reject, sample_paths
+from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
+from mmocc.data.listing import ImageListing
 
 #: File stems of a turntable collection: ``obj{K}__{P}``.
 TURNTABLE_NAME = re.compile(r"obj(\d+)__(\d+)")
@@ -80,6 +81,69 @@ def _pairs(
         contexts.append(f"object {obj} at {angle} degrees")
         keys.append((obj, angle, path.stem))
     return samples, contexts, keys, skipped
+
+
+def plan_turntable(
+    root: str | os.PathLike[str],
+    delta_deg: int = 90,
+    size: int = 32,
+    mode: str = "L",
+    angle_step: int | None = None,
+    view_names: Sequence[str] = ("front", "side"),
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> ImageListing:
+    """List the pairs of a turntable collection without decoding them.
+
+    Parameters
+    ----------
+    root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
+        As for :func:`load_turntable`.
+
+    Returns
+    -------
+    ImageListing
+        The samples; :meth:`ImageListing.load` decodes them into what
+        :func:`load_turntable` returns.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`load_turntable` does for the files and options (bad
+        images are found when decoding).
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    delta_deg = _positive_int("delta_deg", delta_deg)
+    names = list(view_names)
+    if len(names) != 2 or len(set(names)) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"view_names must be two different non-empty strings, got {view_names!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    files = _scan(root)
+    if not files:
+        raise ValueError(f"{root}: no image files named obj<K>__<P>.<ext>")
+    samples, contexts, keys, skipped = _pairs(
+        _by_angle(files, delta_deg, angle_step), delta_deg, names, on_error
+    )
+    objects = np.asarray([obj for obj, _, _ in keys], dtype=np.int64)
+    return ImageListing.build(
+        samples,
+        contexts,
+        ids=[stem for _, _, stem in keys],
+        labels=objects,
+        groups=objects.copy(),
+        metadata={"angle": np.asarray([angle for _, angle, _ in keys], dtype=np.int64)},
+        skipped=skipped,
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+    )
 
 
 def load_turntable(
@@ -152,38 +216,6 @@ def load_turntable(
     >>> len(ds), ds.view_names, len(ds.classes)  # doctest: +SKIP
     (1440, ['front', 'side'], 20)
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
-    delta_deg = _positive_int("delta_deg", delta_deg)
-    names = list(view_names)
-    if len(names) != 2 or len(set(names)) != 2 or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"view_names must be two different non-empty strings, got {view_names!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    files = _scan(root)
-    if not files:
-        raise ValueError(f"{root}: no image files named obj<K>__<P>.<ext>")
-    samples, contexts, keys, skipped = _pairs(
-        _by_angle(files, delta_deg, angle_step), delta_deg, names, on_error
-    )
-    arrays, keep = load_view_images(
-        samples,
-        contexts,
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        n_jobs=n_threads,
-        skipped=skipped,
-    )
-    kept = [key for key, ok in zip(keys, keep, strict=True) if ok]
-    objects = np.asarray([obj for obj, _, _ in kept], dtype=np.int64)
-    return MultiViewDataset(
-        arrays,
-        labels=objects,
-        ids=[stem for _, _, stem in kept],
-        groups=objects.copy(),
-        metadata={"angle": np.asarray([angle for _, angle, _ in kept], dtype=np.int64)},
-        paths=sample_paths(samples, keep),
-    )
+    return plan_turntable(
+        root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
+    ).load()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, NamedTuple
@@ -157,29 +157,52 @@ _JS = """
 
 
 @dataclass(frozen=True)
-class _Scored:
-    """The scores of every sample of the data set."""
+class ScoredSamples:
+    """Every sample of a report, without its images: ids, labels, source files and scores.
 
+    Attributes
+    ----------
+    ids : numpy.ndarray of shape (n,)
+        Sample ids.
+    labels : numpy.ndarray of shape (n,) or None
+        Labels; None for unlabelled data.
+    paths : dict of str to numpy.ndarray
+        Source file of each sample, per view read from files.
+    total : numpy.ndarray of shape (n,), dtype float64
+        Anomaly scores.
+    by_view : dict of str to numpy.ndarray
+        Per-view scores (empty when the model's rule scores views jointly).
+    threshold : float
+        The detector's threshold.
+    n_seen : int or None
+        How many samples the model was trained on; None when the model
+        records no training fingerprints.
+    """
+
+    ids: np.ndarray
+    labels: np.ndarray | None
+    paths: dict[str, np.ndarray]
     total: np.ndarray
     by_view: dict[str, np.ndarray]
     threshold: float
+    n_seen: int | None
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What every card needs: the model's views, the data, the scores and the scale of each view's maps."""
+    """What every card needs: the model's views, the scored samples and the scale of each view's maps."""
 
     specs: list[ViewSpec]
-    dataset: MultiViewDataset
-    scored: _Scored
+    scored: ScoredSamples
     ranges: dict[str, tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class _Card:
-    """One sample shown as a card, with its anomaly maps (empty without maps)."""
+    """One sample shown as a card: its row in the samples, images and anomaly maps (empty without maps)."""
 
     index: int
+    images: dict[str, np.ndarray]
     maps: dict[str, np.ndarray]
 
 
@@ -446,8 +469,8 @@ def _picture(ctx: _Context, card: _Card, spec: ViewSpec) -> str:
     """Show the image of one view of a card and its anomaly overlay, or a vector view placeholder."""
     if spec.kind != "image":
         return f'<div class="vector">vector view ({"×".join(map(str, spec.shape))})</div>'
-    sample = str(ctx.dataset.ids[card.index])
-    pixels = to_display(np.asarray(ctx.dataset.views[spec.name][card.index]))
+    sample = str(ctx.scored.ids[card.index])
+    pixels = to_display(np.asarray(card.images[spec.name]))
     images = [_img(pixels, "thumb", f"{spec.name} of sample {sample}")]
     if spec.name in card.maps:
         heat = _scaled(card.maps[spec.name], ctx.ranges[spec.name])
@@ -462,8 +485,8 @@ def _figure(ctx: _Context, card: _Card, spec: ViewSpec) -> str:
     caption = [f"<strong>{escape(spec.name)}</strong>"]
     if spec.name in ctx.scored.by_view:
         caption.append(f"score {ctx.scored.by_view[spec.name][card.index]:.4g}")
-    if spec.name in ctx.dataset.paths:
-        path = escape(str(ctx.dataset.paths[spec.name][card.index]))
+    if spec.name in ctx.scored.paths:
+        path = escape(str(ctx.scored.paths[spec.name][card.index]))
         caption.append(f'<span class="path" title="{path}">{path}</span>')
     return f"<figure>{_picture(ctx, card, spec)}<figcaption>{'<br>'.join(caption)}</figcaption></figure>"
 
@@ -474,11 +497,11 @@ def _card_html(ctx: _Context, card: _Card, rank: int) -> str:
     kind = "anomaly" if score > ctx.scored.threshold else "normal"
     head = [
         f'<span class="rank">#{rank}</span>',
-        f'<span class="sid">id {escape(str(ctx.dataset.ids[card.index]))}</span>',
+        f'<span class="sid">id {escape(str(ctx.scored.ids[card.index]))}</span>',
         f'<span class="score">score {score:.4g}</span>',
     ]
-    if ctx.dataset.labels is not None:
-        head.append(f'<span class="label">label {escape(str(ctx.dataset.labels[card.index]))}</span>')
+    if ctx.scored.labels is not None:
+        head.append(f'<span class="label">label {escape(str(ctx.scored.labels[card.index]))}</span>')
     figures = "".join(_figure(ctx, card, spec) for spec in ctx.specs)
     return (
         f'<article class="card {kind}"><h3>{"".join(head)}</h3><div class="views">{figures}</div></article>'
@@ -495,13 +518,17 @@ def _cards_section(ctx: _Context, cards: Sequence[_Card], heading: str) -> str:
     return f"<section><h2>{escape(heading)}</h2>{body}</section>"
 
 
-def _make_cards(clf: MultimodalOCC, dataset: MultiViewDataset, indices: np.ndarray) -> list[_Card]:
-    """Cards of the samples at ``indices``, with anomaly maps computed for those samples only."""
+def _make_cards(clf: MultimodalOCC, chosen: MultiViewDataset, indices: np.ndarray) -> list[_Card]:
+    """Cards of the samples ``chosen`` (rows ``indices`` of the report), with their anomaly maps."""
     maps: dict[str, np.ndarray] = {}
-    if indices.size and clf.has_anomaly_maps:
-        maps = clf.anomaly_maps(dataset[indices])
+    if clf.has_anomaly_maps:
+        maps = clf.anomaly_maps(chosen)
     return [
-        _Card(index, {view: stack[i] for view, stack in maps.items()})
+        _Card(
+            index,
+            {view: array[i] for view, array in chosen.views.items()},
+            {view: stack[i] for view, stack in maps.items()},
+        )
         for i, index in enumerate(indices.tolist())
     ]
 
@@ -510,22 +537,23 @@ def _header(
     clf: MultimodalOCC, ctx: _Context, model_path: str | os.PathLike[str] | None, source: str | None
 ) -> str:
     """Describe the model, data and threshold as a description list."""
-    dataset, scored = ctx.dataset, ctx.scored
+    scored = ctx.scored
+    n = len(scored.total)
     n_above = int((scored.total > scored.threshold).sum())
     views = ", ".join(f"{spec.name} ({spec.kind} {'×'.join(map(str, spec.shape))})" for spec in ctx.specs)
-    labels = "unknown" if dataset.labels is None else f"{len(np.unique(dataset.labels))} classes"
+    labels = "unknown" if scored.labels is None else f"{len(np.unique(scored.labels))} classes"
     items = [
         ("model", "(in memory)" if model_path is None else os.fspath(model_path)),
         ("preset / score rule", f"{clf.preset} / {clf.params_.score}"),
         ("threshold τ", f"{scored.threshold:.6g} (from {clf.threshold_source_})"),
-        ("samples", str(len(dataset))),
-        ("above τ", f"{n_above} ({n_above / len(dataset):.1%})"),
+        ("samples", str(n)),
+        ("above τ", f"{n_above} ({n_above / n:.1%})"),
         ("data", "(in memory)" if source is None else source),
         ("views", views),
         ("labels", labels),
     ]
-    if clf.train_fingerprints_ is not None:
-        n_seen = int(clf.seen_in_training(dataset).sum())
+    if scored.n_seen is not None:
+        n_seen = scored.n_seen
         items.append(
             ("used in training", f"{n_seen} of these samples" + (" (optimistic scores)" if n_seen else ""))
         )
@@ -554,12 +582,12 @@ def _text_cells(values: np.ndarray, css_class: str = "") -> list[str]:
 
 def _columns(ctx: _Context, path_views: Sequence[str]) -> list[_Column]:
     """Return the columns of the table: id, label if known, scores, flag, per-view scores, files."""
-    dataset, scored = ctx.dataset, ctx.scored
+    scored = ctx.scored
     flags = (scored.total > scored.threshold).tolist()
-    columns = [_Column("sample_id", "text", _text_cells(dataset.ids))]
-    if dataset.labels is not None:
-        numeric = bool(np.issubdtype(dataset.labels.dtype, np.number))
-        cells = _text_cells(dataset.labels, "num" if numeric else "")
+    columns = [_Column("sample_id", "text", _text_cells(scored.ids))]
+    if scored.labels is not None:
+        numeric = bool(np.issubdtype(scored.labels.dtype, np.number))
+        cells = _text_cells(scored.labels, "num" if numeric else "")
         columns.append(_Column("label", "num" if numeric else "text", cells))
     columns += [
         _Column("score", "num", _number_cells(scored.total)),
@@ -569,7 +597,7 @@ def _columns(ctx: _Context, path_views: Sequence[str]) -> list[_Column]:
             [f'<td data-v="{int(f)}">{"yes" if f else "no"}</td>' for f in flags],
         ),
         *(_Column(f"score_{view}", "num", _number_cells(values)) for view, values in scored.by_view.items()),
-        *(_Column(f"path_{view}", "text", _text_cells(dataset.paths[view])) for view in path_views),
+        *(_Column(f"path_{view}", "text", _text_cells(scored.paths[view])) for view in path_views),
     ]
     return columns
 
@@ -673,10 +701,75 @@ def build_report(
     if len(dataset) == 0:
         raise ValueError("the data set has no samples to report on")
     total, by_view = clf.decision_function_by_view(dataset)
-    scored = _Scored(np.asarray(total, dtype=np.float64), by_view, float(clf.threshold_))
+    seen = None if clf.train_fingerprints_ is None else int(clf.seen_in_training(dataset).sum())
+    scored = ScoredSamples(
+        dataset.ids,
+        dataset.labels,
+        dataset.paths,
+        np.asarray(total, np.float64),
+        by_view,
+        float(clf.threshold_),
+        seen,
+    )
+    return render_report(
+        clf,
+        scored,
+        dataset.subset,
+        top_k=top_k,
+        n_near=n_near,
+        title=title,
+        source=source,
+        model_path=model_path,
+    )
+
+
+def render_report(
+    clf: MultimodalOCC,
+    scored: ScoredSamples,
+    load: Callable[[np.ndarray], MultiViewDataset],
+    *,
+    top_k: int = 24,
+    n_near: int = 12,
+    title: str | None = None,
+    source: str | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+) -> str:
+    """Return the HTML report of samples already scored, loading the images of the cards only.
+
+    This is :func:`build_report` for data that is not held in memory:
+    ``mmocc report`` scores a source chunk by chunk, keeps the scores, then
+    decodes the few samples shown as cards again.
+
+    Parameters
+    ----------
+    clf : MultimodalOCC
+        The fitted detector that gave the scores.
+    scored : ScoredSamples
+        Every sample and its scores.
+    load : callable
+        ``load(indices)`` returns the samples at those rows of ``scored``,
+        in that order, with their views.
+    top_k, n_near, title, source, model_path
+        As for :func:`build_report`.
+
+    Returns
+    -------
+    str
+        The HTML document, as :func:`build_report` returns it.
+
+    Raises
+    ------
+    ValueError
+        For ``top_k < 1``, ``n_near < 0`` or no samples.
+    """
+    _check_counts(top_k, n_near)
+    n = len(scored.total)
+    if n == 0:
+        raise ValueError("the data set has no samples to report on")
     top, near = select_cards(scored.total, scored.threshold, top_k, n_near)
-    cards = _make_cards(clf, dataset, np.concatenate([top, near]))
-    ctx = _Context(list(clf.view_specs_), dataset, scored, _map_ranges(cards))
+    indices = np.concatenate([top, near])
+    cards = _make_cards(clf, load(indices), indices) if indices.size else []
+    ctx = _Context(list(clf.view_specs_), scored, _map_ranges(cards))
     n_above = int((scored.total > scored.threshold).sum())
     page_title = title or _default_title(model_path)
     body = [
@@ -686,15 +779,15 @@ def build_report(
         _cards_section(ctx, cards[: top.size], f"Highest scores above τ ({top.size} of {n_above})"),
     ]
     if n_near:
-        heading = f"Nearest below τ ({near.size} of {len(dataset) - n_above})"
+        heading = f"Nearest below τ ({near.size} of {n - n_above})"
         body.append(_cards_section(ctx, cards[top.size :], heading))
     if ctx.ranges:
         body.append(
             '<p class="note">Anomaly maps (right of each image): <span class="legend"></span> '
             "low to high, one scale per view over the cards shown.</p>"
         )
-    paths = [spec.name for spec in ctx.specs if spec.name in dataset.paths]
-    body.append(f"<section><h2>All samples ({len(dataset)})</h2>{_SORT_NOTE}{_table(ctx, paths)}</section>")
+    paths = [spec.name for spec in ctx.specs if spec.name in scored.paths]
+    body.append(f"<section><h2>All samples ({n})</h2>{_SORT_NOTE}{_table(ctx, paths)}</section>")
     return _page(page_title, body)
 
 
