@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mmocc import MultimodalOCC
-from mmocc.cli import score_chunks
+from mmocc.batch_scoring import score_chunks
 from mmocc.data.inputs import ViewSpec
 from mmocc.datasets import MultiViewDataset, make_synthetic
 from mmocc.model import inference

@@ -162,7 +162,7 @@ def _score_shard(
     an atomic write removes the temporary files of dead writers in its
     folder, judged by process id, which only means something on one host.
     """
-    from mmocc.cli.commands import score_chunks, score_columns
+    from mmocc.batch_scoring import score_chunks, score_columns
     from mmocc.utils import atomic_open
 
     clf, plan = _worker_state(model, model_sha256, device, source, options, ids_sha256)
@@ -350,7 +350,7 @@ def score(
     from tqdm.auto import tqdm
 
     import mmocc
-    from mmocc.cli.commands import model_data_options
+    from mmocc.batch_scoring import model_data_options
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
     from mmocc.utils import write_json

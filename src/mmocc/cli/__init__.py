@@ -8,8 +8,7 @@ estimators, scikit-learn, matplotlib) are imported inside the command bodies
 only, so ``mmocc --help`` does not import them.
 """
 
-from mmocc.cli.commands import score_chunks
 from mmocc.cli.experiment import demo_config
 from mmocc.cli.main import cli, main
 
-__all__ = ["cli", "demo_config", "main", "score_chunks"]
+__all__ = ["cli", "demo_config", "main"]

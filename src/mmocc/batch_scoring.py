@@ -1,0 +1,125 @@
+"""Apply a fitted model to a source in chunks: the loader options it implies, the scores, the CSV columns.
+
+``mmocc score``, ``mmocc evaluate``, ``mmocc report`` and
+:func:`mmocc.distributed.score` share these, so one source gives the same
+chunks, scores and rows whichever of them reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Return the loader options that read a source the way a model expects.
+
+    Parameters
+    ----------
+    clf : fitted MultimodalOCC
+        The model.
+    source : mmocc.data.sources.Source
+        The parsed source.
+    options : dict
+        Loader options given by the user; they win over the derived ones.
+
+    Returns
+    -------
+    dict
+        ``options`` plus the image ``size`` and colour ``mode`` of the
+        model's first image view and the model's ``views``, where the source
+        accepts them and neither its SRC string nor ``options`` sets them.
+    """
+    accepted = source.option_names()
+    derived: dict[str, Any] = {}
+    images = [spec for spec in clf.view_specs_ if spec.kind == "image"]
+    if images and "size" in accepted:
+        derived["size"] = images[0].shape[1]
+    if images and "mode" in accepted and images[0].shape[0] in (1, 3):
+        derived["mode"] = "L" if images[0].shape[0] == 1 else "RGB"
+    if "views" in accepted:
+        derived["views"] = [spec.name for spec in clf.view_specs_]
+    derived = {key: value for key, value in derived.items() if key not in source.options}
+    return {**derived, **options}
+
+
+def score_chunks(
+    clf: Any, dataset: Any, batch_size: int, quiet: bool
+) -> Iterator[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+    """Score a dataset chunk by chunk, with a progress bar.
+
+    Parameters
+    ----------
+    clf : fitted detector
+        Has ``decision_function``.
+    dataset : MultiViewDataset, SourcePlan or iterable of MultiViewDataset
+        The samples to score: in memory, a source decoded chunk by chunk as
+        it is scored (:class:`mmocc.data.streaming.SourcePlan`), or a stream
+        of datasets. Streamed samples are regrouped into chunks of
+        ``batch_size``, as an in-memory dataset is sliced.
+    batch_size : int
+        Samples per chunk.
+    quiet : bool
+        Hide the progress bar (it shows only on a terminal anyway).
+
+    Yields
+    ------
+    (MultiViewDataset, numpy.ndarray, dict)
+        The chunk, its anomaly scores and its per-view scores (empty when
+        the model's rule scores views jointly, or it has no per-view scores).
+    """
+    from tqdm.auto import tqdm
+
+    from mmocc.data.dataset import MultiViewDataset
+    from mmocc.data.streaming import SourcePlan, rebatch
+
+    if isinstance(dataset, MultiViewDataset):
+        chunks: Iterable[Any] = (
+            dataset[start : start + batch_size] for start in range(0, len(dataset), batch_size)
+        )
+        total: int | None = -(-len(dataset) // batch_size)
+    else:
+        total = -(-len(dataset) // batch_size) if isinstance(dataset, SourcePlan) else None
+        stream = dataset.chunks(batch_size) if isinstance(dataset, SourcePlan) else dataset
+        chunks = rebatch(stream, batch_size)
+    for chunk in tqdm(chunks, total=total, desc="scoring", unit="chunk", disable=True if quiet else None):
+        if hasattr(clf, "decision_function_by_view"):
+            yield chunk, *clf.decision_function_by_view(chunk)
+        else:
+            yield chunk, clf.decision_function(chunk), {}
+
+
+def score_columns(
+    chunk: Any, scores: np.ndarray, threshold: float, by_view: dict[str, np.ndarray]
+) -> dict[str, list[Any]]:
+    """Return the columns ``mmocc score`` writes for one chunk, in order.
+
+    Parameters
+    ----------
+    chunk : MultiViewDataset
+        The samples.
+    scores : numpy.ndarray
+        Their anomaly scores.
+    threshold : float
+        The model's threshold.
+    by_view : dict of str to numpy.ndarray
+        Their per-view scores (may be empty).
+
+    Returns
+    -------
+    dict of str to list
+        ``sample_id``, ``label`` (labelled data only), ``score``,
+        ``is_anomaly``, ``score_<view>`` per view score and ``path_<view>``
+        per view read from files.
+    """
+    columns: dict[str, list[Any]] = {"sample_id": chunk.ids.tolist()}
+    if chunk.labels is not None:
+        columns["label"] = chunk.labels.tolist()
+    columns["score"] = scores.tolist()
+    columns["is_anomaly"] = (scores > threshold).astype(int).tolist()
+    columns.update({f"score_{view}": values.tolist() for view, values in by_view.items()})
+    columns.update({f"path_{view}": paths.tolist() for view, paths in chunk.paths.items()})
+    return columns
