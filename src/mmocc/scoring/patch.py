@@ -15,7 +15,9 @@ are the anomaly maps.
 
 from __future__ import annotations
 
+import functools
 import math
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -25,29 +27,49 @@ from mmocc.scoring.base import Features, ScoringRule
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
 
-_CHUNK_BYTES = 32 * 2**20
+_QUERY_CHUNK = 256
+_BANK_CHUNK = 4096
+_FAISS_QUERY_CHUNK = 65536
+_FAISS_NEIGHBOURS = 16
 _PROJECTION_DIM = 128
+
+
+@functools.cache
+def faiss_module() -> ModuleType | None:
+    """Return the faiss module when it is installed (``pip install "mmocc[faiss]"``), else None.
+
+    Returns
+    -------
+    module or None
+        ``faiss``, imported on first use.
+    """
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
 
 
 def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.Tensor:
     """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
 
     Distances are measured after a random Gaussian projection to at most 128
-    dimensions (Roth et al., 2022), which keeps selection fast.
+    dimensions (Roth et al., 2022), which keeps selection fast. When ``size``
+    reaches ``m`` every point is kept, in their order, without selection.
 
     Parameters
     ----------
     points : Tensor of shape (m, C)
         The candidates.
     size : int
-        How many to select (at most ``m``).
+        How many to select (at most ``m``; at least 1).
     seed : int, default 0
         Seed of the projection and of the first point.
 
     Returns
     -------
-    Tensor of shape (size,)
-        Indices into ``points``, in selection order.
+    Tensor of shape (min(size, m),)
+        Indices into ``points``, in selection order, without duplicates.
 
     Examples
     --------
@@ -56,7 +78,9 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
     [0, 2, 3]
     """
     m = len(points)
-    size = min(int(size), m)
+    size = min(max(int(size), 1), m)
+    if size >= m:
+        return torch.arange(m)
     generator = torch.Generator().manual_seed(int(seed))
     x = points.float()
     if x.shape[1] > _PROJECTION_DIM:
@@ -64,23 +88,99 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
             _PROJECTION_DIM
         )
         x = x @ projection
+    # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
+    x_t = x.T.contiguous()
     squared = x.pow(2).sum(dim=1)
-    chosen = [int(torch.randint(m, (1,), generator=generator))]
+    chosen = torch.empty(size, dtype=torch.long)
+    last = int(torch.randint(m, (1,), generator=generator))
+    chosen[0] = last
     nearest = torch.full((m,), float("inf"))
+    nearest[last] = float("-inf")  # a chosen point is never chosen again, even among duplicates
     step = torch.empty(m)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
     try:
-        for _ in range(1, size):
-            last = chosen[-1]
-            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one matrix-vector product per step
-            torch.mv(x, x[last], out=step)
-            step.mul_(-2.0).add_(squared).add_(squared[last])
+        for i in range(1, size):
+            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
+            torch.addmv(squared, x_t.T, x[last], alpha=-2.0, out=step)
+            step.add_(squared[last])
             torch.minimum(nearest, step, out=nearest)
-            chosen.append(int(nearest.argmax()))
+            last = int(nearest.argmax())
+            nearest[last] = float("-inf")
+            chosen[i] = last
     finally:
         torch.set_num_threads(threads)
-    return torch.tensor(chosen, dtype=torch.long)
+    return chosen
+
+
+def _blocked_nearest(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    query_owner: torch.Tensor | None,
+    bank_owner: torch.Tensor | None,
+) -> torch.Tensor:
+    """Index of each query's nearest bank row by blocked matmul (-1 where every row is masked)."""
+    bank_squared = bank.pow(2).sum(dim=1)
+    index = torch.empty(len(queries), dtype=torch.long)
+    for start in range(0, len(queries), _QUERY_CHUNK):
+        block = queries[start : start + _QUERY_CHUNK]
+        best = torch.full((len(block),), float("inf"))
+        best_index = torch.full((len(block),), -1, dtype=torch.long)
+        for first in range(0, len(bank), _BANK_CHUNK):
+            part = bank[first : first + _BANK_CHUNK]
+            # ||q - b||^2 - ||q||^2 = ||b||^2 - 2 q.b: the row's minimum is at the same column
+            scores = torch.addmm(bank_squared[first : first + _BANK_CHUNK], block, part.T, alpha=-2.0)
+            if query_owner is not None and bank_owner is not None:
+                same = (
+                    query_owner[start : start + _QUERY_CHUNK, None]
+                    == bank_owner[None, first : first + len(part)]
+                )
+                scores.masked_fill_(same, float("inf"))
+            values, where = scores.min(dim=1)
+            better = values < best
+            best = torch.where(better, values, best)
+            best_index = torch.where(better, where + first, best_index)
+        index[start : start + _QUERY_CHUNK] = best_index
+    return index
+
+
+def _faiss_nearest(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    query_owner: torch.Tensor | None,
+    bank_owner: torch.Tensor | None,
+) -> torch.Tensor:
+    """Index of each query's nearest bank row by faiss flat L2 search (-1 where every row is masked).
+
+    With owners, the ``k`` nearest rows are searched and the first one of
+    another sample is kept; queries whose ``k`` nearest all belong to their
+    own sample are searched again exactly by :func:`_blocked_nearest`.
+    """
+    faiss = faiss_module()
+    if faiss is None:
+        raise ImportError('use_faiss=True needs faiss: pip install "mmocc[faiss]" (or faiss-cpu)')
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    flat = faiss.IndexFlatL2(bank.shape[1])
+    flat.add(bank.numpy())
+    masked = query_owner is not None and bank_owner is not None
+    k = min(len(bank), _FAISS_NEIGHBOURS) if masked else 1
+    index = torch.empty(len(queries), dtype=torch.long)
+    for start in range(0, len(queries), _FAISS_QUERY_CHUNK):
+        block = queries[start : start + _FAISS_QUERY_CHUNK]
+        found = torch.from_numpy(flat.search(block.numpy(), k)[1])
+        if not masked:
+            index[start : start + len(block)] = found[:, 0]
+            continue
+        assert query_owner is not None and bank_owner is not None
+        owner = query_owner[start : start + len(block)]
+        other = (found >= 0) & (bank_owner[found.clamp_min(0)] != owner[:, None])
+        first = other.to(torch.uint8).argmax(dim=1)
+        picked = found.gather(1, first[:, None])[:, 0]
+        unresolved = torch.nonzero(~other.any(dim=1))[:, 0]
+        if len(unresolved):
+            picked[unresolved] = _blocked_nearest(block[unresolved], bank, owner[unresolved], bank_owner)
+        index[start : start + len(block)] = picked
+    return index
 
 
 def nearest_distance(
@@ -89,35 +189,49 @@ def nearest_distance(
     *,
     query_owner: torch.Tensor | None = None,
     bank_owner: torch.Tensor | None = None,
+    use_faiss: bool | None = None,
 ) -> torch.Tensor:
     """Euclidean distance of each query to its nearest bank row, in bounded memory.
 
-    Queries are processed in chunks so that one chunk's distance matrix stays
-    near 32 MiB, whatever the number of queries.
+    The nearest row is found by faiss's flat L2 search when faiss is installed
+    (``pip install "mmocc[faiss]"``), else by blocked matrix products
+    (``||b||^2 - 2 q.b`` over blocks of 256 queries and 4,096 bank rows);
+    the distance to it is then computed directly, so it does not suffer the
+    cancellation of the matrix-product form.
 
     Parameters
     ----------
     queries : Tensor of shape (q, C)
-        Query vectors.
+        Query vectors (float32).
     bank : Tensor of shape (m, C)
-        The memory bank.
+        The memory bank (float32).
     query_owner, bank_owner : Tensor of shape (q,) and (m,), optional
         Sample index of each row; a query ignores bank rows of its own sample
-        (leave-one-out). Both or neither.
+        (leave-one-out), by owner, not by position. Both or neither.
+    use_faiss : bool or None, default None
+        Search with faiss; None uses it when it is installed.
 
     Returns
     -------
     Tensor of shape (q,)
-        The distances (float32).
+        The distances (float32); ``inf`` for a query whose every bank row is
+        its own sample's.
     """
-    chunk = max(1, _CHUNK_BYTES // (4 * max(1, len(bank))))
-    out = torch.empty(len(queries))
-    for start in range(0, len(queries), chunk):
-        dist = torch.cdist(queries[start : start + chunk], bank)
-        if query_owner is not None and bank_owner is not None:
-            same = query_owner[start : start + chunk, None] == bank_owner[None, :]
-            dist = dist.masked_fill(same, float("inf"))
-        out[start : start + chunk] = dist.min(dim=1).values
+    queries, bank = queries.float().contiguous(), bank.float().contiguous()
+    if (query_owner is None) != (bank_owner is None):
+        raise ValueError("give both query_owner and bank_owner, or neither")
+    if use_faiss is None:
+        use_faiss = faiss_module() is not None
+    if len(queries) == 0 or len(bank) == 0:
+        return torch.full((len(queries),), float("inf"))
+    search = _faiss_nearest if use_faiss else _blocked_nearest
+    index = search(queries, bank, query_owner, bank_owner)
+    out = torch.full((len(queries),), float("inf"))
+    for start in range(0, len(queries), _FAISS_QUERY_CHUNK):
+        rows = index[start : start + _FAISS_QUERY_CHUNK]
+        hit = rows >= 0
+        diff = queries[start : start + _FAISS_QUERY_CHUNK][hit] - bank[rows[hit]]
+        out[start : start + _FAISS_QUERY_CHUNK][hit] = diff.pow(2).sum(dim=1).sqrt()
     return out
 
 
@@ -183,7 +297,7 @@ class PatchScore(ScoringRule):
         return frozenset({"patch"})
 
     def _maps(self, feats: Features, owners: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
-        """Raw nearest-patch distance maps ``(n, h, w)`` of each view present."""
+        """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present."""
         out = {}
         for view, maps in feats.patches.items():
             if view not in self.view_groups:
@@ -197,7 +311,7 @@ class PatchScore(ScoringRule):
                 dist = nearest_distance(
                     _as_rows(maps), bank, query_owner=query_owner, bank_owner=owners[self.view_groups[view]]
                 )
-            out[view] = dist.reshape(n, h, w).numpy().astype(np.float64)
+            out[view] = dist.reshape(n, h, w).numpy()
         return out
 
     def _image_scores(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -206,7 +320,8 @@ class PatchScore(ScoringRule):
         for view, values in maps.items():
             flat = values.reshape(len(values), -1)
             k = min(self.top_k, flat.shape[1])
-            out[view] = np.sort(flat, axis=1)[:, -k:].mean(axis=1)
+            top = flat.max(axis=1, keepdims=True) if k == 1 else np.partition(flat, -k, axis=1)[:, -k:]
+            out[view] = top.astype(np.float64).mean(axis=1)
         return out
 
     def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -256,7 +371,10 @@ class PatchScore(ScoringRule):
 
     def anomaly_maps(self, feats: Features) -> dict[str, np.ndarray]:
         """Position scores ``(n, h, w)`` of each view, standardized by the view's statistics."""
-        return {view: (m - self.mean[view]) / self.std[view] for view, m in self._maps(feats).items()}
+        return {
+            view: (m.astype(np.float64) - self.mean[view]) / self.std[view]
+            for view, m in self._maps(feats).items()
+        }
 
     def state(self) -> dict[str, np.ndarray]:
         """Return the banks and each view's standardization statistics."""
