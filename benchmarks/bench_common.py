@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import platform
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -98,3 +101,33 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list
         "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
         *("| " + " | ".join(row) + " |" for row in body),
     ]
+
+
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_rss_mib(command: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """Peak resident memory (MiB) and wall seconds of a subprocess.
+
+    A small wrapper process starts it and reads its children's ``ru_maxrss``:
+    Linux carries a process's peak RSS across ``exec``, so a child forked
+    from a large process directly would report that process's peak.
+    """
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *command], capture_output=True, text=True,
+                         check=True, env=env)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024, time.perf_counter() - start
+
+
+def write_manifest(root: Path, n: int, distinct: int) -> Path:
+    """A manifest of ``n`` labelled pairs cycling over the ``distinct`` PNG pairs under ``root/img``."""
+    path = root / f"manifest_{n}.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sample_id", "label", "left", "right"])
+        for i in range(n):
+            writer.writerow([f"s{i}", i % 2, f"img/{i % distinct}_left.png", f"img/{i % distinct}_right.png"])
+    return path

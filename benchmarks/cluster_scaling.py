@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import cpu_model
+from bench_common import cpu_model, write_manifest
 from PIL import Image
-from speed import _manifest
 
 from mmocc import MultimodalOCC, distributed
 
@@ -55,8 +54,8 @@ def _setup(root: Path, n: int) -> tuple[Path, Path]:
     for i, view in itertools.product(range(DISTINCT), ("left", "right")):
         pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / "img" / f"{i}_{view}.png")
-    manifest = _manifest(root, n, DISTINCT)
-    train = load_source(str(_manifest(root, 256, DISTINCT)), size=32, cache=False)
+    manifest = write_manifest(root, n, DISTINCT)
+    train = load_source(str(write_manifest(root, 256, DISTINCT)), size=32, cache=False)
     model = root / "model.mmocc"
     MultimodalOCC(epochs=1, random_state=0, device="cpu").fit(train).save(model)
     return manifest, model

@@ -6,11 +6,12 @@ Usage (from the repository root)::
     python benchmarks/streaming.py --quick    # 20,000 pairs, 3 repeats
     python benchmarks/streaming.py --smoke    # 500 pairs, 1 repeat, report in a temp folder
 
-*Before* is the code of the last commit, checked out with ``git worktree add``
+*Before* is the code before streaming (the parent of the commit that added
+``src/mmocc/data/listing.py``), checked out with ``git worktree add``
 (at ``--before``, created when absent) and run from its ``src`` folder;
 *after* is this checkout. Both score the same generated manifest (RGB 32x32
 PNG pairs cycling over a few distinct files, as ``speed.py`` measures it) in a
-subprocess whose peak RSS is read by :func:`speed.peak_rss_mib`, and their CSVs
+subprocess whose peak RSS is read by :func:`bench_common.peak_rss_mib`, and their CSVs
 are compared byte for byte. The cache rates time plain Pillow and both
 versions of ``decode_files`` side by side, interleaved, on the COIL-20 files.
 Timings taken while other jobs load the machine are worthless: the report
@@ -34,15 +35,15 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from bench_common import cpu_model
-from speed import COIL, _manifest, peak_rss_mib
+from bench_common import cpu_model, peak_rss_mib, write_manifest
+from speed import COIL
 
 from mmocc.data.images import RESAMPLE, decode_files
 from mmocc.utils import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "STREAMING.md"
-BEFORE = Path(tempfile.gettempdir()) / "mmocc-head"
+BEFORE = Path(tempfile.gettempdir()) / "mmocc-before-streaming"
 TARGET_MIB = 600
 TARGET_CACHE = 0.90
 SIZES = {"full": (100_000, 5), "quick": (20_000, 3), "smoke": (500, 1)}
@@ -50,10 +51,17 @@ SIZES = {"full": (100_000, 5), "quick": (20_000, 3), "smoke": (500, 1)}
 
 
 def _checkout(before: Path) -> Path:
-    """The ``src`` folder of the last commit, checked out at ``before`` when it is not there yet."""
+    """The ``src`` folder of the code before streaming, checked out at ``before`` when it is not there yet.
+
+    That is the parent of the commit that added ``src/mmocc/data/listing.py``.
+    """
     if not (before / "src" / "mmocc").is_dir():
+        added = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%H", "--", "src/mmocc/data/listing.py"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout.split()
         subprocess.run(
-            ["git", "worktree", "add", "--detach", str(before), "HEAD"],
+            ["git", "worktree", "add", "--detach", str(before), f"{added[-1]}^"],
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -85,7 +93,7 @@ def score_memory(n: int, distinct: int, threads: int, before_src: Path) -> dict[
             check=True,
             env={**os.environ, "PYTHONPATH": str(before_src)},
         )
-        manifest = _manifest(root, n, distinct)
+        manifest = write_manifest(root, n, distinct)
         for name, src in (("before", before_src), ("after", ROOT / "src")):
             env = {**os.environ, "MMOCC_CACHE_DIR": str(root / f"cache_{name}"), "PYTHONPATH": str(src)}
             cli = [
@@ -110,7 +118,7 @@ def score_memory(n: int, distinct: int, threads: int, before_src: Path) -> dict[
 
 
 def _old_images(before_src: Path) -> ModuleType:
-    """The last commit's ``mmocc.data.images``, loaded under another name beside this one."""
+    """The ``mmocc.data.images`` of the code before, loaded under another name beside this one."""
     spec = importlib.util.spec_from_file_location("mmocc_images_before", before_src / "mmocc/data/images.py")
     if spec is None or spec.loader is None:
         raise FileNotFoundError(before_src / "mmocc/data/images.py")
@@ -179,7 +187,7 @@ def section(smoke: bool = False, quick: bool = False, before: Path = BEFORE, thr
     quick : bool, default False
         20,000 pairs instead of 100,000, three repeats.
     before : pathlib.Path
-        Where the last commit is (or gets) checked out.
+        Where the code before streaming is (or gets) checked out.
     threads : int, default 1
         Torch threads of the scoring subprocesses.
 
@@ -202,7 +210,8 @@ def section(smoke: bool = False, quick: bool = False, before: Path = BEFORE, thr
         "",
         "| code | peak RSS MiB | wall s | decoded images if all held, MiB |",
         "|---|---:|---:|---:|",
-        f"| before (last commit) | {mem['before_mib']:.0f} | {mem['before_s']:.1f} | {mem['data_mib']:.0f} |",
+        f"| before (no streaming) | {mem['before_mib']:.0f} | {mem['before_s']:.1f} "
+        f"| {mem['data_mib']:.0f} |",
         f"| after (streaming) | {mem['after_mib']:.0f} | {mem['after_s']:.1f} | {mem['data_mib']:.0f} |",
         "",
         f"CSV byte for byte equal: **{'yes' if mem['same_csv'] else 'NO'}**. Target: peak under "
@@ -243,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; report in a temp folder")
     parser.add_argument("--quick", action="store_true", help="20,000 pairs, fewer repeats")
-    parser.add_argument("--before", type=Path, default=BEFORE, help="checkout of the last commit")
+    parser.add_argument("--before", type=Path, default=BEFORE, help="checkout of the code before streaming")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the scoring runs")
     args = parser.parse_args(argv)
     start = time.perf_counter()

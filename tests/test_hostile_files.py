@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmocc.cli import commands as cli_commands
+from mmocc import batch_scoring
 from mmocc.cli import main
 from mmocc.data import images
 from mmocc.data.cache import store
@@ -202,7 +202,7 @@ def test_sigterm_during_score_exits_143_and_leaves_no_temp_file(capsys, monkeypa
     def unhandled(signum, frame):
         raise Unhandled
 
-    real = cli_commands.score_columns
+    real = batch_scoring.score_columns
     chunks = []
 
     def terminated_on_the_second_chunk(*args):
@@ -211,7 +211,7 @@ def test_sigterm_during_score_exits_143_and_leaves_no_temp_file(capsys, monkeypa
             signal.raise_signal(signal.SIGTERM)
         return real(*args)
 
-    monkeypatch.setattr(cli_commands, "score_columns", terminated_on_the_second_chunk)
+    monkeypatch.setattr(batch_scoring, "score_columns", terminated_on_the_second_chunk)
     previous = signal.signal(signal.SIGTERM, unhandled)
     try:
         status, out, err = run_main(capsys, *score_args(model, data, tmp_path / "s.csv"), "--batch-size", "4")
