@@ -74,7 +74,7 @@ def _single(model: Path, manifest: Path, threads: int) -> float:
     import torch
 
     import mmocc
-    from mmocc.cli.commands import model_data_options, score_chunks, score_columns
+    from mmocc.batch_scoring import model_data_options, score_chunks, score_columns
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
 

@@ -534,8 +534,8 @@ def task_rates(repeats: int) -> dict[str, float]:
     candidates: dict[str, Callable[[], Any]] = {
         "default preset, NCHW training (before)": lambda: MultimodalOCC(random_state=0, verbose=False),
         "default preset (after)": lambda: MultimodalOCC(random_state=0, verbose=False),
-        "PyOD kNN (`BaselineOCC`, early fusion)": lambda: BaselineOCC("knn"),
-        "PyOD DeepSVDD (`BaselineOCC`)": lambda: BaselineOCC("deepsvdd", random_state=0),
+        "PyOD kNN (`BaselineOCC`, early fusion)": lambda: BaselineOCC(detector="knn"),
+        "PyOD DeepSVDD (`BaselineOCC`)": lambda: BaselineOCC(detector="deepsvdd", random_state=0),
     }
     best = {name: float("inf") for name in candidates}
     for _ in range(repeats + 1):
