@@ -204,9 +204,10 @@ def section(smoke: bool = False, quick: bool = False, before: Path = BEFORE, thr
         "## Streaming sources: peak memory of `mmocc score`",
         "",
         f"{n:,} RGB 32x32 PNG pairs read through a manifest (cycling over {50 if smoke else 1000:,} distinct "
-        f"pairs), paper preset, {threads} torch thread(s), default `--batch-size` 4096; peak RSS is the "
-        "child's `ru_maxrss`. *Before* holds every decoded image; *after* lists the samples, then decodes, "
-        "scores and writes 4,096 at a time with two chunks decoded ahead.",
+        f"pairs), paper preset, {threads} torch thread(s), each with its default `--batch-size` "
+        "(before 4,096, after 1,024); peak RSS is the child's `ru_maxrss`. *Before* holds every decoded "
+        "image; *after* lists the samples, then decodes, "
+        "scores and writes 1,024 at a time with two chunks decoded ahead.",
         "",
         "| code | peak RSS MiB | wall s | decoded images if all held, MiB |",
         "|---|---:|---:|---:|",
