@@ -194,7 +194,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         bf16 autocast. ``"auto"`` trains under it where the device computes
         bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX) and scores in
         float32; True also scores under it on CUDA; False never uses it.
-        Emulated bf16 (e.g. on AVX2 CPUs, where it made training 3-5x
+        Emulated bf16 (e.g. on AVX2 CPUs, where it made training about 5x
         slower) is never used.
     score_batch_size : int, default 1024
         Batch size of inference, which bounds memory.

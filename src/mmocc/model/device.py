@@ -64,8 +64,8 @@ def native_bf16(device: torch.device) -> bool:
 
     CUDA: the device supports bf16. CPU: torch dispatches to AVX-512 kernels
     and the CPU has AVX512-BF16 or AMX-BF16 instructions. Without them torch
-    emulates bf16: on an AVX2 AMD EPYC, bf16 autocast made training 3-5x
-    slower (``benchmarks/speed.py``, section "Training throughput").
+    emulates bf16: on an AVX2 AMD EPYC, bf16 autocast made training about 5x
+    slower (``benchmarks/speed.py``, section "Training").
 
     Parameters
     ----------
