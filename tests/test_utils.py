@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -132,3 +133,27 @@ def test_read_utf8(tmp_path):
         ValueError, match=r"t.txt: not UTF-8: byte 0xff at offset 0 \(line 1\); it looks like UTF-16"
     ):
         read_utf8(path)
+
+
+def test_temporaries_of_other_hosts_wait_for_the_idle_limit(tmp_path):
+    from mmocc.utils import HOST_TAG, STALE_AFTER_S
+
+    other_host = "0" * 8 if HOST_TAG != "0" * 8 else "1" * 8
+    mine = tmp_path / f".a.csv.mmocc-9999999-{HOST_TAG}-abcdefgh.tmp"
+    theirs = tmp_path / f".b.csv.mmocc-9999999-{other_host}-abcdefgh.tmp"
+    idle = tmp_path / f".c.csv.mmocc-9999999-{other_host}-abcdefgh.tmp"
+    for path in (mine, theirs, idle):
+        path.write_text("")
+    old = time.time() - STALE_AFTER_S - 10
+    os.utime(idle, (old, old))
+    remove_stale_temporaries(tmp_path)
+    assert not mine.exists() and theirs.exists() and not idle.exists()
+
+
+def test_temporary_names_carry_this_host(tmp_path):
+    from mmocc.utils import HOST_TAG
+
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        match = TEMP_NAME.fullmatch(tmp.name)
+        assert match and match["host"] == HOST_TAG and int(match["pid"]) == os.getpid()
+        tmp.write_text("x")

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,17 +156,13 @@ def _score_shard(
 ) -> int:
     """Score samples ``start:stop`` and write their rows, with the header, atomically to ``part``.
 
-    Runs on a worker; returns the number of rows written. The part is
-    written in a folder of this host's own, then moved beside the others:
-    an atomic write removes the temporary files of dead writers in its
-    folder, judged by process id, which only means something on one host.
+    Runs on a worker; returns the number of rows written.
     """
     from mmocc.batch_scoring import score_chunks, score_columns
     from mmocc.utils import atomic_open
 
     clf, plan = _worker_state(model, model_sha256, device, source, options, ids_sha256)
-    staged = Path(part).parent / f".staging-{socket.gethostname()}" / Path(part).name
-    with atomic_open(staged, "w", newline="", encoding="utf-8") as handle:
+    with atomic_open(part, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         shard = plan.subset(slice(start, stop))
         for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, shard, batch_size, quiet=True)):
@@ -175,7 +170,6 @@ def _score_shard(
             if i == 0:
                 writer.writerow(list(columns))
             writer.writerows(zip(*columns.values(), strict=True))
-    os.replace(staged, part)
     return stop - start
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import stat
 import sys
 import tempfile
@@ -28,8 +29,14 @@ else:  # pragma: no cover - Python 3.10
 _SAFE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-#: Name of the temporary file of an atomic write of ``<name>``: ``.<name>.mmocc-<pid>-<8 random>.tmp``.
-TEMP_NAME = re.compile(r"\..+\.mmocc-(?P<pid>[1-9][0-9]{0,6})-[a-z0-9_]{8}\.tmp")
+#: Name of the temporary file of an atomic write of ``<name>``:
+#: ``.<name>.mmocc-<pid>-<host>-<8 random>.tmp``, where ``<host>`` (:data:`HOST_TAG`) tells
+#: which machine's process ``<pid>`` is; names without it (older versions) count as this host's.
+TEMP_NAME = re.compile(
+    r"\..+\.mmocc-(?P<pid>[1-9][0-9]{0,6})-(?:(?P<host>[0-9a-f]{8})-)?[a-z0-9_]{8}\.tmp"
+)
+#: This machine in temporary-file names: 8 hex digits of a BLAKE2b hash of its host name.
+HOST_TAG = hashlib.blake2b(socket.gethostname().encode("utf-8", "replace"), digest_size=4).hexdigest()
 #: A temporary file untouched for this long is stale even when its writer's process id is in use.
 STALE_AFTER_S = 3600.0
 
@@ -105,20 +112,26 @@ def _writer_alive(pid: int) -> bool:
 
 
 def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
-    """Whether ``entry`` is a temporary file of an atomic write whose writer died or gave up."""
+    """Whether ``entry`` is a temporary file of an atomic write whose writer died or gave up.
+
+    A writer on another host (a shared filesystem) cannot be probed by its
+    process id, so its file is stale only once idle for :data:`STALE_AFTER_S`.
+    """
     match = TEMP_NAME.fullmatch(entry.name)
     if match is None or not entry.is_file(follow_symlinks=False):
         return False
     idle = now - entry.stat(follow_symlinks=False).st_mtime
-    return idle > STALE_AFTER_S or not _writer_alive(int(match["pid"]))
+    if idle > STALE_AFTER_S:
+        return True
+    return match["host"] in (None, HOST_TAG) and not _writer_alive(int(match["pid"]))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
     """Delete the temporary files that killed atomic writes left in ``folder``.
 
     Only regular files named as :data:`TEMP_NAME` describes are considered,
-    and of those only the ones whose writer process no longer exists or that
-    were not modified for :data:`STALE_AFTER_S` seconds. Files that cannot
+    and of those only the ones whose writer process (on this host) no longer
+    exists or that were not modified for :data:`STALE_AFTER_S` seconds. Files that cannot
     be removed (another user's, in a shared folder) are left alone.
 
     Parameters
@@ -162,10 +175,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``path`` must be a regular file or not exist (see
     :func:`check_output_file`); it is checked before the block and again
     just before the rename, so nothing is ever renamed over a link or device.
-    The temporary file is named ``.<name>.mmocc-<pid>-<random>.tmp``
+    The temporary file is named ``.<name>.mmocc-<pid>-<host>-<random>.tmp``
     (:data:`TEMP_NAME`; the name cut to 50 characters); each write first
-    removes the ones a killed writer left in the same folder (see
-    :func:`remove_stale_temporaries`).
+    removes the ones a killed writer on this host left in the same folder
+    (see :func:`remove_stale_temporaries`), so writers on several hosts may
+    share a folder.
 
     Parameters
     ----------
@@ -201,7 +215,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
-        prefix = f".{path.name[:50]}.mmocc-{os.getpid()}-"
+        prefix = f".{path.name[:50]}.mmocc-{os.getpid()}-{HOST_TAG}-"
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
