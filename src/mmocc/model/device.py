@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -47,8 +48,9 @@ AMP_CHOICES: tuple[object, ...] = ("auto", True, False)
 _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+@functools.cache
 def _cpu_flags() -> frozenset[str]:
-    """Return the CPU feature flags from /proc/cpuinfo (empty where it does not exist)."""
+    """Return the CPU feature flags from /proc/cpuinfo (empty where it does not exist), read once."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
     except OSError:
