@@ -49,7 +49,7 @@ from mmocc import MultimodalOCC
 from mmocc.data.sources import find_label, load_source
 from mmocc.data.tasks import one_class_split
 from mmocc.model.losses import JointLoss
-from mmocc.utils import write_json
+from mmocc.utils.files import write_json
 
 try:
     import tomllib

@@ -41,7 +41,7 @@ import numpy as np
 from bench_common import DATA, ROOT, markdown_table
 from run_benchmarks import PROTOCOLS
 
-from mmocc.utils import atomic_open, write_json
+from mmocc.utils.files import atomic_open, write_json
 
 OUT = ROOT / "benchmarks" / "out" / "calibration"
 REPORT = ROOT / "benchmarks" / "CALIBRATION.md"
@@ -258,7 +258,7 @@ def exchangeable_recall(n: float, conformal: bool) -> float:
     probability ``k / (n + 1)``. Training scores use ``numpy.percentile``, which
     interpolates at rank ``h = (1 - c)(n - 1)`` (from 0): about ``(h + 1) / (n + 1)``
     (0.93 for n = 48). Held-out and calibration scores use the conformal rank
-    ``k = min(ceil((n + 1)(1 - c)), n)`` (:func:`mmocc.base.conformal_threshold`):
+    ``k = min(ceil((n + 1)(1 - c)), n)`` (:func:`mmocc.detectors.base.conformal_threshold`):
     ``k / (n + 1)``, at least ``1 - c`` once ``n >= 1 / c - 1`` (0.83 for n = 5).
     """
     if not conformal:

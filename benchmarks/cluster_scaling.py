@@ -5,7 +5,7 @@ Scores a manifest of N generated pairs of small PNGs (decoded every run,
 
 - warm, interleaved over a few rounds so that a changing load weighs on every
   variant alike: scoring in this process with 1 and 2 torch threads, and
-  :func:`mmocc.distributed.score` on started, warmed LocalClusters of 1 and 2
+  :func:`mmocc.deploy.cluster.score` on started, warmed LocalClusters of 1 and 2
   one-thread workers (torch uses 1 thread per worker): what a long run on a
   real cluster sees;
 - end to end, once each: ``mmocc score --threads 1`` and ``mmocc score
@@ -74,9 +74,9 @@ def _single(model: Path, manifest: Path, threads: int) -> float:
     import torch
 
     import mmocc
-    from mmocc.batch_scoring import model_data_options, score_chunks, score_columns
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
+    from mmocc.deploy.batch import model_data_options, score_chunks, score_columns
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -181,7 +181,7 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
         f"- load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {', '.join(f'{x:.2f}' for x in load_after)}",
         f"- torch threads per Dask worker: {sorted(set(threads))} (Dask sets OMP_NUM_THREADS=1 in workers); "
-        "the clusters are `mmocc.distributed.local_cluster`'s, without Dask's MALLOC_TRIM_THRESHOLD_",
+        "the clusters are `mmocc.deploy.cluster.local_cluster`'s, without Dask's MALLOC_TRIM_THRESHOLD_",
         "- every cluster output equals the single-process CSV byte for byte",
         "",
         "| run (warm: model loaded, workers started) | best s | median s | pairs/s | vs 1 process 1 thread |",

@@ -38,7 +38,7 @@ import numpy as np
 from bench_common import DATA, ROOT, cpu_model, markdown_table, read_results, run_one_thread
 from run_benchmarks import PROTOCOLS
 
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 OUT = ROOT / "benchmarks" / "out" / "defects"
 REPORT = ROOT / "benchmarks" / "DEFECTS.md"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from bench_common import DATA, ROOT, markdown_table, read_results, run_one_thread, summarize, summary_cells
 
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 OUT = ROOT / "benchmarks" / "out"
 REPORT = ROOT / "benchmarks" / "RESULTS.md"

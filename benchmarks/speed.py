@@ -55,7 +55,7 @@ from mmocc.model.hyperparams import DEFAULT, PAPER
 from mmocc.model.losses import JointLoss
 from mmocc.model.nn import ImageDecoder, ImageEncoder, JointAutoencoder
 from mmocc.model.training import fit_autoencoder, fit_scalers, initial_center
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]
 COIL = ROOT.parent / "shared" / "data" / "coil-20-proc"

@@ -39,7 +39,7 @@ from bench_common import cpu_model, peak_rss_mib, write_manifest
 from speed import COIL
 
 from mmocc.data.images import RESAMPLE, decode_files
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "STREAMING.md"

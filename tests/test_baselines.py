@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from mmocc.baselines import BASELINE_DETECTORS, FUSIONS, SCALINGS, BaselineOCC
+from mmocc.detectors.baselines import BASELINE_DETECTORS, FUSIONS, SCALINGS, BaselineOCC
 
 FAST = {"autoencoder": {"epoch_num": 2}, "deepsvdd": {"epochs": 2}}
 

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import mmocc
+import mmocc.io.format
 from mmocc import MultimodalOCC
-from mmocc.base import conformal_threshold
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.fingerprints import sample_fingerprints, set_fingerprint
 from mmocc.datasets import make_synthetic
+from mmocc.detectors.base import conformal_threshold
 
 FAST = {"filters": (8, 4), "epochs": 2, "batch_size": 16, "random_state": 0}
 
@@ -105,7 +106,7 @@ def test_round_trip_keeps_calibration_fingerprints_and_metadata(tmp_path, normal
     np.testing.assert_array_equal(loaded.calibration_scores_, clf.calibration_scores_)
     np.testing.assert_array_equal(loaded.train_fingerprints_, clf.train_fingerprints_)
     assert loaded.metadata_ == {"normal": [0], "source": "synthetic"}
-    config, _ = mmocc.io.read_config(path)
+    config, _ = mmocc.io.format.read_config(path)
     assert config["training"]["fingerprint"] == set_fingerprint(clf.train_fingerprints_)
     assert config["training"]["n_calibration"] == 12 and config["created"].endswith("+00:00")
     np.testing.assert_array_equal(loaded.predict(normals), clf.predict(normals))

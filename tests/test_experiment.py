@@ -11,7 +11,7 @@ from mmocc.evaluation import runner as experiment
 from mmocc.evaluation.config import ConfigError, load_config
 from mmocc.evaluation.metrics import METRIC_NAMES
 from mmocc.evaluation.runner import RESULT_COLUMNS, run_experiment
-from mmocc.utils import parse_value
+from mmocc.utils.text import parse_value
 
 SRC = "synthetic:n_per_class=12,n_classes=3"
 TINY = {"epochs": 1, "filters": [4, 4], "batch_size": 16}

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mmocc import MultimodalOCC
-from mmocc.baselines import BaselineOCC
+from mmocc.detectors.baselines import BaselineOCC
 
 DTYPES = [
     np.bool_, np.int8, np.int64, np.uint8, np.uint16, np.uint64,

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 import mmocc
 from mmocc import MultimodalOCC
-from mmocc.io import read_config
+from mmocc.io.format import read_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

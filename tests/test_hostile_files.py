@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmocc import batch_scoring
+from mmocc.deploy import batch as batch_scoring
 from mmocc.cli import main
 from mmocc.data import images
 from mmocc.data.cache import store
 from mmocc.data.images import decode_files
 from mmocc.datasets import load_manifest
 from mmocc.evaluation.config import load_config
-from mmocc.utils import atomic_path, write_json
+from mmocc.utils.files import atomic_path, write_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,8 +13,8 @@ from scipy.sparse import csr_matrix, dok_matrix
 from sklearn.metrics import roc_auc_score
 
 from mmocc import MultimodalOCC, load
-from mmocc.baselines import BaselineOCC
 from mmocc.data.inputs import ViewSpec
+from mmocc.detectors.baselines import BaselineOCC
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 import mmocc
 from mmocc import MultimodalOCC
 from mmocc.cli import main
-from mmocc.io import read_config
+from mmocc.io.format import read_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -171,7 +171,7 @@ def test_full_disk_while_saving_is_an_oserror_naming_the_file_and_leaves_no_temp
     shutil.copy(models["image"], target)
     before = target.read_bytes()
     clf = mmocc.load(target)
-    monkeypatch.setattr("mmocc.io.save_file", _full_disk)
+    monkeypatch.setattr("mmocc.io.format.save_file", _full_disk)
     with pytest.raises(OSError) as info:
         clf.save(target)
     assert info.value.errno == errno.ENOSPC and "model.mmocc" in str(info.value)
@@ -180,7 +180,7 @@ def test_full_disk_while_saving_is_an_oserror_naming_the_file_and_leaves_no_temp
 
 
 def test_full_disk_during_train_out_is_one_line_with_status_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("mmocc.io.save_file", _full_disk)
+    monkeypatch.setattr("mmocc.io.format.save_file", _full_disk)
     monkeypatch.chdir(tmp_path)
     args = ["train", "--data", "synthetic:n_per_class=4,n_classes=2,size=8", "--normal", "0"]
     with pytest.raises(SystemExit) as info:

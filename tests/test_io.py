@@ -6,7 +6,8 @@ from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch_file
 
 import mmocc
-import mmocc.io_schema
+import mmocc.io.format
+import mmocc.io.header
 from mmocc import MultimodalOCC
 
 FAST = {"filters": (8, 4), "epochs": 2, "batch_size": 16}
@@ -115,7 +116,7 @@ def test_file_of_an_older_writer_loads_with_defaults(tmp_path, data):
     """A file without the keys and tensors added after format 1 loads, with their former meaning."""
     clf = MultimodalOCC(score="recon", random_state=0, **FAST).fit(data)
     clf.save(tmp_path / "new.mmocc")
-    header, tensors = mmocc.io.read_config(tmp_path / "new.mmocc")
+    header, tensors = mmocc.io.format.read_config(tmp_path / "new.mmocc")
     for key in ("created", "threshold_source", "training", "metadata", "backbone"):
         header.pop(key)
     later = ("knn_bank", "knn_space", "stop_tol", "patch_backbone", "coreset_ratio", "view_combine",
@@ -132,7 +133,7 @@ def test_file_of_an_older_writer_loads_with_defaults(tmp_path, data):
 
 def test_save_refuses_a_model_that_load_would_refuse(tmp_path, monkeypatch, data):
     clf = MultimodalOCC(random_state=0, **FAST).fit(data)
-    monkeypatch.setattr("mmocc.io_schema.LIMITS", {**mmocc.io_schema.LIMITS, "view_elements": 100})
+    monkeypatch.setattr("mmocc.io.header.LIMITS", {**mmocc.io.header.LIMITS, "view_elements": 100})
     with pytest.raises(ValueError, match=r"model\.mmocc.*views\[0\]\.shape .* more elements per sample"):
         clf.save(tmp_path / "model.mmocc")
     assert not list(tmp_path.iterdir())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mmocc import MultimodalOCC
-from mmocc.baselines import BaselineOCC
+from mmocc.detectors.baselines import BaselineOCC
 
 _BOTH = {
     "check_outliers_fit_predict": "labels follow PyOD (0 normal, 1 anomaly), not scikit-learn's -1/+1",

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from mmocc import MultimodalOCC
-from mmocc.batch_scoring import score_chunks
 from mmocc.data.inputs import ViewSpec
 from mmocc.datasets import MultiViewDataset, make_synthetic
+from mmocc.deploy.batch import score_chunks
 from mmocc.model import inference
 from mmocc.model.inference import InferenceStack, fold_batchnorm, inference_model
 from mmocc.model.nn import ArchConfig, ImageDecoder, ImageEncoder, JointAutoencoder, VectorEncoder

@@ -174,8 +174,8 @@ def test_streamed_score_csv_equals_the_in_memory_one(
     import torch
 
     from mmocc import MultimodalOCC
-    from mmocc.batch_scoring import score_chunks, score_columns
     from mmocc.cli import main
+    from mmocc.deploy.batch import score_chunks, score_columns
 
     torch.set_num_threads(1)
     data = load_source(sources["manifest"], size=6)

@@ -9,18 +9,16 @@ import time
 
 import pytest
 
-from mmocc.utils import (
+from mmocc.utils.files import (
     TEMP_NAME,
     atomic_open,
     atomic_path,
     check_output_file,
-    did_you_mean,
-    parse_assignments,
     read_utf8,
     remove_stale_temporaries,
-    safe_name,
     write_json,
 )
+from mmocc.utils.text import did_you_mean, parse_assignments, safe_name
 
 
 def test_atomic_write_appears_whole_with_the_umask_mode(tmp_path):
@@ -136,7 +134,7 @@ def test_read_utf8(tmp_path):
 
 
 def test_temporaries_of_other_hosts_wait_for_the_idle_limit(tmp_path):
-    from mmocc.utils import HOST_TAG, STALE_AFTER_S
+    from mmocc.utils.files import HOST_TAG, STALE_AFTER_S
 
     other_host = "0" * 8 if HOST_TAG != "0" * 8 else "1" * 8
     mine = tmp_path / f".a.csv.mmocc-9999999-{HOST_TAG}-abcdefgh.tmp"
@@ -151,7 +149,7 @@ def test_temporaries_of_other_hosts_wait_for_the_idle_limit(tmp_path):
 
 
 def test_temporary_names_carry_this_host(tmp_path):
-    from mmocc.utils import HOST_TAG
+    from mmocc.utils.files import HOST_TAG
 
     with atomic_path(tmp_path / "out.txt") as tmp:
         match = TEMP_NAME.fullmatch(tmp.name)

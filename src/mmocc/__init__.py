@@ -9,7 +9,7 @@ the paper's protocol from a :class:`mmocc.datasets.MultiViewDataset`.
 The package is laid out along the data flow: :mod:`mmocc.data` (sources,
 datasets, input checks, splits) -> :mod:`mmocc.model` (torch modules, losses,
 training, hyper-parameters) -> :mod:`mmocc.scoring` (scoring rules) ->
-:mod:`mmocc.detector` (the estimator) -> :mod:`mmocc.evaluation` (metrics,
+:mod:`mmocc.detectors.multimodal` (the estimator) -> :mod:`mmocc.evaluation` (metrics,
 experiments, reports) -> :mod:`mmocc.cli`. Attributes are imported on first
 use (PEP 562), so ``import mmocc`` does not import torch.
 """
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.4.0"
 
 _LAZY = {
-    "BaselineOCC": ("mmocc.baselines", "BaselineOCC"),
+    "BaselineOCC": ("mmocc.detectors.baselines", "BaselineOCC"),
     "HyperParams": ("mmocc.model.hyperparams", "HyperParams"),
-    "MultimodalOCC": ("mmocc.detector", "MultimodalOCC"),
-    "load": ("mmocc.detector", "load"),
+    "MultimodalOCC": ("mmocc.detectors.multimodal", "MultimodalOCC"),
+    "load": ("mmocc.detectors.multimodal", "load"),
     "one_class_split": ("mmocc.data.tasks", "one_class_split"),
     "one_class_tasks": ("mmocc.data.tasks", "one_class_tasks"),
     "datasets": ("mmocc.datasets", None),
@@ -35,9 +35,9 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from mmocc import datasets, distributed, metrics
-    from mmocc.baselines import BaselineOCC
     from mmocc.data.tasks import one_class_split, one_class_tasks
-    from mmocc.detector import MultimodalOCC, load
+    from mmocc.detectors.baselines import BaselineOCC
+    from mmocc.detectors.multimodal import MultimodalOCC, load
     from mmocc.model.hyperparams import HyperParams
 
 

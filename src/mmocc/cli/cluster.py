@@ -146,7 +146,7 @@ def score_on_cluster(
     """
     if scheduler and workers:
         raise click.UsageError("--workers sizes the local cluster; it does not apply with --scheduler")
-    from mmocc import distributed
+    from mmocc.deploy import cluster as distributed
 
     scores = distributed.score(
         model,

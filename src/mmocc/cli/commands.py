@@ -54,7 +54,7 @@ def _view_list(text: str | None) -> list[str | int] | None:
 def _model_params(items: Sequence[str], explicit: dict[str, Any]) -> dict[str, Any]:
     """Merge ``--param KEY=VALUE`` items with the dedicated options; check names and values."""
     from mmocc.evaluation.models import ConfigError, check_model_params
-    from mmocc.utils import parse_assignments
+    from mmocc.utils.text import parse_assignments
 
     params = parse_assignments(items, "--param")
     given = {key: value for key, value in explicit.items() if value is not None}
@@ -185,7 +185,7 @@ def train(
     `evaluate` needs no --normal and leaves the training samples out.
     """
     from mmocc.data.sources import find_label, load_source
-    from mmocc.detector import MultimodalOCC
+    from mmocc.detectors.multimodal import MultimodalOCC
 
     options = parse_data_options(data_options)
     options.update({key: value for key, value in (("size", size), ("mode", mode)) if value is not None})
@@ -217,9 +217,9 @@ def train(
 def _plan_for_model(model_path: Path, src: str, options: Sequence[str], device: str) -> tuple[Any, Any]:
     """Load a model and list the data to score (a SourcePlan), at the image size and mode it expects."""
     import mmocc
-    from mmocc.batch_scoring import model_data_options
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
+    from mmocc.deploy.batch import model_data_options
 
     clf = mmocc.load(model_path, device=device)
     source = parse_source(src)
@@ -229,7 +229,7 @@ def _plan_for_model(model_path: Path, src: str, options: Sequence[str], device: 
 @contextmanager
 def _csv_output(out: Path) -> Iterator[IO[str]]:
     """Open what ``mmocc score`` writes: standard output for ``-``, else ``out``, written atomically."""
-    from mmocc.utils import atomic_open
+    from mmocc.utils.files import atomic_open
 
     if out == STDOUT:
         yield sys.stdout
@@ -283,7 +283,7 @@ def score(
             model, src, out, data_options, batch_size, quiet, device, scheduler, workers, shards, restart
         )
         return
-    from mmocc.batch_scoring import score_chunks, score_columns
+    from mmocc.deploy.batch import score_chunks, score_columns
 
     clf, plan = _plan_for_model(model, src, data_options, device)
     n_samples = n_anomalies = 0
@@ -379,7 +379,7 @@ def evaluate(
     """
     import numpy as np
 
-    from mmocc.batch_scoring import score_chunks
+    from mmocc.deploy.batch import score_chunks
     from mmocc.evaluation.metrics import evaluate as compute_metrics
 
     clf, plan = _plan_for_model(model, src, data_options, device)
@@ -475,7 +475,7 @@ def info(model: Path, as_json: bool, quiet: bool) -> None:
     held-out share, fingerprint), creation time, versions and the resolved
     hyper-parameters. --json prints the whole header, machine-readable.
     """
-    from mmocc.io import read_config
+    from mmocc.io.format import read_config
 
     config, _ = read_config(model)
     if as_json:

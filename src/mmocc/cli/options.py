@@ -87,7 +87,7 @@ STDOUT = Path("-")
 
 def _check_out(ctx: click.Context, param: click.Parameter, value: Path, *, stdout: bool) -> Path:
     """Refuse an ``--out`` that is a link, folder, pipe or device before any work (option callback)."""
-    from mmocc.utils import check_output_file
+    from mmocc.utils.files import check_output_file
 
     if value == STDOUT:
         if not stdout:
@@ -104,7 +104,7 @@ def _check_out(ctx: click.Context, param: click.Parameter, value: Path, *, stdou
 def out_option(help: str, *, stdout: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Return the required ``--out FILE`` option of a command that writes one file.
 
-    The file is checked up front (see :func:`mmocc.utils.check_output_file`),
+    The file is checked up front (see :func:`mmocc.utils.files.check_output_file`),
     so that a link, folder, named pipe or device is refused before the
     command loads or trains anything.
 
@@ -162,7 +162,7 @@ def parse_data_options(items: Sequence[str]) -> dict[str, Any]:
     >>> parse_data_options(["size=32", "cache=false"])
     {'size': 32, 'cache': False}
     """
-    from mmocc.utils import parse_assignments
+    from mmocc.utils.text import parse_assignments
 
     return parse_assignments(items, "--data-option")
 

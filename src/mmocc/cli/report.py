@@ -23,7 +23,7 @@ def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSampl
     """Score a source chunk by chunk; keep every sample's id, label, files and scores, not its images."""
     import numpy as np
 
-    from mmocc.batch_scoring import score_chunks
+    from mmocc.deploy.batch import score_chunks
     from mmocc.evaluation.html_report import ScoredSamples
 
     ids, labels, totals, n_seen = [], [], [], 0

@@ -26,7 +26,7 @@ from typing import IO, Any
 import numpy as np
 from platformdirs import user_cache_dir
 
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.inputs import check_sample_counts, check_view
-from mmocc.utils import did_you_mean
+from mmocc.utils.text import did_you_mean
 
 #: The defect kinds :func:`paint_defects` can draw.
 DEFECT_KINDS = ("blob", "scratch", "erase")

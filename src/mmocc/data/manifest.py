@@ -13,7 +13,7 @@ import numpy as np
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import check_image_options, reject
 from mmocc.data.listing import ImageListing
-from mmocc.utils import read_utf8
+from mmocc.utils.files import read_utf8
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")

@@ -40,7 +40,7 @@ from mmocc.data import (
     load_turntable,
     make_synthetic,
 )
-from mmocc.utils import did_you_mean, parse_assignments
+from mmocc.utils.text import did_you_mean, parse_assignments
 
 if TYPE_CHECKING:
     from mmocc.data.streaming import SourcePlan

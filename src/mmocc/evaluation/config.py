@@ -58,7 +58,8 @@ from mmocc.evaluation.models import (
 )
 from mmocc.evaluation.models import is_int as _is_int
 from mmocc.evaluation.models import require as _require
-from mmocc.utils import did_you_mean, read_utf8
+from mmocc.utils.files import read_utf8
+from mmocc.utils.text import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -33,12 +33,12 @@ import numpy as np
 from PIL import Image
 
 from mmocc import __version__
-from mmocc.utils import atomic_open
+from mmocc.utils.files import atomic_open
 
 if TYPE_CHECKING:
     from mmocc.data.dataset import MultiViewDataset
     from mmocc.data.inputs import ViewSpec
-    from mmocc.detector import MultimodalOCC
+    from mmocc.detectors.multimodal import MultimodalOCC
 
 THUMB_PX = 128
 """Displayed size (px) of the longer side of a card image; small images are scaled up pixelated."""

@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mmocc.utils import did_you_mean
+from mmocc.utils.text import did_you_mean
 
 MODEL_KINDS: tuple[str, ...] = ("mmocc", "baseline")
 """Valid ``kind`` values of a ``[models.NAME]`` table."""
@@ -114,14 +114,14 @@ def estimator_class(kind: str) -> type:
     Returns
     -------
     type
-        :class:`mmocc.MultimodalOCC` or :class:`mmocc.baselines.BaselineOCC`
+        :class:`mmocc.MultimodalOCC` or :class:`mmocc.detectors.baselines.BaselineOCC`
         (imported on call).
     """
     if kind == "mmocc":
-        from mmocc.detector import MultimodalOCC
+        from mmocc.detectors.multimodal import MultimodalOCC
 
         return MultimodalOCC
-    from mmocc.baselines import BaselineOCC
+    from mmocc.detectors.baselines import BaselineOCC
 
     return BaselineOCC
 
@@ -228,7 +228,7 @@ class ModelConfig:
     name : str
         The model's name in results and tables.
     kind : {"mmocc", "baseline"}
-        :class:`mmocc.MultimodalOCC` or :class:`mmocc.baselines.BaselineOCC`.
+        :class:`mmocc.MultimodalOCC` or :class:`mmocc.detectors.baselines.BaselineOCC`.
     params : dict
         Estimator parameters; ``views`` may hold 0-based view positions.
     """

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmocc.utils import atomic_open, safe_name
+from mmocc.utils.files import atomic_open
+from mmocc.utils.text import safe_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -68,7 +68,7 @@ from mmocc.evaluation.runs import (
     tidy_rows,
     write_results_csv,
 )
-from mmocc.utils import atomic_open, write_json
+from mmocc.utils.files import atomic_open, write_json
 
 __all__ = [
     "METRIC_LABELS",

@@ -20,7 +20,8 @@ import numpy as np
 
 from mmocc.evaluation.config import TIMING_METRICS
 from mmocc.evaluation.metrics import METRIC_NAMES
-from mmocc.utils import atomic_open, safe_name, write_json
+from mmocc.utils.files import atomic_open, write_json
+from mmocc.utils.text import safe_name
 
 if TYPE_CHECKING:
     from mmocc.data.dataset import MultiViewDataset

@@ -44,7 +44,7 @@ from mmocc.model.efficientnet import (
     EfficientNetLite0,
     lite0_state_dict,
 )
-from mmocc.utils import did_you_mean
+from mmocc.utils.text import did_you_mean
 
 if TYPE_CHECKING:
     pass

@@ -55,7 +55,7 @@ from mmocc.model.losses import DIVERSITY_KINDS
 from mmocc.model.nn import ArchConfig
 from mmocc.model.patches import PATCH_BACKBONES
 from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, SEARCH_MODES, VIEW_COMBINATIONS
-from mmocc.utils import did_you_mean
+from mmocc.utils.text import did_you_mean
 
 CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
     {

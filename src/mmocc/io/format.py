@@ -10,8 +10,8 @@ JSON document with the format tag and version, the mmocc version, the
 estimator parameters, the resolved hyper-parameters, the view names, kinds and
 shapes, the threshold and the training history. Loading reads only tensors
 and JSON, so a file from someone else cannot run code; the header is checked
-against one schema (:mod:`mmocc.io_schema`) and the tensors against the model
-it describes (:mod:`mmocc.io_tensors`) before anything is built from them.
+against one schema (:mod:`mmocc.io.header`) and the tensors against the model
+it describes (:mod:`mmocc.io.tensors`) before anything is built from them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from mmocc import __version__
-from mmocc.io_schema import check_header
-from mmocc.utils import atomic_path
+from mmocc.io.header import check_header
+from mmocc.utils.files import atomic_path
 
 FORMAT = "mmocc-model"
 FORMAT_VERSION = 1
@@ -69,7 +69,7 @@ def write_model_file(
     ------
     ValueError
         If the header is one :func:`read_config` would refuse (a size beyond
-        :data:`mmocc.io_schema.LIMITS`, say); nothing is written.
+        :data:`mmocc.io.header.LIMITS`, say); nothing is written.
     OSError
         With ``filename`` set to ``path`` and the system's reason, when the file
         cannot be written (a full disk, say); the temporary file is removed and
@@ -152,11 +152,11 @@ def read_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str,
     Returns
     -------
     config : dict
-        The JSON config, checked against :data:`mmocc.io_schema.HEADER`, with
+        The JSON config, checked against :data:`mmocc.io.header.HEADER`, with
         the keys and hyper-parameters added after format 1 filled in.
     tensors : dict of str to Tensor
         All tensors, on the CPU (not yet checked against the model; see
-        :mod:`mmocc.io_tensors`).
+        :mod:`mmocc.io.tensors`).
 
     Raises
     ------

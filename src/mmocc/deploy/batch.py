@@ -1,7 +1,7 @@
 """Apply a fitted model to a source in chunks: the loader options it implies, the scores, the CSV columns.
 
 ``mmocc score``, ``mmocc evaluate``, ``mmocc report`` and
-:func:`mmocc.distributed.score` share these, so one source gives the same
+:func:`mmocc.deploy.cluster.score` share these, so one source gives the same
 chunks, scores and rows whichever of them reads it.
 """
 

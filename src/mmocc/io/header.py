@@ -41,7 +41,7 @@ LIMITS: Mapping[str, int] = MappingProxyType(
 """Upper bounds on what a header may declare: views per model, channels of an image view,
 height and width, elements of one sample of one view, channels or units of one layer
 (``filters``, ``hidden``, ``vector_latent``), layers per stack and training samples.
-Generous, but finite; :func:`mmocc.io.write_model_file` refuses to write a model beyond them."""
+Generous, but finite; :func:`mmocc.io.format.write_model_file` refuses to write a model beyond them."""
 
 PARAM_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {"knn_bank": "joint", "knn_space": "latent", "stop_tol": None, **LATER_DEFAULTS}
@@ -227,7 +227,7 @@ HEADER: Mapping[str, Field] = MappingProxyType(
 )
 """The header schema: each top-level key's check, and whether it is required or its default.
 
-``format`` and ``format_version`` are checked by :func:`mmocc.io.read_config`
+``format`` and ``format_version`` are checked by :func:`mmocc.io.format.read_config`
 before the schema applies. ``backbone`` is null unless the patch features
 come from a pretrained or custom backbone."""
 

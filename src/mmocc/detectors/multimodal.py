@@ -21,17 +21,17 @@ import torch
 from sklearn.utils import Tags, TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from mmocc import io
-from mmocc.base import (
+from mmocc.data.fingerprints import set_fingerprint
+from mmocc.data.inputs import ViewSpec
+from mmocc.detectors.base import (
     BaseMultiviewDetector,
     check_bool_param,
     check_contamination,
     check_threshold_options,
 )
-from mmocc.data.fingerprints import set_fingerprint
-from mmocc.data.inputs import ViewSpec
-from mmocc.io_schema import check_known_keys
-from mmocc.io_tensors import (
+from mmocc.io import format as io
+from mmocc.io.header import check_known_keys
+from mmocc.io.tensors import (
     Expect,
     calibration_view_expectations,
     check_no_others,
@@ -677,9 +677,9 @@ def load(
     one must be passed again, and either must match the fingerprint.
 
     Nothing is built from the file before it is checked: the header against
-    one schema with size limits (:mod:`mmocc.io_schema`), then every tensor's
+    one schema with size limits (:mod:`mmocc.io.header`), then every tensor's
     name, dtype, shape and values against the model the header describes
-    (:mod:`mmocc.io_tensors`); the module is built on the ``meta`` device and
+    (:mod:`mmocc.io.tensors`); the module is built on the ``meta`` device and
     takes the file's own tensors, so memory stays bounded by the file's size.
 
     Parameters

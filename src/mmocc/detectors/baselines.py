@@ -12,7 +12,7 @@ of three ways:
 * ``fusion="single"``: exactly one view, the unimodal baseline.
 
 Thresholds, labels and probabilities come from
-:class:`mmocc.base.BaseMultiviewDetector`, so a baseline is scored and
+:class:`mmocc.detectors.base.BaseMultiviewDetector`, so a baseline is scored and
 evaluated exactly like the multimodal model.
 """
 
@@ -31,8 +31,8 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from mmocc.base import BaseMultiviewDetector, check_threshold_options
-from mmocc.utils import did_you_mean
+from mmocc.detectors.base import BaseMultiviewDetector, check_threshold_options
+from mmocc.utils.text import did_you_mean
 
 BASELINE_DETECTORS: tuple[str, ...] = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
 """Names accepted by ``BaselineOCC(detector=...)``."""
@@ -211,7 +211,7 @@ class BaselineOCC(BaseMultiviewDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> from mmocc.baselines import BaselineOCC
+    >>> from mmocc.detectors.baselines import BaselineOCC
     >>> rng = np.random.default_rng(0)
     >>> train = {"left": rng.normal(size=(40, 5)), "right": rng.normal(size=(40, 3))}
     >>> test = {"left": rng.normal(size=(2, 5)) + [[0.0], [6.0]],
