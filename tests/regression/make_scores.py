@@ -9,9 +9,11 @@ Both presets are fitted on two COIL-20 one-class tasks (classes 0-4 of
 split, seed 0) and on the built-in synthetic data (3 classes, 30 pairs each,
 32 px; normal class 0; seed 0), with one torch thread. The file holds every
 test score, the training scores and the threshold, plus the CPU model and
-the torch version they were computed with: float rounding of training differs
-between CPU families, so ``tests/test_regression.py`` only compares exactly
-on the machine signature recorded here.
+the machine they were computed on (:func:`signature`): float rounding of
+training differs between CPU models, between the kernels torch dispatches to
+(AVX2 or AVX-512) and with bf16 autocast, which ``amp="auto"`` turns on where
+the CPU computes bf16 natively, so ``tests/test_regression.py`` only compares
+exactly on the signature recorded here.
 
 ``scores_nchw.npz`` is the fixture as it was before training switched to the
 channels-last layout (issue 14). That switch changes the float rounding of
@@ -30,12 +32,15 @@ import torch
 
 from mmocc import MultimodalOCC, one_class_split
 from mmocc.datasets import load_turntable, make_synthetic
+from mmocc.model.device import native_bf16
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "scores.npz"
 NCHW_FIXTURE = HERE / "scores_nchw.npz"
 COIL = HERE.parents[2] / "shared" / "data" / "coil-20-proc"
 PRESETS = ("paper", "default")
+THREADS = 1
+"""Torch threads of :func:`compute` (part of the signature: reductions split by thread round differently)."""
 
 
 def cpu_model() -> str:
@@ -64,7 +69,7 @@ def tasks() -> dict[str, tuple[object, object]]:
 
 def compute() -> dict[str, np.ndarray]:
     """Fit both presets on every task; return the arrays to store."""
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     arrays: dict[str, np.ndarray] = {}
     for name, (train, test) in tasks().items():
         for preset in PRESETS:
@@ -75,9 +80,23 @@ def compute() -> dict[str, np.ndarray]:
     return arrays
 
 
+def bf16_training() -> bool:
+    """Whether the default preset (``amp="auto"``) trains under bf16 autocast on this machine's CPU."""
+    return native_bf16(torch.device("cpu"))
+
+
 def signature() -> str:
-    """The machine signature the fixture is exact for: CPU model and torch version."""
-    return f"{cpu_model()} | torch {torch.__version__}"
+    """The machine signature the fixture is exact for.
+
+    CPU model, torch version, the CPU capability torch dispatches its kernels
+    to (``DEFAULT``, ``AVX2``, ``AVX512``, ...), whether training runs under
+    bf16 autocast, and the torch threads; e.g.
+    ``"AMD EPYC | torch 2.13.0+cpu | AVX2 | bf16 off | 1 thread"``.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    bf16 = "on" if bf16_training() else "off"
+    threads = f"{THREADS} thread" + ("" if THREADS == 1 else "s")
+    return f"{cpu_model()} | torch {torch.__version__} | {capability} | bf16 {bf16} | {threads}"
 
 
 def main() -> int:
