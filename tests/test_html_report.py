@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from html.parser import HTMLParser
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from mmocc.cli import main
 from mmocc.cli.main import cli
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.datasets import make_synthetic
-from mmocc.evaluation.html_report import (
+from mmocc.evaluation.html import (
     build_report,
     heat_overlay,
     histogram_svg,
@@ -158,6 +159,16 @@ def test_report_is_self_contained(patch_model, data):
     pixels = Image.open(io.BytesIO(base64.b64decode(page.images[0]["src"].split(",", 1)[1])))
     assert pixels.size == (16, 16)
     assert (page.images[0]["width"], page.images[0]["height"]) == ("128", "128")
+
+
+def test_report_embeds_the_stylesheet_and_script_shipped_in_the_package(knn_model, data):
+    package = resources.files("mmocc.evaluation.html")
+    css = package.joinpath("report.css").read_text(encoding="utf-8")
+    js = package.joinpath("report.js").read_text(encoding="utf-8")
+    assert 'th[aria-sort="ascending"]' in css and "function sortTable" in js
+    html = build_report(knn_model, data, top_k=1, n_near=0)
+    assert html.count(f"<style>\n{css}</style>") == 1
+    assert html.count(f"<script>\n{js}</script>") == 1
 
 
 def test_report_on_unlabelled_data_omits_labels_and_shows_source_files(knn_model, data):

@@ -25,7 +25,7 @@ from PIL import Image
 from mmocc import MultimodalOCC
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.datasets import make_synthetic
-from mmocc.evaluation.html_report import build_report
+from mmocc.evaluation.html import build_report
 
 CHROMIUM = shutil.which("chromium")
 

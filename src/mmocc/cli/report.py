@@ -16,7 +16,7 @@ from mmocc.cli.options import SRC_HELP, STDOUT, batch_option, common, data_optio
 if TYPE_CHECKING:
     import numpy as np
 
-    from mmocc.evaluation.html_report import ScoredSamples
+    from mmocc.evaluation.html import ScoredSamples
 
 
 def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSamples:
@@ -24,7 +24,7 @@ def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSampl
     import numpy as np
 
     from mmocc.deploy.batch import score_chunks
-    from mmocc.evaluation.html_report import ScoredSamples
+    from mmocc.evaluation.html import ScoredSamples
 
     ids, labels, totals, n_seen = [], [], [], 0
     paths: dict[str, list[np.ndarray]] = {}
@@ -100,7 +100,7 @@ def report(
     import numpy as np
 
     from mmocc.cli.commands import _plan_for_model
-    from mmocc.evaluation.html_report import render_report, write_report
+    from mmocc.evaluation.html import render_report, write_report
 
     clf, plan = _plan_for_model(model, src, data_options, device)
     scored = _score_all(clf, plan, batch_size, quiet)
