@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmocc.deploy import batch as batch_scoring
 from mmocc.cli import main
 from mmocc.data import images
 from mmocc.data.cache import store
 from mmocc.data.images import decode_files
 from mmocc.datasets import load_manifest
+from mmocc.deploy import batch as batch_scoring
 from mmocc.evaluation.config import load_config
 from mmocc.utils.files import atomic_path, write_json
 

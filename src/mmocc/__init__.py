@@ -25,7 +25,7 @@ _LAZY = {
     "BaselineOCC": ("mmocc.detectors.baselines", "BaselineOCC"),
     "HyperParams": ("mmocc.model.hyperparams", "HyperParams"),
     "MultimodalOCC": ("mmocc.detectors.multimodal", "MultimodalOCC"),
-    "load": ("mmocc.detectors.multimodal", "load"),
+    "load": ("mmocc.io.model_file", "load"),
     "one_class_split": ("mmocc.data.tasks", "one_class_split"),
     "one_class_tasks": ("mmocc.data.tasks", "one_class_tasks"),
     "datasets": ("mmocc.datasets", None),
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from mmocc import datasets, distributed, metrics
     from mmocc.data.tasks import one_class_split, one_class_tasks
     from mmocc.detectors.baselines import BaselineOCC
-    from mmocc.detectors.multimodal import MultimodalOCC, load
+    from mmocc.detectors.multimodal import MultimodalOCC
+    from mmocc.io.model_file import load
     from mmocc.model.hyperparams import HyperParams
 
 

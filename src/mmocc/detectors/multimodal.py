@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -21,28 +20,13 @@ import torch
 from sklearn.utils import Tags, TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from mmocc.data.fingerprints import set_fingerprint
-from mmocc.data.inputs import ViewSpec
 from mmocc.detectors.base import (
     BaseMultiviewDetector,
     check_bool_param,
     check_contamination,
     check_threshold_options,
 )
-from mmocc.io import format as io
-from mmocc.io.header import check_known_keys
-from mmocc.io.tensors import (
-    Expect,
-    calibration_view_expectations,
-    check_no_others,
-    check_tensors,
-    feature_dims,
-    model_expectations,
-    patch_channels,
-    rule_expectations,
-    score_expectations,
-)
-from mmocc.model.backbones import FeatureBackbone, backbone_fingerprint, load_backbone, wrap_backbone
+from mmocc.model.backbones import load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
@@ -597,14 +581,15 @@ class MultimodalOCC(BaseMultiviewDetector):
         """
         return self._features(self._checked_views(X), frozenset({"latent"})).phi
 
-    # ------------------------------------------------------------- save/load
+    # ------------------------------------------------------------------- save
     def save(self, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None) -> None:
-        """Save the fitted model to one safetensors file (no pickle).
+        """Save the fitted model to one safetensors file (no pickle), read back by :func:`mmocc.load`.
 
         Besides the weights and the scoring state, the file records the
         creation time, the versions, the resolved hyper-parameters, the
         threshold and where it comes from, and a fingerprint of the training
         set with one per training sample (for :meth:`seen_in_training`).
+        The format is :mod:`mmocc.io.model_file`.
 
         Parameters
         ----------
@@ -623,242 +608,9 @@ class MultimodalOCC(BaseMultiviewDetector):
         TypeError
             If ``metadata`` is not JSON-serialisable.
         """
-        check_is_fitted(self, "threshold_")
-        if metadata is not None:
-            self.metadata_ = dict(metadata)
-        tensors = {f"model.{k}": v.detach().cpu() for k, v in self.model_.state_dict().items()}
-        tensors.update({f"rule.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.rule_.state().items()})
-        tensors["decision_scores"] = torch.from_numpy(self.decision_scores_)
-        if self.train_fingerprints_ is not None:
-            tensors["train_fingerprints"] = torch.from_numpy(self.train_fingerprints_)
-        if self.calibration_scores_ is not None:
-            tensors["calibration_scores"] = torch.from_numpy(self.calibration_scores_)
-            for view, values in self.calibration_view_scores_.items():
-                tensors[f"calibration_view.{view}"] = torch.from_numpy(np.ascontiguousarray(values))
-        if self.center_ is not None:
-            tensors["center"] = torch.from_numpy(self.center_)
-        params = self.get_params()
-        if isinstance(params["patch_backbone"], torch.nn.Module):
-            params["patch_backbone"] = "custom"
-        header = {
-            "estimator_params": params,
-            "params": self.params_.to_dict(),
-            "views": [spec.to_dict() for spec in self.view_specs_],
-            "threshold": self.threshold_,
-            "n_samples_in": self.n_samples_in_,
-            "history": self.history_,
-            "trained_on": self.device_,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "threshold_source": self.threshold_source_,
-            "training": {
-                "n_samples": self.n_samples_in_,
-                "n_calibration": 0 if self.calibration_scores_ is None else len(self.calibration_scores_),
-                "fingerprint": None
-                if self.train_fingerprints_ is None
-                else set_fingerprint(self.train_fingerprints_),
-            },
-            "metadata": getattr(self, "metadata_", {}),
-        }
-        if self.backbone_ is not None:
-            header["backbone"] = {
-                "name": self.params_.patch_backbone,
-                "fingerprint": backbone_fingerprint(self.backbone_),
-            }
-        io.write_model_file(path, tensors, header)
+        from mmocc.io.model_file import save  # the model file module builds estimators: import on use
+
+        save(self, path, metadata)
 
 
-def load(
-    path: str | os.PathLike[str], *, device: str = "auto", backbone: torch.nn.Module | None = None
-) -> MultimodalOCC:
-    """Load a model saved with :meth:`MultimodalOCC.save`.
-
-    A model file stores a pretrained backbone's name and fingerprint, not its
-    weights: a named backbone is rebuilt from its installed package, a custom
-    one must be passed again, and either must match the fingerprint.
-
-    Nothing is built from the file before it is checked: the header against
-    one schema with size limits (:mod:`mmocc.io.header`), then every tensor's
-    name, dtype, shape and values against the model the header describes
-    (:mod:`mmocc.io.tensors`); the module is built on the ``meta`` device and
-    takes the file's own tensors, so memory stays bounded by the file's size.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The model file.
-    device : str, default "auto"
-        Where to put the module; a GPU-trained model loads on the CPU.
-    backbone : torch.nn.Module, optional
-        The module a model with ``patch_backbone=<module>`` was fitted with.
-
-    Returns
-    -------
-    MultimodalOCC
-        A fitted estimator whose scores equal the saved one's.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    OSError
-        If it cannot be read (a folder, no permission), naming it.
-    ValueError
-        If the file is not a valid, compatible mmocc model: a header field or
-        a tensor is missing, malformed, beyond the limits, or does not fit the
-        model; the message names the file and the field or tensor.
-    """
-    header, tensors = io.read_config(path)
-    clf = _stored_estimator(header, path, device, backbone)
-    clf.device_ = str(resolve_device(device))
-    clf.model_ = _stored_model(clf, tensors, path).to(clf.device_).eval()
-    _check_scores(clf, header, tensors, path)
-    clf.center_ = tensors["center"].numpy() if "center" in tensors else None
-    patch_backbone = _stored_backbone(clf, header["backbone"], path)
-    clf.backbone_ = None if patch_backbone is None else patch_backbone.to(clf.device_)
-    clf.rule_ = _stored_rule(clf, tensors, path, patch_backbone)
-    clf.history_ = header["history"]
-    clf.n_samples_in_ = header["n_samples_in"]
-    _restore_threshold(clf, header, tensors)
-    clf.metadata_ = dict(header["metadata"])
-    return clf
-
-
-def _stored_estimator(
-    header: dict[str, Any], path: str | os.PathLike[str], device: str, backbone: torch.nn.Module | None
-) -> MultimodalOCC:
-    """Rebuild the estimator with its parameters, resolved hyper-parameters and views from a checked header.
-
-    Parameters absent from the file (added after it was written) take their
-    defaults; unknown ones are refused as coming from another mmocc.
-    """
-    defaults = MultimodalOCC().get_params()
-    stored = header["estimator_params"]
-    check_known_keys("estimator_params", stored, defaults, path, header["mmocc_version"])
-    params = {**defaults, **stored, "device": device}
-    for key in ("filters", "hidden", "views"):
-        if isinstance(params[key], list):
-            params[key] = tuple(params[key])
-    if backbone is not None:
-        params["patch_backbone"] = backbone
-    clf = MultimodalOCC(**params)
-    try:
-        clf.check_params()
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{str(path)!r}: invalid stored estimator parameters: {exc}") from None
-    clf.params_ = HyperParams.from_dict(header["params"])
-    clf.view_specs_ = [ViewSpec.from_dict(v) for v in header["views"]]
-    return clf
-
-
-def _stored_model(
-    clf: MultimodalOCC, tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
-) -> JointAutoencoder:
-    """Build the module the header describes on the meta device, check the file's weights, and take them.
-
-    Building on the meta device allocates nothing, so a header that declares
-    a huge view costs nothing before its weights are found missing.
-    """
-    try:
-        with torch.device("meta"):
-            model = JointAutoencoder(clf.view_specs_, clf.params_.arch())
-    except (KeyError, ValueError) as exc:
-        message = f"the stored views and hyper-parameters make no model: {exc}"
-        raise ValueError(f"{str(path)!r}: {message}") from None
-    expected = model_expectations(model.state_dict())
-    check_tensors(tensors, expected, path)
-    check_no_others({k: v for k, v in tensors.items() if k.startswith("model.")}, set(expected), path)
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True, assign=True)
-    return model
-
-
-_SIZES = {"decision_scores": Expect((None,)), "calibration_scores": Expect((None,), required=False)}
-
-
-def _check_scores(
-    clf: MultimodalOCC, header: dict[str, Any], tensors: dict[str, torch.Tensor], path: str | os.PathLike[str]
-) -> None:
-    """Check the training and calibration scores, fingerprints and centre, and nothing else unexpected.
-
-    The training scores set the threshold, so they must be finite floats, one
-    per sample fitted on; calibration scores must be there exactly when the
-    header says the threshold comes from held-out or calibration samples.
-    """
-    check_tensors(tensors, _SIZES, path)
-    calibration = tensors.get("calibration_scores")
-    n_calibration = None if calibration is None else len(calibration)
-    if (n_calibration is None) != (header["threshold_source"] == "train"):
-        raise ValueError(
-            f"{str(path)!r}: the threshold comes from {header['threshold_source']!r} but the file holds "
-            f"{'no' if n_calibration is None else n_calibration} calibration scores"
-        )
-    expected = score_expectations(
-        header["n_samples_in"],
-        len(tensors["decision_scores"]),
-        n_calibration,
-        center_width=sum(clf.model_.latent_dims().values()),
-        center_required=clf.params_.score == "center",
-    )
-    if n_calibration is not None:
-        expected.update(calibration_view_expectations([s.name for s in clf.view_specs_], n_calibration))
-    check_tensors(tensors, expected, path)
-    others = {k: v for k, v in tensors.items() if not k.startswith(("model.", "rule."))}
-    check_no_others(others, set(expected), path)
-
-
-def _stored_rule(
-    clf: MultimodalOCC,
-    tensors: dict[str, torch.Tensor],
-    path: str | os.PathLike[str],
-    backbone: FeatureBackbone | None,
-) -> ScoringRule:
-    """Build the scoring rule the header asks for, check its stored state against its features, restore it."""
-    rule = clf._make_rule()
-    width = patch_channels(clf.params_.filters, backbone)
-    dims = feature_dims(clf.model_.latent_dims(), clf.view_specs_, width, len(tensors["decision_scores"]))
-    expected = {f"rule.{key}": value for key, value in rule_expectations(rule, dims).items()}
-    check_tensors(tensors, expected, path)
-    state = {k: v for k, v in tensors.items() if k.startswith("rule.")}
-    check_no_others(state, set(expected), path)
-    rule.load_state({k[len("rule.") :]: v.numpy() for k, v in state.items()})
-    return rule
-
-
-def _restore_threshold(clf: MultimodalOCC, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    """Set the training scores, fingerprints and threshold (calibrated, if it was) from checked tensors."""
-    clf._set_threshold(tensors["decision_scores"].numpy().astype(np.float64))
-    fingerprints = tensors.get("train_fingerprints")
-    clf.train_fingerprints_ = None if fingerprints is None else fingerprints.numpy()
-    if "calibration_scores" in tensors:
-        prefix = "calibration_view."
-        by_view = {
-            key[len(prefix) :]: value.numpy().astype(np.float64)
-            for key, value in tensors.items()
-            if key.startswith(prefix)
-        }
-        scores = tensors["calibration_scores"].numpy().astype(np.float64)
-        clf._set_calibration(scores, by_view, header["threshold_source"])
-
-
-def _stored_backbone(
-    clf: MultimodalOCC, stored: dict[str, Any] | None, path: str | os.PathLike[str]
-) -> FeatureBackbone | None:
-    """Rebuild the backbone a model file names, checking its fingerprint."""
-    if stored is None:
-        return None
-    if stored["name"] == "custom" and not isinstance(clf.patch_backbone, torch.nn.Module):
-        raise ValueError(
-            f"{str(path)!r} was fitted with a custom patch backbone: pass it again with "
-            "load(path, backbone=module)"
-        )
-    module = clf._backbone()
-    assert isinstance(module, FeatureBackbone)
-    if backbone_fingerprint(module) != stored["fingerprint"]:
-        raise ValueError(
-            f"{str(path)!r}: the patch backbone {stored['name']!r} differs from the one the model was fitted "
-            "with (weights fingerprint mismatch)"
-        )
-    return module
-
-
-__all__ = ["MultimodalOCC", "load", "resolve_device"]
+__all__ = ["MultimodalOCC"]

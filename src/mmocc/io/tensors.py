@@ -4,9 +4,10 @@ A model file's tensors are trusted only after :func:`check_tensors` has
 compared each with an :class:`Expect` (dtype, shape, finite values, and for
 scales a sign) derived from the header: :func:`model_expectations` from the
 architecture (built on the ``meta`` device, which allocates nothing),
-:func:`score_expectations` from the training-set sizes and
-:func:`rule_expectations` from the scoring rule and the widths of the
-features it reads (:class:`FeatureDims`). :func:`check_no_others` refuses
+:func:`score_expectations` from the training-set sizes, and the scoring
+rule's own :meth:`~mmocc.scoring.base.ScoringRule.state_spec` from the widths
+of the features it reads (:class:`~mmocc.scoring.state.FeatureDims`, see
+:func:`feature_dims`). :func:`check_no_others` refuses
 tensors nothing expects. Every error is a ``ValueError`` naming the file
 and the tensor.
 """
@@ -15,72 +16,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 
 from mmocc.data.inputs import ViewSpec
 from mmocc.model.backbones import FeatureBackbone
-from mmocc.scoring import (
-    CenterScore,
-    EnsembleScore,
-    KNNScore,
-    MahalanobisScore,
-    NormScore,
-    PatchScore,
-    ReconScore,
-    ScoringRule,
-)
-
-FLOATS: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
-"""The dtypes of stored scores and scoring-rule state."""
-
-
-class Expect(NamedTuple):
-    """What one stored tensor must be.
-
-    Attributes
-    ----------
-    shape : tuple of int or None
-        The shape; ``None`` is an axis of any length >= 1.
-    dtypes : tuple of torch.dtype
-        The dtypes accepted.
-    required : bool
-        Whether the tensor must be present (False for state older files lack).
-    values : {"finite", "positive", "nonnegative", "mean_std"}
-        What floating values must be: finite, and for scales all > 0, for
-        variances all >= 0, for a ``[mean, std]`` pair std > 0.
-    """
-
-    shape: tuple[int | None, ...]
-    dtypes: tuple[torch.dtype, ...] = FLOATS
-    required: bool = True
-    values: str = "finite"
-
-
-@dataclass(frozen=True)
-class FeatureDims:
-    """The widths of the features a scoring rule reads, and the training-set size.
-
-    Attributes
-    ----------
-    latent : dict of str to int
-        Flattened latent width of each view, in view order.
-    input : dict of str to int
-        Flattened input width of each view.
-    patch : dict of str to int
-        Patch feature channels of each image view.
-    n_train : int
-        Training samples the rule was fitted on.
-    """
-
-    latent: dict[str, int]
-    input: dict[str, int]
-    patch: dict[str, int]
-    n_train: int
+from mmocc.scoring.state import Expect, FeatureDims
 
 
 def patch_channels(filters: Sequence[int], backbone: FeatureBackbone | None) -> int:
@@ -212,78 +154,6 @@ def calibration_view_expectations(views: Sequence[str], n_calibration: int) -> d
         One optional ``calibration_view.<view>`` per view.
     """
     return {f"calibration_view.{view}": Expect((n_calibration,), required=False) for view in views}
-
-
-def _knn_expectations(rule: KNNScore, dims: FeatureDims) -> dict[str, Expect]:
-    """Memory banks, standardization statistics and per-view training scores of a k-NN rule."""
-    spaces = ("latent", "input") if rule.space == "both" else (rule.space,)
-    keys = {view: group if rule.bank == "pooled" else view for view, group in rule.view_groups.items()}
-    members = Counter(keys.values())
-    out: dict[str, Expect] = {}
-    columns = 0
-    for space in spaces:
-        width = dims.latent if space == "latent" else dims.input
-        if rule.bank == "joint":
-            out[f"bank.{space}:joint"] = Expect((dims.n_train, sum(width.values())))
-            columns += 1
-            continue
-        for view, key in keys.items():
-            out[f"bank.{space}:{key}"] = Expect((dims.n_train * members[key], width[view]))
-            columns += 1
-    out["mean"] = Expect((columns,))
-    out["std"] = Expect((columns,), values="positive")
-    if rule.bank != "joint":
-        out.update({f"train_view.{view}": Expect((dims.n_train,), required=False) for view in keys})
-    return out
-
-
-def _patch_expectations(rule: PatchScore, dims: FeatureDims) -> dict[str, Expect]:
-    """Coreset banks of each image-view group, each image view's statistics and training scores."""
-    out: dict[str, Expect] = {}
-    for view, channels in dims.patch.items():
-        out[f"bank.{rule.view_groups[view]}"] = Expect((None, channels))
-        out[f"stats.{view}"] = Expect((2,), values="mean_std")
-        out[f"train_view.{view}"] = Expect((dims.n_train,))
-    return out
-
-
-def rule_expectations(rule: ScoringRule, dims: FeatureDims) -> dict[str, Expect]:
-    """Expect the state (:meth:`ScoringRule.state`) of a fitted ``rule``, without ``rule.`` prefixes.
-
-    Parameters
-    ----------
-    rule : ScoringRule
-        The unfitted rule the header asks for (:func:`mmocc.scoring.make_rule`).
-    dims : FeatureDims
-        The widths of the features it reads.
-
-    Returns
-    -------
-    dict of str to Expect
-        One per state array.
-
-    Raises
-    ------
-    TypeError
-        For a rule class this module has no expectations for.
-    """
-    if isinstance(rule, (NormScore, CenterScore)):
-        return {}
-    if isinstance(rule, KNNScore):
-        return _knn_expectations(rule, dims)
-    if isinstance(rule, PatchScore):
-        return _patch_expectations(rule, dims)
-    if isinstance(rule, MahalanobisScore):
-        width = sum(dims.latent.values())
-        return {"location": Expect((width,)), "precision": Expect((width, width))}
-    if isinstance(rule, ReconScore):
-        return {f"stats.{view}": Expect((2,), required=False, values="mean_std") for view in dims.latent}
-    if isinstance(rule, EnsembleScore):
-        out = {"mean": Expect((len(rule.parts),)), "std": Expect((len(rule.parts),), values="positive")}
-        for name, part in rule.parts.items():
-            out.update({f"{name}.{key}": value for key, value in rule_expectations(part, dims).items()})
-        return out
-    raise TypeError(f"no model-file expectations for the scoring rule {type(rule).__name__}")
 
 
 def _shape_matches(shape: torch.Size, expected: tuple[int | None, ...]) -> bool:

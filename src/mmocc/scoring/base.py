@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmocc.scoring.state import Expect, FeatureDims
+
 FEATURE_KINDS: tuple[str, ...] = ("latent", "input", "recon", "recon_map", "patch")
 """Features a rule can ask for: per-view latents, [0, 1]-scaled inputs, reconstruction errors,
 per-pixel reconstruction errors, and local patch feature maps."""
@@ -203,6 +205,24 @@ class ScoringRule(ABC):
 
     def state(self) -> dict[str, np.ndarray]:
         """Fitted state as named arrays."""
+        return {}
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Describe what each array of :meth:`state` must be, for features of widths ``dims``.
+
+        Saving checks :meth:`state` against it, and loading checks a model
+        file's tensors against it, so the rule describes its state once.
+
+        Parameters
+        ----------
+        dims : FeatureDims
+            The widths of the features the rule reads, and the training-set size.
+
+        Returns
+        -------
+        dict of str to Expect
+            One per state array (empty for a stateless rule).
+        """
         return {}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - stateless rules keep this no-op

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 
 from mmocc.scoring.base import Features, ScoringRule
+from mmocc.scoring.state import Expect, FeatureDims
 
 
 class NormScore(ScoringRule):
@@ -61,6 +62,11 @@ class MahalanobisScore(ScoringRule):
     def state(self) -> dict[str, np.ndarray]:
         """Return location and precision."""
         return {"location": self.location, "precision": self.precision}
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Expect the location and precision matrix of the joint latent."""
+        width = sum(dims.latent.values())
+        return {"location": Expect((width,)), "precision": Expect((width, width))}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore location and precision."""
@@ -131,6 +137,10 @@ class ReconScore(ScoringRule):
     def state(self) -> dict[str, np.ndarray]:
         """Return each view's error statistics."""
         return {f"stats.{view}": values for view, values in self.stats.items()}
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Expect each view's error statistics ``[mean, std]`` (absent in files of older versions)."""
+        return {f"stats.{view}": Expect((2,), required=False, values="mean_std") for view in dims.latent}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore the statistics (absent in files of older versions)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmocc.scoring.base import Features, ScoringRule, standardize
+from mmocc.scoring.state import Expect, FeatureDims, mean_std_spec
 
 
 class EnsembleScore(ScoringRule):
@@ -44,6 +45,13 @@ class EnsembleScore(ScoringRule):
         out = {"mean": self.mean, "std": self.std}
         for name, part in self.parts.items():
             out.update({f"{name}.{key}": value for key, value in part.state().items()})
+        return out
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Expect the statistics of the part scores, and each part's state under ``<part>.``."""
+        out = mean_std_spec(len(self.parts))
+        for name, part in self.parts.items():
+            out.update({f"{name}.{key}": value for key, value in part.state_spec(dims).items()})
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:

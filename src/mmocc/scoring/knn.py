@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from mmocc.scoring.base import Features, ScoringRule, standardize
 from mmocc.scoring.neighbors import SEARCH_MODES, NeighborIndex, import_faiss
+from mmocc.scoring.state import Expect, FeatureDims, mean_std_spec
 
 KNN_BANKS: tuple[str, ...] = ("joint", "view", "pooled")
 """Memory bank layouts of :class:`KNNScore`."""
@@ -186,6 +189,25 @@ class KNNScore(ScoringRule):
         out = {f"bank.{key}": value for key, value in self.banks.items()}
         out.update({"mean": self.mean, "std": self.std})
         out.update({f"train_view.{v}": values for v, values in self.train_view_scores.items()})
+        return out
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Expect the memory banks (a pooled one holds its views' rows), statistics, view training scores."""
+        spaces = ("latent", "input") if self.space == "both" else (self.space,)
+        keys = {view: group if self.bank == "pooled" else view for view, group in self.view_groups.items()}
+        members = Counter(keys.values())
+        out: dict[str, Expect] = {}
+        for space in spaces:
+            width = dims.latent if space == "latent" else dims.input
+            if self.bank == "joint":
+                out[f"bank.{space}:joint"] = Expect((dims.n_train, sum(width.values())))
+                continue
+            for view, key in keys.items():
+                out[f"bank.{space}:{key}"] = Expect((dims.n_train * members[key], width[view]))
+        columns = len(spaces) * (1 if self.bank == "joint" else len(keys))  # one score column per view and space
+        out.update(mean_std_spec(columns))
+        if self.bank != "joint":
+            out.update({f"train_view.{view}": Expect((dims.n_train,), required=False) for view in keys})
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mmocc.scoring.base import Features, ScoringRule
+from mmocc.scoring.state import Expect, FeatureDims
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
@@ -382,6 +383,15 @@ class PatchScore(ScoringRule):
         for view in self.mean:
             out[f"stats.{view}"] = np.array([self.mean[view], self.std[view]])
             out[f"train_view.{view}"] = self.train_view_scores[view]
+        return out
+
+    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
+        """Expect a coreset bank per image-view group; each image view's statistics and training scores."""
+        out: dict[str, Expect] = {}
+        for view, channels in dims.patch.items():
+            out[f"bank.{self.view_groups[view]}"] = Expect((None, channels))
+            out[f"stats.{view}"] = Expect((2,), values="mean_std")
+            out[f"train_view.{view}"] = Expect((dims.n_train,))
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
