@@ -44,7 +44,7 @@ from sklearn.neighbors import NearestNeighbors
 from mmocc.data.synthetic import make_synthetic
 from mmocc.model.hyperparams import DEFAULT
 from mmocc.scoring import Features, KNNScore
-from mmocc.scoring.neighbors import NeighborIndex
+from mmocc.search.index import NeighborIndex
 
 HERE = Path(__file__).resolve().parent
 GROUPS = {"dorsal": "g", "lateral": "g"}

@@ -49,7 +49,9 @@ from mmocc.data.defects import defect_dataset
 from mmocc.datasets import make_synthetic
 from mmocc.metrics import roc_auc
 from mmocc.scoring import patch
-from mmocc.scoring.patch import PatchScore, faiss_module, nearest_distance
+from mmocc.scoring.patch import PatchScore
+from mmocc.search import index as search_index
+from mmocc.search.index import NeighborIndex, faiss_module
 
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "PATCH_SPEED.md"
@@ -95,6 +97,18 @@ def timed_coreset(record: list[float]) -> Iterator[None]:
         yield
     finally:
         patch.greedy_coreset = original
+
+
+def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, use_faiss: bool) -> torch.Tensor:
+    """Return the search engine's nearest-row distances on one exact backend: faiss flat, or torch."""
+    policy = search_index.faiss_module
+    if not use_faiss:
+        search_index.faiss_module = lambda: None  # the policy then picks the torch backend
+    try:
+        index = NeighborIndex(bank)
+    finally:
+        search_index.faiss_module = policy
+    return index.nearest_distance(queries)
 
 
 def cdist_nearest(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:

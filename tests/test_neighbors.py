@@ -7,7 +7,8 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from mmocc.scoring import Features, KNNScore
-from mmocc.scoring.neighbors import NeighborIndex
+from mmocc.search import index as search_index
+from mmocc.search.index import NeighborIndex
 
 
 def _images(n: int, dims: int, seed: int) -> np.ndarray:
@@ -102,6 +103,7 @@ def test_approximate_on_a_small_bank_is_exact():
 
 def test_missing_faiss_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss raises ImportError
+    monkeypatch.setattr(search_index, "faiss_module", search_index.faiss_module.__wrapped__)  # not cached
     with pytest.raises(ImportError, match=r'pip install "mmocc\[faiss\]"'):
         NeighborIndex(_images(10, 4, 0), "approximate", exact_below=0)
     with pytest.raises(ImportError, match=r'pip install "mmocc\[faiss\]"'):

@@ -43,8 +43,8 @@ from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore
-from mmocc.scoring.neighbors import SEARCH_MODES
 from mmocc.scoring.patch import VIEW_COMBINATIONS, PatchScore
+from mmocc.search.index import SEARCH_MODES
 
 SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch")
 """Names accepted by :func:`make_rule` (and ``MultimodalOCC(score=...)``)."""

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 
 from mmocc.scoring.base import Features, ScoringRule, standardize
-from mmocc.scoring.neighbors import SEARCH_MODES, NeighborIndex, import_faiss
 from mmocc.scoring.state import Expect, FeatureDims, mean_std_spec
+from mmocc.search.index import SEARCH_MODES, NeighborIndex, require_faiss
 
 KNN_BANKS: tuple[str, ...] = ("joint", "view", "pooled")
 """Memory bank layouts of :class:`KNNScore`."""
@@ -40,7 +40,7 @@ class KNNScore(ScoringRule):
         View name to weight group (views of one group share an encoder).
     search : {"exact", "approximate"}
         Exact search (blocked matmul + top-k), or a faiss HNSW graph
-        (``pip install "mmocc[faiss]"``); see :mod:`mmocc.scoring.neighbors`.
+        (``pip install "mmocc[faiss]"``); see :mod:`mmocc.search.index`.
         Training scores leave each sample out by its bank row, so a duplicate
         training sample still counts as a neighbour at distance 0.
     """
@@ -64,7 +64,7 @@ class KNNScore(ScoringRule):
         if search not in SEARCH_MODES:
             raise ValueError(f"knn_search={search!r} is not valid; choose one of {list(SEARCH_MODES)}")
         if search == "approximate":
-            import_faiss()  # fail before training, not at the first search
+            require_faiss()  # fail before training, not at the first search
         self.n_neighbors = int(n_neighbors)
         self.bank = bank
         self.space = space
@@ -204,7 +204,7 @@ class KNNScore(ScoringRule):
                 continue
             for view, key in keys.items():
                 out[f"bank.{space}:{key}"] = Expect((dims.n_train * members[key], width[view]))
-        columns = len(spaces) * (1 if self.bank == "joint" else len(keys))  # one score column per view and space
+        columns = len(spaces) * (1 if self.bank == "joint" else len(keys))  # a column per view and space
         out.update(mean_std_spec(columns))
         if self.bank != "joint":
             out.update({f"train_view.{view}": Expect((dims.n_train,), required=False) for view in keys})

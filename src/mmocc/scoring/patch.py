@@ -15,226 +15,18 @@ are the anomaly maps.
 
 from __future__ import annotations
 
-import functools
 import math
-from types import ModuleType
 
 import numpy as np
 import torch
 
 from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
+from mmocc.search.coreset import greedy_coreset
+from mmocc.search.index import NeighborIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
-
-_QUERY_CHUNK = 256
-_BANK_CHUNK = 4096
-_FAISS_QUERY_CHUNK = 65536
-_FAISS_NEIGHBOURS = 16
-_PROJECTION_DIM = 128
-
-
-@functools.cache
-def faiss_module() -> ModuleType | None:
-    """Return the faiss module when it is installed (``pip install "mmocc[faiss]"``), else None.
-
-    Returns
-    -------
-    module or None
-        ``faiss``, imported on first use.
-    """
-    try:
-        import faiss
-    except ImportError:
-        return None
-    return faiss
-
-
-def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.Tensor:
-    """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
-
-    Distances are measured after a random Gaussian projection to at most 128
-    dimensions (Roth et al., 2022), which keeps selection fast. When ``size``
-    reaches ``m`` every point is kept, in their order, without selection.
-
-    Parameters
-    ----------
-    points : Tensor of shape (m, C)
-        The candidates.
-    size : int
-        How many to select (at most ``m``; at least 1).
-    seed : int, default 0
-        Seed of the projection and of the first point.
-
-    Returns
-    -------
-    Tensor of shape (min(size, m),)
-        Indices into ``points``, in selection order, without duplicates.
-
-    Examples
-    --------
-    >>> pts = torch.tensor([[0.0], [0.1], [5.0], [10.0]])
-    >>> sorted(greedy_coreset(pts, 3, seed=0).tolist())
-    [0, 2, 3]
-    """
-    m = len(points)
-    size = min(max(int(size), 1), m)
-    if size >= m:
-        return torch.arange(m)
-    generator = torch.Generator().manual_seed(int(seed))
-    x = points.float()
-    if x.shape[1] > _PROJECTION_DIM:
-        projection = torch.randn(x.shape[1], _PROJECTION_DIM, generator=generator) / math.sqrt(
-            _PROJECTION_DIM
-        )
-        x = x @ projection
-    # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
-    x_t = x.T.contiguous()
-    squared = x.pow(2).sum(dim=1)
-    chosen = torch.empty(size, dtype=torch.long)
-    last = int(torch.randint(m, (1,), generator=generator))
-    chosen[0] = last
-    nearest = torch.full((m,), float("inf"))
-    nearest[last] = float("-inf")  # a chosen point is never chosen again, even among duplicates
-    step = torch.empty(m)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
-    try:
-        for i in range(1, size):
-            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
-            torch.addmv(squared, x_t.T, x[last], alpha=-2.0, out=step)
-            step.add_(squared[last])
-            torch.minimum(nearest, step, out=nearest)
-            last = int(nearest.argmax())
-            nearest[last] = float("-inf")
-            chosen[i] = last
-    finally:
-        torch.set_num_threads(threads)
-    return chosen
-
-
-def _blocked_nearest(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    query_owner: torch.Tensor | None,
-    bank_owner: torch.Tensor | None,
-) -> torch.Tensor:
-    """Index of each query's nearest bank row by blocked matmul (-1 where every row is masked)."""
-    bank_squared = bank.pow(2).sum(dim=1)
-    index = torch.empty(len(queries), dtype=torch.long)
-    for start in range(0, len(queries), _QUERY_CHUNK):
-        block = queries[start : start + _QUERY_CHUNK]
-        best = torch.full((len(block),), float("inf"))
-        best_index = torch.full((len(block),), -1, dtype=torch.long)
-        for first in range(0, len(bank), _BANK_CHUNK):
-            part = bank[first : first + _BANK_CHUNK]
-            # ||q - b||^2 - ||q||^2 = ||b||^2 - 2 q.b: the row's minimum is at the same column
-            scores = torch.addmm(bank_squared[first : first + _BANK_CHUNK], block, part.T, alpha=-2.0)
-            if query_owner is not None and bank_owner is not None:
-                same = (
-                    query_owner[start : start + _QUERY_CHUNK, None]
-                    == bank_owner[None, first : first + len(part)]
-                )
-                scores.masked_fill_(same, float("inf"))
-            values, where = scores.min(dim=1)
-            better = values < best
-            best = torch.where(better, values, best)
-            best_index = torch.where(better, where + first, best_index)
-        index[start : start + _QUERY_CHUNK] = best_index
-    return index
-
-
-def _faiss_nearest(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    query_owner: torch.Tensor | None,
-    bank_owner: torch.Tensor | None,
-) -> torch.Tensor:
-    """Index of each query's nearest bank row by faiss flat L2 search (-1 where every row is masked).
-
-    With owners, the ``k`` nearest rows are searched and the first one of
-    another sample is kept; queries whose ``k`` nearest all belong to their
-    own sample are searched again exactly by :func:`_blocked_nearest`.
-    """
-    faiss = faiss_module()
-    if faiss is None:
-        raise ImportError('use_faiss=True needs faiss: pip install "mmocc[faiss]" (or faiss-cpu)')
-    faiss.omp_set_num_threads(torch.get_num_threads())
-    flat = faiss.IndexFlatL2(bank.shape[1])
-    flat.add(bank.numpy())
-    masked = query_owner is not None and bank_owner is not None
-    k = min(len(bank), _FAISS_NEIGHBOURS) if masked else 1
-    index = torch.empty(len(queries), dtype=torch.long)
-    for start in range(0, len(queries), _FAISS_QUERY_CHUNK):
-        block = queries[start : start + _FAISS_QUERY_CHUNK]
-        found = torch.from_numpy(flat.search(block.numpy(), k)[1])
-        if not masked:
-            index[start : start + len(block)] = found[:, 0]
-            continue
-        assert query_owner is not None and bank_owner is not None
-        owner = query_owner[start : start + len(block)]
-        other = (found >= 0) & (bank_owner[found.clamp_min(0)] != owner[:, None])
-        first = other.to(torch.uint8).argmax(dim=1)
-        picked = found.gather(1, first[:, None])[:, 0]
-        unresolved = torch.nonzero(~other.any(dim=1))[:, 0]
-        if len(unresolved):
-            picked[unresolved] = _blocked_nearest(block[unresolved], bank, owner[unresolved], bank_owner)
-        index[start : start + len(block)] = picked
-    return index
-
-
-def nearest_distance(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    *,
-    query_owner: torch.Tensor | None = None,
-    bank_owner: torch.Tensor | None = None,
-    use_faiss: bool | None = None,
-) -> torch.Tensor:
-    """Euclidean distance of each query to its nearest bank row, in bounded memory.
-
-    The nearest row is found by faiss's flat L2 search when faiss is installed
-    (``pip install "mmocc[faiss]"``), else by blocked matrix products
-    (``||b||^2 - 2 q.b`` over blocks of 256 queries and 4,096 bank rows);
-    the distance to it is then computed directly, so it does not suffer the
-    cancellation of the matrix-product form.
-
-    Parameters
-    ----------
-    queries : Tensor of shape (q, C)
-        Query vectors (float32).
-    bank : Tensor of shape (m, C)
-        The memory bank (float32).
-    query_owner, bank_owner : Tensor of shape (q,) and (m,), optional
-        Sample index of each row; a query ignores bank rows of its own sample
-        (leave-one-out), by owner, not by position. Both or neither.
-    use_faiss : bool or None, default None
-        Search with faiss; None uses it when it is installed.
-
-    Returns
-    -------
-    Tensor of shape (q,)
-        The distances (float32); ``inf`` for a query whose every bank row is
-        its own sample's.
-    """
-    queries, bank = queries.float().contiguous(), bank.float().contiguous()
-    if (query_owner is None) != (bank_owner is None):
-        raise ValueError("give both query_owner and bank_owner, or neither")
-    if use_faiss is None:
-        use_faiss = faiss_module() is not None
-    if len(queries) == 0 or len(bank) == 0:
-        return torch.full((len(queries),), float("inf"))
-    search = _faiss_nearest if use_faiss else _blocked_nearest
-    index = search(queries, bank, query_owner, bank_owner)
-    out = torch.full((len(queries),), float("inf"))
-    for start in range(0, len(queries), _FAISS_QUERY_CHUNK):
-        rows = index[start : start + _FAISS_QUERY_CHUNK]
-        hit = rows >= 0
-        diff = queries[start : start + _FAISS_QUERY_CHUNK][hit] - bank[rows[hit]]
-        out[start : start + _FAISS_QUERY_CHUNK][hit] = diff.pow(2).sum(dim=1).sqrt()
-    return out
-
 
 def _as_rows(maps: np.ndarray) -> torch.Tensor:
     """``(n, C, h, w)`` maps to ``(n * h * w, C)`` patch rows."""
@@ -285,6 +77,7 @@ class PatchScore(ScoringRule):
         self.view_combine = combine
         self.seed = int(seed)
         self.banks: dict[str, torch.Tensor] = {}
+        self._indexes: dict[str, NeighborIndex] = {}
         self.mean: dict[str, float] = {}
         self.std: dict[str, float] = {}
         self.train_view_scores: dict[str, np.ndarray] = {}
@@ -297,21 +90,25 @@ class PatchScore(ScoringRule):
         """Patch feature maps only."""
         return frozenset({"patch"})
 
-    def _maps(self, feats: Features, owners: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
-        """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present."""
+    def _index(self, group: str) -> NeighborIndex:
+        """Return the search index of one bank, built on first use (at fit, with each row's sample)."""
+        if group not in self._indexes:
+            self._indexes[group] = NeighborIndex(self.banks[group])
+        return self._indexes[group]
+
+    def _maps(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
+        """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present.
+
+        With ``leave_own_out`` the features are the training features, and each
+        patch ignores the bank rows of its own sample.
+        """
         out = {}
         for view, maps in feats.patches.items():
             if view not in self.view_groups:
                 raise ValueError(f"view {view!r} was not seen in training")
             n, _, h, w = maps.shape
-            bank = self.banks[self.view_groups[view]]
-            if owners is None:
-                dist = nearest_distance(_as_rows(maps), bank)
-            else:
-                query_owner = torch.arange(n).repeat_interleave(h * w)
-                dist = nearest_distance(
-                    _as_rows(maps), bank, query_owner=query_owner, bank_owner=owners[self.view_groups[view]]
-                )
+            own = torch.arange(n).repeat_interleave(h * w) if leave_own_out else None
+            dist = self._index(self.view_groups[view]).nearest_distance(_as_rows(maps), own)
             out[view] = dist.reshape(n, h, w).numpy()
         return out
 
@@ -341,14 +138,14 @@ class PatchScore(ScoringRule):
             group = self.view_groups[view]
             rows.setdefault(group, []).append(_as_rows(maps))
             owners.setdefault(group, []).append(torch.arange(n).repeat_interleave(h * w))
-        kept_owner: dict[str, torch.Tensor] = {}
         for offset, group in enumerate(sorted(rows)):
             points, owner = torch.cat(rows[group]), torch.cat(owners[group])
             keep = greedy_coreset(
                 points, math.ceil(self.coreset_ratio * len(points)), seed=self.seed + offset
             )
-            self.banks[group], kept_owner[group] = points[keep].contiguous(), owner[keep]
-        raw = self._image_scores(self._maps(train, kept_owner))
+            self.banks[group] = points[keep].contiguous()
+            self._indexes[group] = NeighborIndex(self.banks[group], owners=owner[keep])
+        raw = self._image_scores(self._maps(train, leave_own_out=True))
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
@@ -401,6 +198,7 @@ class PatchScore(ScoringRule):
             for k, v in state.items()
             if k.startswith("bank.")
         }
+        self._indexes = {}
         stats = {k[len("stats.") :]: v for k, v in state.items() if k.startswith("stats.")}
         self.mean = {view: float(v[0]) for view, v in stats.items()}
         self.std = {view: float(v[1]) for view, v in stats.items()}

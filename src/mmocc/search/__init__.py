@@ -1,0 +1,6 @@
+"""Nearest-neighbour search and memory-bank selection, shared by the k-NN and patch rules.
+
+:mod:`~mmocc.search.index` is the one search engine (exact by torch or faiss
+flat, approximate by faiss HNSW, leave-one-out by row or by owner);
+:mod:`~mmocc.search.coreset` selects a bank's rows (greedy k-centre).
+"""

@@ -1,0 +1,79 @@
+"""Greedy coreset selection (k-centre) of a memory bank, as in PatchCore (Roth et al., 2022).
+
+Greedy farthest-point selection keeps the points that cover the candidates
+best: each step adds the candidate farthest from everything chosen so far.
+It is O(candidates x selected); distances are measured after a random
+Gaussian projection to at most :data:`PROJECTION_DIM` dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+PROJECTION_DIM = 128
+"""Dimensions of the random projection distances are measured in."""
+
+
+def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.Tensor:
+    """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
+
+    Distances are measured after a random Gaussian projection to at most 128
+    dimensions (Roth et al., 2022), which keeps selection fast. When ``size``
+    reaches ``m`` every point is kept, in their order, without selection.
+
+    Parameters
+    ----------
+    points : Tensor of shape (m, C)
+        The candidates.
+    size : int
+        How many to select (at most ``m``; at least 1).
+    seed : int, default 0
+        Seed of the projection and of the first point.
+
+    Returns
+    -------
+    Tensor of shape (min(size, m),)
+        Indices into ``points``, in selection order, without duplicates.
+
+    Examples
+    --------
+    >>> pts = torch.tensor([[0.0], [0.1], [5.0], [10.0]])
+    >>> sorted(greedy_coreset(pts, 3, seed=0).tolist())
+    [0, 2, 3]
+    """
+    m = len(points)
+    size = min(max(int(size), 1), m)
+    if size >= m:
+        return torch.arange(m)
+    generator = torch.Generator().manual_seed(int(seed))
+    x = points.float()
+    if x.shape[1] > PROJECTION_DIM:
+        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(
+            PROJECTION_DIM
+        )
+        x = x @ projection
+    # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
+    x_t = x.T.contiguous()
+    squared = x.pow(2).sum(dim=1)
+    chosen = torch.empty(size, dtype=torch.long)
+    last = int(torch.randint(m, (1,), generator=generator))
+    chosen[0] = last
+    nearest = torch.full((m,), float("inf"))
+    nearest[last] = float("-inf")  # a chosen point is never chosen again, even among duplicates
+    step = torch.empty(m)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
+    try:
+        for i in range(1, size):
+            # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
+            torch.addmv(squared, x_t.T, x[last], alpha=-2.0, out=step)
+            step.add_(squared[last])
+            torch.minimum(nearest, step, out=nearest)
+            last = int(nearest.argmax())
+            nearest[last] = float("-inf")
+            chosen[i] = last
+    finally:
+        torch.set_num_threads(threads)
+    return chosen
