@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import click
 
@@ -27,9 +27,6 @@ from mmocc.cli.options import (
     out_option,
     parse_data_options,
 )
-
-if TYPE_CHECKING:
-    pass
 
 _CLI_OWNED = {
     "views": "use --views",
@@ -214,18 +211,6 @@ def train(
     note(quiet, f"threshold {clf.threshold_:.6g} (from {clf.threshold_source_}); model written to {out}")
 
 
-def _plan_for_model(model_path: Path, src: str, options: Sequence[str], device: str) -> tuple[Any, Any]:
-    """Load a model and list the data to score (a SourcePlan), at the image size and mode it expects."""
-    import mmocc
-    from mmocc.data.sources import parse_source
-    from mmocc.data.streaming import plan_source
-    from mmocc.deploy.batch import model_data_options
-
-    clf = mmocc.load(model_path, device=device)
-    source = parse_source(src)
-    return clf, plan_source(source, **model_data_options(clf, source, parse_data_options(options)))
-
-
 @contextmanager
 def _csv_output(out: Path) -> Iterator[IO[str]]:
     """Open what ``mmocc score`` writes: standard output for ``-``, else ``out``, written atomically."""
@@ -283,9 +268,9 @@ def score(
             model, src, out, data_options, batch_size, quiet, device, scheduler, workers, shards, restart
         )
         return
-    from mmocc.deploy.batch import score_chunks, score_columns
+    from mmocc.deploy.batch import plan_for_model, score_chunks, score_columns
 
-    clf, plan = _plan_for_model(model, src, data_options, device)
+    clf, plan = plan_for_model(model, src, parse_data_options(data_options), device)
     n_samples = n_anomalies = 0
     with _csv_output(out) as handle:
         writer = csv.writer(handle)
@@ -379,13 +364,13 @@ def evaluate(
     """
     import numpy as np
 
-    from mmocc.deploy.batch import score_chunks
+    from mmocc.deploy.batch import plan_for_model, score_chunks
     from mmocc.evaluation.metrics import evaluate as compute_metrics
 
-    clf, plan = _plan_for_model(model, src, data_options, device)
-    plan.require_labels("evaluate")
+    clf, plan = plan_for_model(model, src, parse_data_options(data_options), device)
+    known = plan.require_labels("evaluate")
     labels = _normal_labels(clf, plan, normal)
-    normal_values = np.asarray(labels, dtype=plan.labels.dtype)
+    normal_values = np.asarray(labels, dtype=known.dtype)
     leave_out = _TrainingFilter(clf, include_training)
     ys, parts = [], []
     for chunk, part, _ in score_chunks(clf, leave_out(plan.chunks(batch_size)), batch_size, quiet):

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mmocc.cli.options import SRC_HELP, STDOUT, batch_option, common, data_option, note, out_option
+from mmocc.cli.options import (
+    SRC_HELP,
+    STDOUT,
+    batch_option,
+    common,
+    data_option,
+    note,
+    out_option,
+    parse_data_options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,10 +108,10 @@ def report(
     """
     import numpy as np
 
-    from mmocc.cli.commands import _plan_for_model
+    from mmocc.deploy.batch import plan_for_model
     from mmocc.evaluation.html import render_report, write_report
 
-    clf, plan = _plan_for_model(model, src, data_options, device)
+    clf, plan = plan_for_model(model, src, parse_data_options(data_options), device)
     scored = _score_all(clf, plan, batch_size, quiet)
     chosen = {sample_id: row for row, sample_id in enumerate(plan.ids.tolist())}
 

@@ -112,12 +112,39 @@ def plan_folder(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> ImageListing:
-    """List the samples of a folder tree without decoding them.
+    """List the samples of ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
+
+    Nothing is decoded. Each sample folder holds one image per view, named
+    after the view (``left.png``, ``right.jpg``); the extensions in
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
+    hidden files are ignored. The layout is told from the folders: a
+    top-level folder holding images is a sample, one holding folders a
+    label.
 
     Parameters
     ----------
-    root, views, size, mode, cache, cache_dir, on_error, n_jobs
-        As for :func:`load_folder`.
+    root : path-like
+        The top folder; each subfolder is a label, or a sample.
+    views : sequence of str, optional
+        The views to load, in order; a sample folder may hold more. By
+        default every sample folder must hold the same view names, loaded
+        in sorted order.
+    size : int, default 32
+        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
+        kept).
+    mode : {"auto", "RGB", "L"}, default "auto"
+        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
+        first sample's images are greyscale.
+    cache : bool, default True
+        Cache the decoded arrays on disk and reuse them.
+    cache_dir : path-like, optional
+        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
+    on_error : {"raise", "skip"}, default "raise"
+        For a sample folder whose views differ from the others (or lack a
+        requested view) or an unreadable image: raise, or drop the sample
+        and warn once listing every skipped file.
+    n_jobs : int, optional
+        Decoding threads; default ``os.cpu_count()``.
 
     Returns
     -------
@@ -127,9 +154,14 @@ def plan_folder(
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        As :func:`load_folder` does for the layout (bad images are found
-        when decoding).
+    FileNotFoundError
+        If ``root`` is not a folder.
+    ValueError
+        For no samples (with a hint when the folder
+        looks like a turntable collection or a camera folder), a mix of the
+        two layouts, two files for one view in a sample folder, or (with
+        ``on_error="raise"``) a sample folder with different views; the
+        message names the folder. Bad images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     root = Path(root)
@@ -174,38 +206,12 @@ def load_folder(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> MultiViewDataset:
-    """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
-
-    Each sample folder holds one image per view, named after the view
-    (``left.png``, ``right.jpg``); the extensions in
-    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
-    hidden files are ignored. The layout is told from the folders: a
-    top-level folder holding images is a sample, one holding folders a label.
+    """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>``: :func:`plan_folder`, decoded.
 
     Parameters
     ----------
-    root : path-like
-        The top folder; each subfolder is a label, or a sample.
-    views : sequence of str, optional
-        The views to load, in order; a sample folder may hold more. By
-        default every sample folder must hold the same view names, loaded
-        in sorted order.
-    size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
-        kept).
-    mode : {"auto", "RGB", "L"}, default "auto"
-        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
-        first sample's images are greyscale.
-    cache : bool, default True
-        Cache the decoded arrays on disk and reuse them.
-    cache_dir : path-like, optional
-        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
-    on_error : {"raise", "skip"}, default "raise"
-        For a sample folder whose views differ from the others (or lack a
-        requested view) or an unreadable image: raise, or drop the sample
-        and warn once listing every skipped file.
-    n_jobs : int, optional
-        Decoding threads; default ``os.cpu_count()``.
+    root, views, size, mode, cache, cache_dir, on_error, n_jobs
+        See :func:`plan_folder`, which also describes the two layouts.
 
     Returns
     -------
@@ -217,13 +223,8 @@ def load_folder(
 
     Raises
     ------
-    FileNotFoundError
-        If ``root`` is not a folder.
-    ValueError
-        For no samples (with a hint when the folder looks like a turntable
-        collection or a camera folder), a mix of the two layouts, two files
-        for one view in a sample folder, or (with
-        ``on_error="raise"``) a sample folder with different views or an
-        unreadable image; the message names the folder or file.
+    FileNotFoundError, ValueError
+        As :func:`plan_folder`; with ``on_error="raise"`` also for an
+        unreadable image, named with its file.
     """
     return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs).load()

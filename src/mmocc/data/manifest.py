@@ -131,66 +131,6 @@ def plan_manifest(
 ) -> ImageListing:
     """List the samples of a CSV manifest without decoding them.
 
-    Parameters
-    ----------
-    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs
-        As for :func:`load_manifest`.
-
-    Returns
-    -------
-    ImageListing
-        The samples; :meth:`ImageListing.load` decodes them into what
-        :func:`load_manifest` returns.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        As :func:`load_manifest` does for the manifest itself (bad images
-        are found when decoding).
-    """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
-    csv_path = Path(csv_path)
-    header, rows = _read_rows(csv_path)
-    available, view_names = _view_columns(csv_path, header, views)
-    if not rows:
-        raise ValueError(f"{csv_path}: the manifest lists no samples")
-    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
-    take = np.asarray(sample_rows, dtype=np.intp)
-
-    def column(name: str) -> list[str]:
-        return [row[name] for _, row in rows]
-
-    extra = [name for name in available if name not in view_names]
-    return ImageListing.build(
-        samples,
-        contexts,
-        ids=np.asarray(column("sample_id"), dtype=str)[take],
-        labels=labels_from_strings(column("label"))[take] if "label" in header else None,
-        groups=labels_from_strings(column("group"))[take] if "group" in header else None,
-        metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
-        skipped=skipped,
-        origin=f"{csv_path}: ",
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        n_jobs=n_threads,
-    )
-
-
-def load_manifest(
-    csv_path: str | os.PathLike[str],
-    views: Sequence[str] | None = None,
-    size: int = 32,
-    mode: str = "auto",
-    cache: bool = True,
-    cache_dir: str | os.PathLike[str] | None = None,
-    on_error: str = "raise",
-    n_jobs: int | None = None,
-) -> MultiViewDataset:
-    """Load images listed in a CSV manifest.
-
     The manifest has a header row and one row per sample. Columns:
 
     - ``sample_id`` (required): a unique id per row.
@@ -238,6 +178,72 @@ def load_manifest(
 
     Returns
     -------
+    ImageListing
+        The samples; :meth:`ImageListing.load` decodes them into what
+        :func:`load_manifest` returns.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing manifest.
+    ValueError
+        For a manifest that is not UTF-8 (naming the first bad byte) or not
+        valid CSV, a column without a name, missing or duplicate columns, an
+        unknown view, a row with the wrong number of fields, an empty id or label (when the column exists), a
+        duplicate id, a path outside the manifest folder or with a NUL
+        character, or no samples; the message names the manifest and, where
+        there is one, the line. Bad images are found when decoding.
+    """
+    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    csv_path = Path(csv_path)
+    header, rows = _read_rows(csv_path)
+    available, view_names = _view_columns(csv_path, header, views)
+    if not rows:
+        raise ValueError(f"{csv_path}: the manifest lists no samples")
+    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
+    take = np.asarray(sample_rows, dtype=np.intp)
+
+    def column(name: str) -> list[str]:
+        return [row[name] for _, row in rows]
+
+    extra = [name for name in available if name not in view_names]
+    return ImageListing.build(
+        samples,
+        contexts,
+        ids=np.asarray(column("sample_id"), dtype=str)[take],
+        labels=labels_from_strings(column("label"))[take] if "label" in header else None,
+        groups=labels_from_strings(column("group"))[take] if "group" in header else None,
+        metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
+        skipped=skipped,
+        origin=f"{csv_path}: ",
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_threads,
+    )
+
+
+def load_manifest(
+    csv_path: str | os.PathLike[str],
+    views: Sequence[str] | None = None,
+    size: int = 32,
+    mode: str = "auto",
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    n_jobs: int | None = None,
+) -> MultiViewDataset:
+    """Load the images listed in a CSV manifest: :func:`plan_manifest`, decoded into memory.
+
+    Parameters
+    ----------
+    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs
+        See :func:`plan_manifest`, which also describes the manifest's columns.
+
+    Returns
+    -------
     MultiViewDataset
         uint8 ``(n, C, size, size)`` image views named after the columns,
         ``ids`` from ``sample_id``, ``labels`` from ``label`` and ``groups``
@@ -245,16 +251,9 @@ def load_manifest(
 
     Raises
     ------
-    FileNotFoundError
-        For a missing manifest, or a missing image with ``on_error="raise"``.
-    ValueError
-        For a manifest that is not UTF-8 (naming the first bad byte) or not
-        valid CSV, a column without a name, missing or duplicate columns, an
-        unknown view, a row with the wrong number of fields, an empty id or
-        label (when the column exists), a duplicate id, a path outside the
-        manifest folder or with a NUL character, an unreadable image or one
-        that is not a regular file (with ``on_error="raise"``) or no
-        samples; the message names the manifest and, where there is one,
-        the line.
+    FileNotFoundError, ValueError
+        As :func:`plan_manifest`; with ``on_error="raise"`` also for a
+        missing or unreadable image, or one that is not a regular file,
+        named with its line.
     """
     return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs).load()

@@ -76,12 +76,35 @@ def plan_pairs(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> ImageListing:
-    """List the pairs of some camera folders without decoding them.
+    """List unlabelled samples from one folder per camera, paired by file stem, without decoding them.
+
+    ``left/0001.png`` and ``right/0001.jpg`` are the two views of sample
+    ``0001``. This is how two cameras usually write their images; such data
+    has no labels and is meant to be scored. Files with the extensions in
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are used; hidden and other
+    files are ignored; subfolders are not searched.
 
     Parameters
     ----------
-    folders, size, mode, cache, cache_dir, on_error, n_jobs
-        As for :func:`load_pairs`.
+    folders : dict of str to path-like, or sequence of path-like
+        The folder of each view. From a sequence, the views are named after
+        the folders (``pairs:cam1,cam2`` gives views ``cam1`` and ``cam2``).
+    size : int, default 32
+        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
+        kept).
+    mode : {"auto", "RGB", "L"}, default "auto"
+        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
+        first sample's images are greyscale.
+    cache : bool, default True
+        Cache the decoded arrays on disk and reuse them.
+    cache_dir : path-like, optional
+        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
+    on_error : {"raise", "skip"}, default "raise"
+        For a file without a partner in every other folder, or an
+        unreadable image: raise, or drop the sample and warn once listing
+        every skipped file.
+    n_jobs : int, optional
+        Decoding threads; default ``os.cpu_count()``.
 
     Returns
     -------
@@ -91,9 +114,14 @@ def plan_pairs(
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        As :func:`load_pairs` does for the folders (bad images are found
-        when decoding).
+    FileNotFoundError
+        If a folder does not exist.
+    ValueError
+        For folders sharing a name (name the views instead), a folder
+        without images, two files with one stem in a folder, no common
+        stem, or (with
+        ``on_error="raise"``) unpaired files, which the message names. Bad
+        images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     named = _named_folders(folders)
@@ -131,35 +159,12 @@ def load_pairs(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> MultiViewDataset:
-    """Load unlabelled samples from one folder per camera, pairing files by stem.
-
-    ``left/0001.png`` and ``right/0001.jpg`` are the two views of sample
-    ``0001``. This is how two cameras usually write their images; such data
-    has no labels and is meant to be scored. Files with the extensions in
-    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are used; hidden and other
-    files are ignored; subfolders are not searched.
+    """Load unlabelled samples from one folder per camera, paired by stem: :func:`plan_pairs`, decoded.
 
     Parameters
     ----------
-    folders : dict of str to path-like, or sequence of path-like
-        The folder of each view. From a sequence, the views are named after
-        the folders (``pairs:cam1,cam2`` gives views ``cam1`` and ``cam2``).
-    size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
-        kept).
-    mode : {"auto", "RGB", "L"}, default "auto"
-        Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
-        first sample's images are greyscale.
-    cache : bool, default True
-        Cache the decoded arrays on disk and reuse them.
-    cache_dir : path-like, optional
-        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
-    on_error : {"raise", "skip"}, default "raise"
-        For a file without a partner in every other folder, or an
-        unreadable image: raise, or drop the sample and warn once listing
-        every skipped file.
-    n_jobs : int, optional
-        Decoding threads; default ``os.cpu_count()``.
+    folders, size, mode, cache, cache_dir, on_error, n_jobs
+        See :func:`plan_pairs`, which also says how files are paired.
 
     Returns
     -------
@@ -169,13 +174,9 @@ def load_pairs(
 
     Raises
     ------
-    FileNotFoundError
-        If a folder does not exist.
-    ValueError
-        For folders sharing a name (name the views instead), a folder
-        without images, two files with one stem in a folder, no common stem,
-        or (with ``on_error="raise"``) unpaired files, which the message
-        names.
+    FileNotFoundError, ValueError
+        As :func:`plan_pairs`; with ``on_error="raise"`` also for an
+        unreadable image, named with its file.
 
     Examples
     --------

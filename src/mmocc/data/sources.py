@@ -13,11 +13,13 @@ A SRC string is one of:
 - ``synthetic`` or ``synthetic:n_per_class=40,size=32``:
   :func:`mmocc.datasets.make_synthetic`.
 
+Each kind is declared once, in :data:`SOURCES`: its SRC string form, its
+loader and, for image sources, its planner.
 Relative paths are resolved against the current working directory. Loader
 options (``size``, ``mode``, ``delta_deg``, ...) come from the caller and are
 checked against the loader's signature.
-:func:`mmocc.data.streaming.plan_source` lists a source without decoding it,
-for decoding chunk by chunk.
+:func:`mmocc.data.streaming.plan_source` lists a source without decoding it
+(with the kind's planner), for decoding chunk by chunk.
 """
 
 from __future__ import annotations
@@ -27,37 +29,25 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmocc.data import (
-    MultiViewDataset,
-    load_folder,
-    load_manifest,
-    load_mfeat,
-    load_pairs,
-    load_turntable,
-    make_synthetic,
-)
+from mmocc.data.dataset import MultiViewDataset
+from mmocc.data.folder import load_folder, plan_folder
+from mmocc.data.manifest import load_manifest, plan_manifest
+from mmocc.data.mfeat import load_mfeat
+from mmocc.data.pairs import load_pairs, plan_pairs
+from mmocc.data.synthetic import make_synthetic
+from mmocc.data.turntable import load_turntable, plan_turntable
 from mmocc.utils.text import did_you_mean, parse_assignments
 
 if TYPE_CHECKING:
+    from mmocc.data.listing import ImageListing
     from mmocc.data.streaming import SourcePlan
 
-_LOADERS: dict[str, Callable[..., MultiViewDataset]] = {
-    "manifest": load_manifest,
-    "folder": load_folder,
-    "pairs": load_pairs,
-    "turntable": load_turntable,
-    "mfeat": load_mfeat,
-    "synthetic": make_synthetic,
-}
-SOURCE_KINDS: tuple[str, ...] = tuple(_LOADERS)
-"""The named source kinds of a SRC string."""
-
 _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9_]+):(.*)", re.DOTALL)
-_NEEDS_FILE = frozenset({"manifest"})
 
 
 @dataclass(frozen=True)
@@ -90,7 +80,7 @@ class Source:
         tuple of str
             Keyword parameters of the loader, without its path parameter.
         """
-        names = list(inspect.signature(_LOADERS[self.kind]).parameters)
+        names = list(inspect.signature(SOURCES[self.kind].load).parameters)
         return tuple(names if self.path is None else names[1:])
 
     def check_options(self, options: Mapping[str, Any]) -> None:
@@ -114,6 +104,34 @@ class Source:
                     f"(options: {', '.join(valid)})"
                 )
 
+    def _call(self, function: Callable[..., Any], options: Mapping[str, Any]) -> Any:
+        """Call this kind's loader or planner with the path and the options, checked."""
+        merged = {**self.options, **options}
+        self.check_options(merged)
+        return function(**merged) if self.path is None else function(self.path, **merged)
+
+    def listing(self, **options: Any) -> ImageListing | None:
+        """List the samples without decoding them, where the kind can.
+
+        Parameters
+        ----------
+        **options
+            Loader options; they override options given in the SRC string.
+
+        Returns
+        -------
+        ImageListing or None
+            The samples of an image source; None for a kind without a
+            planner (``mfeat``, ``synthetic``), which is loaded whole.
+
+        Raises
+        ------
+        ValueError, FileNotFoundError
+            For an unknown option, or whatever the planner rejects.
+        """
+        plan = SOURCES[self.kind].plan
+        return None if plan is None else self._call(plan, options)
+
     def load(self, **options: Any) -> MultiViewDataset:
         """Load the dataset.
 
@@ -132,10 +150,133 @@ class Source:
         ValueError
             For an unknown option, or whatever the loader rejects.
         """
-        merged = {**self.options, **options}
-        self.check_options(merged)
-        loader = _LOADERS[self.kind]
-        return loader(**merged) if self.path is None else loader(self.path, **merged)
+        return self._call(SOURCES[self.kind].load, options)
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of data source: its SRC string form, and how it is listed and loaded.
+
+    Attributes
+    ----------
+    name : str
+        The kind, as written before the colon of a SRC string.
+    load : callable
+        The loader, returning a :class:`MultiViewDataset`: ``load(path,
+        **options)`` for a kind read from a path, ``load(**options)``
+        otherwise. Its keyword parameters are the source's options.
+    plan : callable or None
+        The planner, with the loader's parameters, listing the samples
+        without decoding them (an :class:`mmocc.data.listing.ImageListing`);
+        None for a kind loaded whole when planned.
+    parse : callable or None
+        ``parse(rest, text)`` reads ``rest``, the text after ``KIND:`` of the
+        SRC string ``text``, into loader options, for a kind without a path;
+        None: ``rest`` is the path.
+    needs_file : bool
+        The path is a file; otherwise a folder.
+    claims : callable or None
+        Tells whether a SRC string without ``KIND:`` is a path of this kind
+        (kinds are asked in order); None: this kind is always named.
+    bare : bool
+        The kind's name alone is a SRC string.
+    """
+
+    name: str
+    load: Callable[..., MultiViewDataset]
+    plan: Callable[..., ImageListing] | None = None
+    parse: Callable[[str, str], dict[str, Any]] | None = None
+    needs_file: bool = False
+    claims: Callable[[Path], bool] | None = None
+    bare: bool = False
+
+    def source(self, rest: str, text: str) -> Source:
+        """Return the source of the SRC string ``text``, whose text after ``KIND:`` is ``rest``.
+
+        Parameters
+        ----------
+        rest : str
+            The text after ``KIND:`` (empty for a bare kind).
+        text : str
+            The whole SRC string, for messages.
+
+        Returns
+        -------
+        Source
+            The parsed source.
+
+        Raises
+        ------
+        ValueError
+            For a missing path, or what :attr:`parse` rejects.
+        FileNotFoundError
+            If the file or folder does not exist.
+        """
+        if self.parse is not None:
+            return Source(self.name, None, text, self.parse(rest, text))
+        if not rest:
+            raise ValueError(f"data source {text!r} needs a path: {self.name}:PATH")
+        return Source(self.name, _existing(Path(rest).expanduser(), text, self.needs_file), text)
+
+
+def _synthetic_options(rest: str, text: str) -> dict[str, Any]:
+    """Parse the options of ``synthetic:n_per_class=40,size=32``."""
+    return parse_assignments(rest.split(","), "synthetic:") if rest else {}
+
+
+def _pair_folders(rest: str, text: str) -> dict[str, Any]:
+    """Parse the folders of ``pairs:DIR_A,DIR_B`` or ``pairs:left=DIR_A,right=DIR_B``."""
+    items = [item.strip() for item in rest.split(",") if item.strip()]
+    if not items:
+        raise ValueError(
+            f"data source {text!r} needs folders: pairs:DIR_A,DIR_B or pairs:left=DIR_A,right=DIR_B"
+        )
+    named = ["=" in item for item in items]
+    if any(named) and not all(named):
+        raise ValueError(f"data source {text!r}: name every folder (VIEW=DIR) or none")
+    if not all(named):
+        return {"folders": [_existing(Path(item).expanduser(), text) for item in items]}
+    folders = {}
+    for item in items:
+        name, _, folder = item.partition("=")
+        if name.strip() in folders:
+            raise ValueError(f"data source {text!r}: view {name.strip()!r} given twice")
+        folders[name.strip()] = _existing(Path(folder.strip()).expanduser(), text)
+    return {"folders": folders}
+
+
+def _existing(path: Path, text: str, needs_file: bool = False) -> Path:
+    """Check that a source's file (``needs_file``) or folder exists."""
+    if needs_file:
+        if not path.is_file():
+            raise FileNotFoundError(f"data source {text!r}: no such file {str(path)!r}")
+    elif not path.is_dir():
+        raise FileNotFoundError(f"data source {text!r}: no such folder {str(path)!r}")
+    return path
+
+
+def _is_csv(path: Path) -> bool:
+    """Whether a path names a CSV manifest (by its suffix)."""
+    return path.suffix.lower() == ".csv"
+
+
+SOURCES: Mapping[str, SourceKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            SourceKind("manifest", load_manifest, plan_manifest, needs_file=True, claims=_is_csv),
+            SourceKind("folder", load_folder, plan_folder, claims=Path.is_dir),
+            SourceKind("pairs", load_pairs, plan_pairs, parse=_pair_folders),
+            SourceKind("turntable", load_turntable, plan_turntable),
+            SourceKind("mfeat", load_mfeat),
+            SourceKind("synthetic", make_synthetic, parse=_synthetic_options, bare=True),
+        )
+    }
+)
+"""Every source kind, by name, in the order a bare path is matched (read-only)."""
+
+SOURCE_KINDS: tuple[str, ...] = tuple(SOURCES)
+"""The named source kinds of a SRC string."""
 
 
 def parse_source(text: str) -> Source:
@@ -168,65 +309,27 @@ def parse_source(text: str) -> Source:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the data source is empty; give e.g. turntable:PATH, folder:PATH or synthetic")
     text = text.strip()
-    if text == "synthetic":
-        return Source("synthetic", None, text)
+    if text in SOURCES and SOURCES[text].bare:
+        return SOURCES[text].source("", text)
     match = _PREFIX.fullmatch(text)
-    if match is not None and (match[1] in SOURCE_KINDS or not Path(text).exists()):
+    if match is not None and (match[1] in SOURCES or not Path(text).exists()):
         kind, rest = match[1], match[2]
-        if kind not in SOURCE_KINDS:
+        if kind not in SOURCES:
             raise ValueError(
                 f"unknown data source kind {kind!r} in {text!r}{did_you_mean(kind, SOURCE_KINDS)} "
                 f"(kinds: {', '.join(SOURCE_KINDS)}; or give a .csv manifest or a folder)"
             )
-        if kind == "synthetic":
-            return Source(kind, None, text, parse_assignments(rest.split(","), "synthetic:") if rest else {})
-        if kind == "pairs":
-            return Source(kind, None, text, {"folders": _pair_folders(rest, text)})
-        if not rest:
-            raise ValueError(f"data source {text!r} needs a path: {kind}:PATH")
-        return Source(kind, _existing(Path(rest).expanduser(), kind, text), text)
+        return SOURCES[kind].source(rest, text)
     path = Path(text).expanduser()
-    if path.suffix.lower() == ".csv":
-        return Source("manifest", _existing(path, "manifest", text), text)
-    if path.is_dir():
-        return Source("folder", path, text)
+    for source_kind in SOURCES.values():
+        if source_kind.claims is not None and source_kind.claims(path):
+            return Source(source_kind.name, _existing(path, text, source_kind.needs_file), text)
     if path.exists():
         raise ValueError(
             f"cannot tell the kind of data source {text!r}: it is neither a .csv manifest nor a folder; "
             f"prefix it with one of {', '.join(k + ':' for k in SOURCE_KINDS)}"
         )
     raise FileNotFoundError(f"data source {text!r}: no such file or folder")
-
-
-def _pair_folders(rest: str, text: str) -> dict[str, Path] | list[Path]:
-    """Parse the folders of ``pairs:DIR_A,DIR_B`` or ``pairs:left=DIR_A,right=DIR_B``."""
-    items = [item.strip() for item in rest.split(",") if item.strip()]
-    if not items:
-        raise ValueError(
-            f"data source {text!r} needs folders: pairs:DIR_A,DIR_B or pairs:left=DIR_A,right=DIR_B"
-        )
-    named = ["=" in item for item in items]
-    if any(named) and not all(named):
-        raise ValueError(f"data source {text!r}: name every folder (VIEW=DIR) or none")
-    if not all(named):
-        return [_existing(Path(item).expanduser(), "pairs", text) for item in items]
-    folders = {}
-    for item in items:
-        name, _, folder = item.partition("=")
-        if name.strip() in folders:
-            raise ValueError(f"data source {text!r}: view {name.strip()!r} given twice")
-        folders[name.strip()] = _existing(Path(folder.strip()).expanduser(), "pairs", text)
-    return folders
-
-
-def _existing(path: Path, kind: str, text: str) -> Path:
-    """Check that a source's file (manifest) or folder (other kinds) exists."""
-    if kind in _NEEDS_FILE:
-        if not path.is_file():
-            raise FileNotFoundError(f"data source {text!r}: no such file {str(path)!r}")
-    elif not path.is_dir():
-        raise FileNotFoundError(f"data source {text!r}: no such folder {str(path)!r}")
-    return path
 
 
 def load_source(source: str | Source, **options: Any) -> MultiViewDataset:

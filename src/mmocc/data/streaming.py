@@ -6,8 +6,9 @@ view and the resolved loader options (``mode="auto"`` is decided there, from
 the files, so every chunk uses the same mode). :meth:`SourcePlan.chunks`
 then decodes, resizes and caches the samples in chunks, in order, a bounded
 number of chunks ahead in a background thread; the chunks, concatenated,
-equal :func:`mmocc.data.sources.load_source`. Sources without image files
-(``synthetic``, ``mfeat``) are loaded whole when planned and sliced.
+equal :func:`mmocc.data.sources.load_source`. Kinds without a planner in
+:data:`mmocc.data.sources.SOURCES` (``synthetic``, ``mfeat``: no image
+files) are loaded whole when planned and sliced.
 
 Examples
 --------
@@ -18,27 +19,15 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, concat_datasets, require_labels
-from mmocc.data.folder import plan_folder
 from mmocc.data.listing import ImageListing
-from mmocc.data.manifest import plan_manifest
-from mmocc.data.pairs import plan_pairs
 from mmocc.data.sources import Source, parse_source
-from mmocc.data.turntable import plan_turntable
-
-_PLANNERS: dict[str, Callable[..., ImageListing]] = {
-    "manifest": plan_manifest,
-    "folder": plan_folder,
-    "pairs": plan_pairs,
-    "turntable": plan_turntable,
-}
-"""The source kinds listed without decoding; the others are loaded whole."""
 
 
 @dataclass(frozen=True)
@@ -229,12 +218,9 @@ def plan_source(source: str | Source, **options: Any) -> SourcePlan:
     (['0', '1', '2'], [0, 0, 0])
     """
     parsed = parse_source(source) if isinstance(source, str) else source
-    merged = {**parsed.options, **options}
-    parsed.check_options(merged)
-    planner = _PLANNERS.get(parsed.kind)
-    if planner is None:
-        return SourcePlan(parsed, merged, dataset=parsed.load(**options))
-    listing = planner(**merged) if parsed.path is None else planner(parsed.path, **merged)
+    listing = parsed.listing(**options)
+    if listing is None:
+        return SourcePlan(parsed, {**parsed.options, **options}, dataset=parsed.load(**options))
     return SourcePlan(parsed, listing.options, listing=listing)
 
 

@@ -95,12 +95,41 @@ def plan_turntable(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> ImageListing:
-    """List the pairs of a turntable collection without decoding them.
+    """List turntable photos as two views of each object, ``delta_deg`` apart, without decoding them.
+
+    Files are named ``obj{K}__{P}.<ext>`` (K = object, P = pose). Each sample
+    pairs the photo at angle ``a`` with the photo of the same object at
+    ``(a + delta_deg) mod 360``, so every photo is the first view of one
+    sample: COIL-20 (20 objects x 72 poses) gives 1,440 samples.
 
     Parameters
     ----------
-    root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
-        As for :func:`load_turntable`.
+    root : path-like
+        The folder holding the photos; other files are ignored.
+    delta_deg : int, default 90
+        Angle between the two views, in degrees, in 1..359 and a multiple of
+        the angle step. 90 gives two perpendicular views.
+    size : int, default 32
+        Images are resized to ``size`` x ``size`` (Lanczos).
+    mode : {"L", "RGB"}, default "L"
+        Colour mode: 1 or 3 channels.
+    angle_step : int, optional
+        Degrees per unit of P. By default it is detected: 5 (COIL-20, where
+        P is a pose index 0..71) when every P is below 72, else 1 (COIL-100,
+        where P is the angle in degrees). Pass it for a subset of COIL-100
+        whose angles all lie below 72.
+    view_names : pair of str, default ("front", "side")
+        Names of the view at ``a`` and the view at ``a + delta_deg``.
+    cache : bool, default True
+        Cache the decoded arrays on disk and reuse them.
+    cache_dir : path-like, optional
+        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
+    on_error : {"raise", "skip"}, default "raise"
+        For a photo without a partner at ``a + delta_deg`` or an unreadable
+        image: raise, or drop the sample and warn once listing every
+        skipped file.
+    n_jobs : int, optional
+        Decoding threads; default ``os.cpu_count()``.
 
     Returns
     -------
@@ -110,9 +139,13 @@ def plan_turntable(
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        As :func:`load_turntable` does for the files and options (bad
-        images are found when decoding).
+    FileNotFoundError
+        If ``root`` is not a folder.
+    ValueError
+        For invalid parameters, no matching files, a pose given twice, an
+        angle of 360 or more, or (with ``on_error="raise"``) a photo without
+        a partner; the message names the file. Bad images are found when
+        decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     delta_deg = _positive_int("delta_deg", delta_deg)
@@ -158,41 +191,12 @@ def load_turntable(
     on_error: str = "raise",
     n_jobs: int | None = None,
 ) -> MultiViewDataset:
-    """Load turntable photos as two views of each object, ``delta_deg`` apart.
-
-    Files are named ``obj{K}__{P}.<ext>`` (K = object, P = pose). Each sample
-    pairs the photo at angle ``a`` with the photo of the same object at
-    ``(a + delta_deg) mod 360``, so every photo is the first view of one
-    sample: COIL-20 (20 objects x 72 poses) gives 1,440 samples.
+    """Load turntable photos as two views of each object: :func:`plan_turntable`, decoded.
 
     Parameters
     ----------
-    root : path-like
-        The folder holding the photos; other files are ignored.
-    delta_deg : int, default 90
-        Angle between the two views, in degrees, in 1..359 and a multiple of
-        the angle step. 90 gives two perpendicular views.
-    size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos).
-    mode : {"L", "RGB"}, default "L"
-        Colour mode: 1 or 3 channels.
-    angle_step : int, optional
-        Degrees per unit of P. By default it is detected: 5 (COIL-20, where
-        P is a pose index 0..71) when every P is below 72, else 1 (COIL-100,
-        where P is the angle in degrees). Pass it for a subset of COIL-100
-        whose angles all lie below 72.
-    view_names : pair of str, default ("front", "side")
-        Names of the view at ``a`` and the view at ``a + delta_deg``.
-    cache : bool, default True
-        Cache the decoded arrays on disk and reuse them.
-    cache_dir : path-like, optional
-        Cache folder; default ``$MMOCC_CACHE_DIR``, else the user cache folder.
-    on_error : {"raise", "skip"}, default "raise"
-        For a photo without a partner at ``a + delta_deg`` or an unreadable
-        image: raise, or drop the sample and warn once listing every
-        skipped file.
-    n_jobs : int, optional
-        Decoding threads; default ``os.cpu_count()``.
+    root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
+        See :func:`plan_turntable`, which also says how photos are paired.
 
     Returns
     -------
@@ -203,12 +207,9 @@ def load_turntable(
 
     Raises
     ------
-    FileNotFoundError
-        If ``root`` is not a folder.
-    ValueError
-        For invalid parameters, no matching files, a pose given twice, an
-        angle of 360 or more, or (with ``on_error="raise"``) a photo without
-        a partner or an unreadable image; the message names the file.
+    FileNotFoundError, ValueError
+        As :func:`plan_turntable`; with ``on_error="raise"`` also for an
+        unreadable image, named with its file.
 
     Examples
     --------

@@ -1,17 +1,22 @@
 """Apply a fitted model to a source in chunks: the loader options it implies, the scores, the CSV columns.
 
 ``mmocc score``, ``mmocc evaluate``, ``mmocc report`` and
-:func:`mmocc.deploy.cluster.score` share these, so one source gives the same
+:func:`mmocc.deploy.cluster.score` share these (:func:`plan_for_model`
+reads a source for a model), so one source gives the same
 chunks, scores and rows whichever of them reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from mmocc.data.sources import Source
+    from mmocc.data.streaming import SourcePlan
 
 
 def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +49,52 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
         derived["views"] = [spec.name for spec in clf.view_specs_]
     derived = {key: value for key, value in derived.items() if key not in source.options}
     return {**derived, **options}
+
+
+def plan_for_model(
+    model_path: str | os.PathLike[str], src: str | Source, options: Mapping[str, Any], device: str
+) -> tuple[Any, SourcePlan]:
+    """Load a model and list a data source the way the model reads it, without decoding it.
+
+    This is how ``mmocc score``, ``evaluate`` and ``report`` read their data.
+
+    Parameters
+    ----------
+    model_path : path-like
+        The model file.
+    src : str or mmocc.data.sources.Source
+        The data source: a SRC string (see :mod:`mmocc.data.sources`), or
+        an already parsed one.
+    options : mapping
+        Loader options given by the user, already parsed (the CLI's
+        ``-O KEY=VALUE`` items through
+        :func:`mmocc.cli.options.parse_data_options`); they win over the
+        options derived from the model (see :func:`model_data_options`).
+    device : str
+        Torch device of the model (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
+
+    Returns
+    -------
+    clf : fitted detector
+        The model, as :func:`mmocc.load` returns it.
+    plan : mmocc.data.streaming.SourcePlan
+        The listed samples, at the image size, colour mode and views the
+        model expects; decode them with :meth:`SourcePlan.chunks`.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        For a model file that cannot be read, and as
+        :func:`mmocc.data.streaming.plan_source` does for the source and
+        the options.
+    """
+    import mmocc
+    from mmocc.data.sources import parse_source
+    from mmocc.data.streaming import plan_source
+
+    clf = mmocc.load(model_path, device=device)
+    source = parse_source(src) if isinstance(src, str) else src
+    return clf, plan_source(source, **model_data_options(clf, source, dict(options)))
 
 
 def score_chunks(
