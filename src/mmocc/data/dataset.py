@@ -305,15 +305,21 @@ def labels_from_strings(values: Sequence[str]) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        int64 when every label is an integer literal (``"3"``, ``"-1"``) and
-        no two labels name the same integer (``"7"`` and ``"07"``);
-        otherwise the strings as given.
+        int64 when every label is an integer written as Python writes it
+        (``str(int(s)) == s``: ``"3"``, ``"-1"``); otherwise the strings as
+        given, so that ``"007"``, ``"+7"`` or ``"1_000"`` keep the spelling
+        the user wrote.
+
+    Examples
+    --------
+    >>> labels_from_strings(["7", "-2"]).tolist(), labels_from_strings(["007", "008"]).tolist()
+    ([7, -2], ['007', '008'])
     """
     try:
         as_int = [int(value) for value in values]
     except ValueError:
         return np.asarray(values, dtype=str)
-    if len(set(as_int)) != len(set(values)):
+    if any(str(number) != value for number, value in zip(as_int, values, strict=True)):
         return np.asarray(values, dtype=str)
     return np.asarray(as_int, dtype=np.int64)
 

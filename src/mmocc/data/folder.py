@@ -119,7 +119,8 @@ def plan_folder(
     :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
     hidden files are ignored. The layout is told from the folders: a
     top-level folder holding images is a sample, one holding folders a
-    label.
+    label. Label folder names that are all integers written as Python
+    writes them (``"7"``, not ``"007"``) become int labels.
 
     Parameters
     ----------
@@ -217,9 +218,9 @@ def load_folder(
     -------
     MultiViewDataset
         uint8 ``(n, C, size, size)`` image views; labels from the label
-        folder names (ints when all are integers; None without a label
-        level); ids ``"<label>/<sample_id>"`` (or ``"<sample_id>"``);
-        ``paths`` the image files.
+        folder names (None without a label level); ids
+        ``"<label>/<sample_id>"`` (or ``"<sample_id>"``); ``paths`` the
+        image files.
 
     Raises
     ------

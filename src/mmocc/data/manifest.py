@@ -134,11 +134,12 @@ def plan_manifest(
     The manifest has a header row and one row per sample. Columns:
 
     - ``sample_id`` (required): a unique id per row.
-    - ``label`` (optional): the class. Labels that are all integers become
-      ints, others stay strings. Without it the data is unlabelled (new
-      samples to score).
+    - ``label`` (optional): the class. Labels that are all integers written
+      as Python writes them (``"7"``, ``"-2"``; not ``"007"`` or ``"+7"``)
+      become ints, others keep their text. Without it the data is
+      unlabelled (new samples to score).
     - ``group`` (optional): specimen / individual / object id, used by
-      group splits.
+      group splits; read as labels are.
     - one column per view, holding an image path relative to the manifest's
       folder. Paths may not leave that folder.
     - any other column not selected by ``views`` becomes string metadata.
