@@ -72,7 +72,7 @@ def save(clf: MultimodalOCC, path: str | os.PathLike[str], metadata: Mapping[str
         clf.metadata_ = dict(metadata)
     tensors = {f"model.{k}": v.detach().cpu() for k, v in clf.model_.state_dict().items()}
     rule_state = {f"rule.{k}": torch.from_numpy(np.asarray(v)) for k, v in clf.rule_.state().items()}
-    expected = _rule_spec(clf, clf.rule_, clf.backbone_, len(clf.decision_scores_))
+    expected = rule_spec(clf, clf.rule_, clf.backbone_, len(clf.decision_scores_))
     check_tensors(rule_state, expected, path)
     check_no_others(rule_state, set(expected), path)
     tensors.update(rule_state)
@@ -126,10 +126,27 @@ def _header(clf: MultimodalOCC) -> dict[str, Any]:
     return header
 
 
-def _rule_spec(
+def rule_spec(
     clf: MultimodalOCC, rule: ScoringRule, backbone: torch.nn.Module | None, n_train: int
 ) -> dict[str, Expect]:
-    """Return the rule's state spec for this model's feature widths, prefixed ``rule.`` as in the file."""
+    """Return the rule's state spec for this model's feature widths, prefixed ``rule.`` as in the file.
+
+    Parameters
+    ----------
+    clf : MultimodalOCC
+        The estimator whose model gives the feature widths.
+    rule : ScoringRule
+        The rule (fitted, or built from a file's header).
+    backbone : torch.nn.Module or None
+        The patch backbone; None for the autoencoder's own maps.
+    n_train : int
+        Training samples the rule was fitted on.
+
+    Returns
+    -------
+    dict of str to Expect
+        What each ``rule.*`` tensor must be.
+    """
     width = patch_channels(clf.params_.filters, backbone if isinstance(backbone, FeatureBackbone) else None)
     dims = feature_dims(clf.model_.latent_dims(), clf.view_specs_, width, n_train)
     return {f"rule.{key}": value for key, value in rule.state_spec(dims).items()}
@@ -283,7 +300,7 @@ def _stored_rule(
 ) -> ScoringRule:
     """Build the scoring rule the header asks for, check its stored state against its features, restore it."""
     rule = clf._make_rule()
-    expected = _rule_spec(clf, rule, backbone, len(tensors["decision_scores"]))
+    expected = rule_spec(clf, rule, backbone, len(tensors["decision_scores"]))
     check_tensors(tensors, expected, path)
     state = {k: v for k, v in tensors.items() if k.startswith("rule.")}
     check_no_others(state, set(expected), path)
@@ -328,4 +345,4 @@ def _stored_backbone(
     return module
 
 
-__all__ = ["load", "save"]
+__all__ = ["load", "rule_spec", "save"]
