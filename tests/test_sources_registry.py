@@ -105,8 +105,14 @@ def test_options_are_the_registered_loaders_parameters(files):
         list(inspect.signature(manifest.load_manifest).parameters)[1:]
     )
     assert parse_source(files["pairs"]).option_names()[0] == "folders"
+    assert "views" in parse_source(files["pairs"]).option_names()
     with pytest.raises(ValueError, match="the turntable source has no option 'view'.*options: delta_deg, "):
         parse_source(files["turntable"]).check_options({"view": 1})
+
+
+def test_model_views_are_asked_of_the_kinds_that_select_them():
+    assert {name for name, kind in SOURCES.items() if kind.model_views} == {"manifest", "folder", "mfeat"}
+    assert "views" in inspect.signature(pairs.load_pairs).parameters  # pairs renames, a model does not select
 
 
 def _imports(module) -> list[tuple[str, str]]:

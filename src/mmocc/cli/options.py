@@ -173,7 +173,8 @@ data_option = click.option(
     "data_options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Loader option, e.g. -O delta_deg=45 -O cache=false (values are TOML literals).",
+    help="Loader option, e.g. -O delta_deg=45 -O cache=false (values are TOML literals); "
+    "-O views=left:front,right:side reads the columns (or folders) left and right as views front and side.",
 )
 """The ``--data-option/-O`` option."""
 

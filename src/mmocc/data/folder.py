@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
 from mmocc.data.listing import ImageListing
 from mmocc.data.turntable import TURNTABLE_NAME
+from mmocc.data.view_map import ViewsOption, view_map
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -33,12 +33,13 @@ def _view_files(sample_dir: Path) -> dict[str, Path]:
 
 
 def _samples(
-    found: list[tuple[str | None, Path, dict[str, Path]]], view_names: list[str], exact: bool, on_error: str
+    found: list[tuple[str | None, Path, dict[str, Path]]], stems: dict[str, str], exact: bool, on_error: str
 ) -> tuple[list[dict[str, Path]], list[str | None], list[str], list[str]]:
-    """Keep the sample folders holding the views (exactly those, when ``exact``).
+    """Keep the sample folders holding the files ``stems`` names (exactly those, when ``exact``).
 
-    Returns the view files, the label (None without a label level) and the
-    id (``"<label>/<sample_id>"``, or ``"<sample_id>"``) of each sample kept,
+    Returns the files by view name (``stems`` maps file stem to view name),
+    the label (None without a label level) and the id
+    (``"<label>/<sample_id>"``, or ``"<sample_id>"``) of each sample kept,
     and the messages of the folders skipped.
     """
     samples: list[dict[str, Path]] = []
@@ -46,16 +47,16 @@ def _samples(
     ids: list[str] = []
     skipped: list[str] = []
     for label, sample_dir, files in found:
-        missing = [name for name in view_names if name not in files]
-        extra = sorted(set(files) - set(view_names)) if exact else []
+        missing = [name for name in stems if name not in files]
+        extra = sorted(set(files) - set(stems)) if exact else []
         if missing or extra:
             message = (
-                f"{sample_dir}: views {sorted(files)} differ from {view_names} "
+                f"{sample_dir}: views {sorted(files)} differ from {list(stems)} "
                 f"(missing {missing}, extra {extra})"
             )
             reject(message, on_error, skipped)
             continue
-        samples.append({name: files[name] for name in view_names})
+        samples.append({view: files[name] for name, view in stems.items()})
         labels.append(label)
         ids.append(sample_dir.name if label is None else f"{label}/{sample_dir.name}")
     return samples, labels, ids, skipped
@@ -104,7 +105,7 @@ def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
 
 def plan_folder(
     root: str | os.PathLike[str],
-    views: Sequence[str] | None = None,
+    views: ViewsOption = None,
     size: int = 32,
     mode: str = "auto",
     cache: bool = True,
@@ -126,10 +127,12 @@ def plan_folder(
     ----------
     root : path-like
         The top folder; each subfolder is a label, or a sample.
-    views : sequence of str, optional
-        The views to load, in order; a sample folder may hold more. By
-        default every sample folder must hold the same view names, loaded
-        in sorted order.
+    views : sequence of str, mapping of str to str or str, optional
+        The views (file stems) to load, in order; a sample folder may hold
+        more. By default every sample folder must hold the same view names,
+        loaded in sorted order. A mapping ``{stem: view}``, or the string
+        ``"left:front,right:side"``, also renames them (see
+        :mod:`mmocc.data.view_map`).
     size : int, default 32
         Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
         kept).
@@ -158,13 +161,14 @@ def plan_folder(
     FileNotFoundError
         If ``root`` is not a folder.
     ValueError
-        For no samples (with a hint when the folder
+        For a malformed ``views``, no samples (with a hint when the folder
         looks like a turntable collection or a camera folder), a mix of the
         two layouts, two files for one view in a sample folder, or (with
         ``on_error="raise"``) a sample folder with different views; the
         message names the folder. Bad images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
+    stems = view_map(views)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
@@ -174,14 +178,12 @@ def plan_folder(
             f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext> or "
             f"{root}/<sample_id>/<view>.<ext>{_no_samples_hint(root)}"
         )
-    if views is None:
+    if stems is None:
         common, _ = Counter(frozenset(files) for _, _, files in found).most_common(1)[0]
-        view_names = sorted(common)
-    else:
-        view_names = list(views)
-    if not view_names:
+        stems = {name: name for name in sorted(common)}
+    if not stems:
         raise ValueError(f"{root}: the sample folders hold no image files")
-    samples, labels, ids, skipped = _samples(found, view_names, views is None, on_error)
+    samples, labels, ids, skipped = _samples(found, stems, views is None, on_error)
     return ImageListing.build(
         samples,
         [f"sample {sample_id}" for sample_id in ids],
@@ -199,7 +201,7 @@ def plan_folder(
 
 def load_folder(
     root: str | os.PathLike[str],
-    views: Sequence[str] | None = None,
+    views: ViewsOption = None,
     size: int = 32,
     mode: str = "auto",
     cache: bool = True,

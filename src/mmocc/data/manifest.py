@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import check_image_options, reject
 from mmocc.data.listing import ImageListing
+from mmocc.data.view_map import ViewsOption, view_map
 from mmocc.utils.files import read_utf8
 
 #: Manifest columns that are not views.
@@ -68,28 +68,30 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
 
 
 def _view_columns(
-    csv_path: Path, header: list[str], views: Sequence[str] | None
-) -> tuple[list[str], list[str]]:
-    """Check the header; return the non-reserved columns and the view columns to load."""
+    csv_path: Path, header: list[str], columns: dict[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """Check the header; return the non-reserved columns and the view columns to load, with their names."""
     if "sample_id" not in header:
         raise ValueError(f"{csv_path}: missing column 'sample_id'; found columns {header}")
     available = [name for name in header if name not in RESERVED_COLUMNS]
-    view_names = available if views is None else list(views)
-    unknown = [name for name in view_names if name not in available]
+    if columns is None:
+        columns = {name: name for name in available}
+    unknown = [name for name in columns if name not in available]
     if unknown:
         raise ValueError(f"{csv_path}: view column(s) {unknown} not found; view columns are {available}")
-    if not view_names:
+    if not columns:
         raise ValueError(f"{csv_path}: no view columns; found columns {header}")
-    return available, view_names
+    return available, columns
 
 
 def _samples(
-    csv_path: Path, rows: list[tuple[int, dict[str, str]]], view_names: list[str], on_error: str
+    csv_path: Path, rows: list[tuple[int, dict[str, str]]], columns: dict[str, str], on_error: str
 ) -> tuple[list[dict[str, Path]], list[str], list[int], list[str]]:
     """Check ids, labels and paths row by row.
 
-    Returns the view files, the error-message context and the row number of
-    each sample to decode, and the messages of the rows skipped.
+    Returns the files of each sample to decode by view name (``columns``
+    maps view column to view name), its error-message context and its row
+    number, and the messages of the rows skipped.
     """
     root = Path(os.path.abspath(csv_path.parent))
     first_line: dict[str, int] = {}
@@ -109,11 +111,13 @@ def _samples(
             )
         first_line[sample_id] = line
         where = f"{where} (sample_id {sample_id!r})"
-        empty = [name for name in view_names if not row[name]]
+        empty = [name for name in columns if not row[name]]
         if empty:
             reject(f"{where}: empty path for view(s) {empty}", on_error, skipped)
             continue
-        samples.append({name: _view_path(root, row[name], f"{where}, view {name!r}") for name in view_names})
+        samples.append(
+            {view: _view_path(root, row[name], f"{where}, view {name!r}") for name, view in columns.items()}
+        )
         contexts.append(where)
         sample_rows.append(number)
     return samples, contexts, sample_rows, skipped
@@ -121,7 +125,7 @@ def _samples(
 
 def plan_manifest(
     csv_path: str | os.PathLike[str],
-    views: Sequence[str] | None = None,
+    views: ViewsOption = None,
     size: int = 32,
     mode: str = "auto",
     cache: bool = True,
@@ -158,9 +162,11 @@ def plan_manifest(
     ----------
     csv_path : path-like
         The manifest (UTF-8, a byte-order mark is allowed).
-    views : sequence of str, optional
+    views : sequence of str, mapping of str to str or str, optional
         The view columns to load, in order; default all non-reserved
-        columns, in file order.
+        columns, in file order. A mapping ``{column: view}``, or the string
+        ``"left:front,right:side"``, also renames them (see
+        :mod:`mmocc.data.view_map`).
     size : int, default 32
         Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
         kept).
@@ -190,24 +196,26 @@ def plan_manifest(
     ValueError
         For a manifest that is not UTF-8 (naming the first bad byte) or not
         valid CSV, a column without a name, missing or duplicate columns, an
-        unknown view, a row with the wrong number of fields, an empty id or label (when the column exists), a
+        unknown view column or a malformed ``views``, a row with the wrong
+        number of fields, an empty id or label (when the column exists), a
         duplicate id, a path outside the manifest folder or with a NUL
         character, or no samples; the message names the manifest and, where
         there is one, the line. Bad images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
+    columns = view_map(views)
     csv_path = Path(csv_path)
     header, rows = _read_rows(csv_path)
-    available, view_names = _view_columns(csv_path, header, views)
+    available, columns = _view_columns(csv_path, header, columns)
     if not rows:
         raise ValueError(f"{csv_path}: the manifest lists no samples")
-    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, view_names, on_error)
+    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, columns, on_error)
     take = np.asarray(sample_rows, dtype=np.intp)
 
     def column(name: str) -> list[str]:
         return [row[name] for _, row in rows]
 
-    extra = [name for name in available if name not in view_names]
+    extra = [name for name in available if name not in columns]
     return ImageListing.build(
         samples,
         contexts,
@@ -228,7 +236,7 @@ def plan_manifest(
 
 def load_manifest(
     csv_path: str | os.PathLike[str],
-    views: Sequence[str] | None = None,
+    views: ViewsOption = None,
     size: int = 32,
     mode: str = "auto",
     cache: bool = True,
@@ -246,9 +254,10 @@ def load_manifest(
     Returns
     -------
     MultiViewDataset
-        uint8 ``(n, C, size, size)`` image views named after the columns,
-        ``ids`` from ``sample_id``, ``labels`` from ``label`` and ``groups``
-        from ``group`` when present, ``paths`` the image files.
+        uint8 ``(n, C, size, size)`` image views named after their columns
+        (or as ``views`` renames them), ``ids`` from ``sample_id``,
+        ``labels`` from ``label`` and ``groups`` from ``group`` when
+        present, ``paths`` the image files.
 
     Raises
     ------

@@ -9,6 +9,7 @@ from pathlib import Path
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options
 from mmocc.data.listing import ImageListing
+from mmocc.data.view_map import ViewsOption, view_map
 
 _SHOWN = 10
 
@@ -37,6 +38,21 @@ def _named_folders(
         if not folder.is_dir():
             raise FileNotFoundError(f"view {name!r}: no such folder {str(folder)!r}")
     return named
+
+
+def _select(named: dict[str, Path], views: ViewsOption) -> dict[str, Path]:
+    """Keep the camera folders ``views`` names, in its order and under its view names."""
+    folders = view_map(views)
+    if folders is None:
+        return named
+    unknown = [name for name in folders if name not in named]
+    if unknown:
+        raise ValueError(
+            f"views: no camera folder for view(s) {unknown}; the folders are views {list(named)}"
+        )
+    if not folders:
+        raise ValueError("views: no view selected; give at least one camera folder")
+    return {view: named[name] for name, view in folders.items()}
 
 
 def _images_by_stem(view: str, folder: Path) -> dict[str, Path]:
@@ -75,6 +91,7 @@ def plan_pairs(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    views: ViewsOption = None,
 ) -> ImageListing:
     """List unlabelled samples from one folder per camera, paired by file stem, without decoding them.
 
@@ -105,6 +122,11 @@ def plan_pairs(
         every skipped file.
     n_jobs : int, optional
         Decoding threads; default ``os.cpu_count()``.
+    views : sequence of str, mapping of str to str or str, optional
+        The views to read, by the names ``folders`` gives them, in order;
+        default all. A mapping ``{name: view}``, or the string
+        ``"cam1:front,cam2:side"``, also renames them (see
+        :mod:`mmocc.data.view_map`).
 
     Returns
     -------
@@ -117,14 +139,14 @@ def plan_pairs(
     FileNotFoundError
         If a folder does not exist.
     ValueError
-        For folders sharing a name (name the views instead), a folder
-        without images, two files with one stem in a folder, no common
-        stem, or (with
+        For folders sharing a name (name the views instead), a malformed
+        ``views`` or one naming no folder, a folder without images, two
+        files with one stem in a folder, no common stem, or (with
         ``on_error="raise"``) unpaired files, which the message names. Bad
         images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
-    named = _named_folders(folders)
+    named = _select(_named_folders(folders), views)
     by_view = {view: _images_by_stem(view, folder) for view, folder in named.items()}
     stems = [set(files) for files in by_view.values()]
     paired = set.intersection(*stems)
@@ -158,12 +180,13 @@ def load_pairs(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    views: ViewsOption = None,
 ) -> MultiViewDataset:
     """Load unlabelled samples from one folder per camera, paired by stem: :func:`plan_pairs`, decoded.
 
     Parameters
     ----------
-    folders, size, mode, cache, cache_dir, on_error, n_jobs
+    folders, size, mode, cache, cache_dir, on_error, n_jobs, views
         See :func:`plan_pairs`, which also says how files are paired.
 
     Returns
@@ -191,4 +214,4 @@ def load_pairs(
     >>> ds.view_names, ds.ids.tolist(), ds.labels is None, ds.views["left"].shape
     (['left', 'right'], ['a', 'b'], True, (2, 1, 8, 8))
     """
-    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs).load()
+    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs, views).load()

@@ -180,6 +180,10 @@ class SourceKind:
         (kinds are asked in order); None: this kind is always named.
     bare : bool
         The kind's name alone is a SRC string.
+    model_views : bool
+        A model reading this source asks for its views by name through the
+        ``views`` option (see :func:`mmocc.deploy.batch.model_data_options`),
+        so that other views are not decoded and a missing one is an error.
     """
 
     name: str
@@ -189,6 +193,7 @@ class SourceKind:
     needs_file: bool = False
     claims: Callable[[Path], bool] | None = None
     bare: bool = False
+    model_views: bool = False
 
     def source(self, rest: str, text: str) -> Source:
         """Return the source of the SRC string ``text``, whose text after ``KIND:`` is ``rest``.
@@ -264,11 +269,13 @@ SOURCES: Mapping[str, SourceKind] = MappingProxyType(
     {
         kind.name: kind
         for kind in (
-            SourceKind("manifest", load_manifest, plan_manifest, needs_file=True, claims=_is_csv),
-            SourceKind("folder", load_folder, plan_folder, claims=Path.is_dir),
+            SourceKind(
+                "manifest", load_manifest, plan_manifest, needs_file=True, claims=_is_csv, model_views=True
+            ),
+            SourceKind("folder", load_folder, plan_folder, claims=Path.is_dir, model_views=True),
             SourceKind("pairs", load_pairs, plan_pairs, parse=_pair_folders),
             SourceKind("turntable", load_turntable, plan_turntable),
-            SourceKind("mfeat", load_mfeat),
+            SourceKind("mfeat", load_mfeat, model_views=True),
             SourceKind("synthetic", make_synthetic, parse=_synthetic_options, bare=True),
         )
     }

@@ -29,15 +29,22 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
     source : mmocc.data.sources.Source
         The parsed source.
     options : dict
-        Loader options given by the user; they win over the derived ones.
+        Loader options given by the user; they win over the derived ones
+        (``views={"left": "front", "right": "side"}`` reads a manifest's
+        columns ``left`` and ``right`` as the model's views ``front`` and
+        ``side``).
 
     Returns
     -------
     dict
         ``options`` plus the image ``size`` and colour ``mode`` of the
-        model's first image view and the model's ``views``, where the source
-        accepts them and neither its SRC string nor ``options`` sets them.
+        model's first image view, where the source accepts them, and the
+        model's ``views`` where the source's kind selects views for a model
+        (:attr:`mmocc.data.sources.SourceKind.model_views`), unless its SRC
+        string or ``options`` sets them.
     """
+    from mmocc.data.sources import SOURCES
+
     accepted = source.option_names()
     derived: dict[str, Any] = {}
     images = [spec for spec in clf.view_specs_ if spec.kind == "image"]
@@ -45,7 +52,7 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
         derived["size"] = images[0].shape[1]
     if images and "mode" in accepted and images[0].shape[0] in (1, 3):
         derived["mode"] = "L" if images[0].shape[0] == 1 else "RGB"
-    if "views" in accepted:
+    if SOURCES[source.kind].model_views:
         derived["views"] = [spec.name for spec in clf.view_specs_]
     derived = {key: value for key, value in derived.items() if key not in source.options}
     return {**derived, **options}
