@@ -1,21 +1,27 @@
-"""What the benchmark scripts share: running an experiment and summarising its ``results.csv``.
+"""What the benchmark scripts share: the machine, timing, experiment results and the records they emit.
 
-The experiments themselves run through :func:`mmocc.evaluation.runner.run_experiment`;
-this module only reads back the tidy rows it writes (``normal, model, seed, size,
-metric, value``) and renders the per-seed summaries the reports show. It also
-names the machine (:func:`cpu_model`) for every report.
+Every script measures, then saves a list of plain dicts (its *records*) to
+``benchmarks/results/<topic>.json`` with :func:`save_records` and lets
+``benchmarks/render.py`` write the Markdown. The first record of a topic is
+its run record (:func:`run_record`): command, date, seeds and settings, and
+the machine (:func:`machine`). The experiments run through
+:func:`mmocc.evaluation.runner.run_experiment`; this module reads back the
+tidy rows it writes (``normal, model, seed, size, metric, value``) and
+summarises them per seed (:func:`summarize`, :func:`spread`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
+import os
 import platform
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +29,133 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+COIL = DATA / "coil-20-proc"
+RESULTS = ROOT / "benchmarks" / "results"
+"""Where the committed records live, one ``<topic>.json`` per Markdown file."""
+MARKDOWN = ROOT / "benchmarks"
+"""Where the Markdown files live."""
 SUMMARY = ("mean", "worst", "p_at_n", "anomaly_recall", "normal_recall")
 """Keys of :func:`summarize` shown as mean ± std over seeds, in table order."""
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+"""The /proc/cpuinfo flags a machine description names (the ones torch's CPU kernels care about)."""
 
 Results = dict[tuple[str, str, int], dict[str, float]]
 
 
+def _cpuinfo() -> str:
+    with contextlib.suppress(OSError):
+        return Path("/proc/cpuinfo").read_text()
+    return ""
+
+
 def cpu_model() -> str:
     """Return the CPU's model name from /proc/cpuinfo, else the platform's processor string."""
-    text = ""
-    with contextlib.suppress(OSError):
-        text = Path("/proc/cpuinfo").read_text()
-    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    lines = _cpuinfo().splitlines()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return names[0] if names else platform.processor() or platform.machine()
+
+
+def busy_processes() -> list[str]:
+    """Command lines of other benchmark jobs running now (they spoil timings)."""
+    try:
+        out = subprocess.run(["pgrep", "-af", "run_benchmarks|ablations"], capture_output=True, text=True)
+    except OSError:
+        return []
+    return [line for line in out.stdout.splitlines() if str(os.getpid()) != line.split()[0]]
+
+
+def machine() -> dict[str, Any]:
+    """Describe this machine and process for a run record.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model name), ``isa`` (the :data:`ISA_FLAGS` it has), ``cores``,
+        ``arch``, ``system``, ``python``, ``torch`` (version), ``threads``
+        (torch threads now), ``mmocc`` (version), ``load`` (1-minute load
+        average) and ``busy`` (other benchmark processes running).
+    """
+    import torch
+
+    import mmocc
+
+    text = _cpuinfo()
+    return {
+        "cpu": cpu_model(),
+        "isa": [flag for flag in ISA_FLAGS if f" {flag} " in text],
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "mmocc": mmocc.__version__,
+        "load": os.getloadavg()[0],
+        "busy": busy_processes(),
+    }
+
+
+def command_line(script: str, flags: Sequence[str] = ()) -> str:
+    """``python benchmarks/<script> <flags>``: the command that measures what a report shows."""
+    return " ".join(["python", f"benchmarks/{script}", *flags])
+
+
+def run_record(topic: str, command: str, **settings: Any) -> dict[str, Any]:
+    """The first record of a topic: command, today's date, the machine and the run's settings."""
+    return {"kind": "run", "topic": topic, "command": command, "date": datetime.date.today().isoformat(),
+            "machine": machine(), **settings}
+
+
+def save_records(topic: str, records: Sequence[Mapping[str, Any]], folder: Path = RESULTS) -> Path:
+    """Write the records of a topic to ``folder/<topic>.json`` atomically; return the path."""
+    from mmocc.utils.files import write_json
+
+    path = folder / f"{topic}.json"
+    write_json(path, [dict(record) for record in records])
+    return path
+
+
+def publish(topic: str, records: Sequence[Mapping[str, Any]], results: Path = RESULTS,
+            markdown: Path = MARKDOWN) -> Path:
+    """Save the records of a topic to ``results``, render its Markdown into ``markdown``; return that file."""
+    from render import render
+
+    save_records(topic, records, results)
+    return render(topic, results, markdown)
+
+
+def report(topic: str, records: Sequence[Mapping[str, Any]], write: bool) -> str:
+    """The Markdown text of a topic's records; with ``write``, also :func:`publish` them (a full run)."""
+    from render import Topic, render_text
+
+    if write:
+        return publish(topic, records).read_text(encoding="utf-8")
+    return render_text(Topic(topic, records))
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
+    """Seconds of the fastest of ``repeats`` calls, after ``warmup`` untimed ones (oneDNN builds kernels)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads, restoring the previous setting."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def run_one_thread(config: Mapping[str, Any], source: str, out: Path) -> Any:
@@ -82,16 +202,24 @@ def summarize(table: Results, model: str, seeds: Sequence[int]) -> dict[str, Any
     return out
 
 
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    """``mean`` and sample ``std`` of per-seed values (``std`` None for one value), as records hold them."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": float(np.mean(values)), "std": std}
+
+
+def summary_figures(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a :func:`summarize` row for a record: a :func:`spread` per metric, mean seconds."""
+    names = {"mean": "roc_auc", "worst": "worst_roc_auc"}
+    return {**{names.get(key, key): spread(row[key]) for key in SUMMARY},
+            "seconds": float(np.mean(row["seconds"]))}
+
+
 def mean_std(values: Sequence[float], digits: int = 3) -> str:
     """``mean ± sample std``, or the value alone when there is one."""
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
-def summary_cells(row: Mapping[str, Any], seconds_digits: int = 1) -> list[str]:
-    """The :data:`SUMMARY` cells of a :func:`summarize` row, then the mean seconds per task."""
-    return [*(mean_std(row[key]) for key in SUMMARY), f"{np.mean(row['seconds']):.{seconds_digits}f}"]
 
 
 def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:

@@ -3,8 +3,8 @@
 Usage (from the repository root)::
 
     python benchmarks/calibration.py                 # full run, 2 processes, rewrites CALIBRATION.md
-    python benchmarks/calibration.py --report-only   # rebuild CALIBRATION.md from finished runs
-    python benchmarks/calibration.py --smoke         # tiny synthetic run into a temp folder
+    python benchmarks/calibration.py --report-only   # records and CALIBRATION.md from finished runs
+    python benchmarks/calibration.py --smoke         # tiny synthetic run, records and report in a temp folder
 
 Protocols: ``coil_unseen`` and ``coil_random`` of ``run_benchmarks.py``, loaded and
 split exactly as there (every class in turn is normal). For each task and seed the
@@ -20,16 +20,18 @@ its threshold τ, on the same samples:
 The calibration normals of (c) are removed from the test set of all three, so every
 variant is evaluated on identical samples that no variant has seen. Runs are
 resumable under ``benchmarks/out/calibration/``; one torch thread per process.
+Their summaries are the records ``benchmarks/results/calibration.json``, from
+which ``benchmarks/render.py`` writes CALIBRATION.md (template
+``benchmarks/templates/calibration.md``, which holds the hand-written reading too).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
 import math
-import platform
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -38,13 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import DATA, ROOT, markdown_table
+from bench_common import DATA, MARKDOWN, RESULTS, ROOT, command_line, publish, run_record
 from run_benchmarks import PROTOCOLS
 
-from mmocc.utils.files import atomic_open, write_json
+from mmocc.utils.files import write_json
 
 OUT = ROOT / "benchmarks" / "out" / "calibration"
-REPORT = ROOT / "benchmarks" / "CALIBRATION.md"
 SEEDS = [0, 1, 2]
 CALIBRATION_FRACTION = 0.2
 """Share of each task's test normals given to :meth:`~mmocc.MultimodalOCC.calibrate` in (c)."""
@@ -52,15 +53,10 @@ VALIDATION_FRACTION = 0.2
 """``validation_fraction`` of (b)."""
 CONTAMINATION = 0.05
 """``contamination`` of every model (the default): τ is the 95th percentile of its reference scores."""
-VARIANTS = {
-    "train": '(a) `threshold="train"`',
-    "holdout": f'(b) `threshold="holdout"`, validation_fraction {VALIDATION_FRACTION}',
-    "calibrate": f"(c) (a) + `calibrate()` on {CALIBRATION_FRACTION:.0%} of the test normals",
-}
-"""Row labels of the report, by threshold source."""
-METRICS = {"normal_recall": "normal recall @τ", "anomaly_recall": "anomaly recall @τ", "f1": "F1 @τ",
-           "roc_auc": "ROC AUC"}
-"""Columns of the report: metric of :func:`mmocc.metrics.evaluate` -> header."""
+VARIANTS = ("train", "holdout", "calibrate")
+"""The threshold sources (a), (b) and (c)."""
+METRICS = ("normal_recall", "anomaly_recall", "f1", "roc_auc")
+"""The metrics of :func:`mmocc.metrics.evaluate` the report shows, in column order."""
 FULL = ("coil_unseen", "coil_random")
 """The protocols of ``run_benchmarks.PROTOCOLS`` run here, the shifted one first."""
 SMOKE_SOURCE = "synthetic:n_per_class=30,n_classes=3,size=16,seed=0"
@@ -267,133 +263,79 @@ def exchangeable_recall(n: float, conformal: bool) -> float:
     return k / (n + 1)
 
 
-def protocol_table(records: list[dict[str, Any]]) -> list[str]:
-    """Markdown table of one protocol: a row per threshold source, ``mean [worst]`` cells."""
-    body = []
-    for variant, label in VARIANTS.items():
-        cells = ["{:.3f} [{:.3f}]".format(*mean_worst(records, variant, metric)) for metric in METRICS]
-        n = float(np.mean([record["rows"][variant]["n_reference"] for record in records]))
-        seconds = np.mean([record["rows"][variant]["seconds"] for record in records])
-        expected = exchangeable_recall(n, conformal=variant != "train")
-        body.append([label, *cells, f"{n:.0f}", f"{expected:.3f}", f"{seconds:.1f}"])
-    header = ["threshold source", *METRICS.values(), "scores behind τ", "normal recall if exchangeable",
-              "fit + score s / task"]
-    return markdown_table(header, body)
+def protocol_records(name: str, title: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of one protocol from its job records: the protocol, then one per threshold source.
 
+    Parameters
+    ----------
+    name, title : str
+        The protocol and its description.
+    records : list of dict
+        Its job records (:func:`run_job`), one per task and seed.
 
-def headline_table(sections: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Markdown table of normal and anomaly recall at τ, one row per protocol, a column per variant."""
-    body = []
-    for name, records in sections.items():
-        cells = [
-            "{:.3f} [{:.3f}]".format(*mean_worst(records, variant, metric))
-            for metric in ("normal_recall", "anomaly_recall")
-            for variant in VARIANTS
-        ]
-        body.append([f"`{name}`", *cells])
-    header = [f"{what} @τ {variant}" for what in ("normal recall", "anomaly recall") for variant in
-              ("(a) train", "(b) holdout", "(c) calibrate")]
-    return markdown_table(["protocol", *header], body)
-
-
-def findings(name: str, records: list[dict[str, Any]]) -> list[str]:
-    """Measured facts of one protocol: recall moves and the (a) = (c) ranking check."""
-    recall = {variant: mean_worst(records, variant, "normal_recall")[0] for variant in VARIANTS}
-    anomaly = {variant: mean_worst(records, variant, "anomaly_recall")[0] for variant in VARIANTS}
+    Returns
+    -------
+    list of dict
+        A ``protocol`` record (sizes of the first task; ``holdout_beats_train``, the
+        share of tasks × seeds where (b) has the higher normal recall;
+        ``roc_auc_gap``, the largest ROC AUC difference of (a) and (c)), then a
+        ``variant`` record per threshold source: ``mean`` and ``worst`` of each
+        metric, the mean ``n_reference``, the normal recall those many exchangeable
+        scores give and the mean ``seconds``.
+    """
+    first = records[0]
     gap = max(abs(r["rows"]["train"]["roc_auc"] - r["rows"]["calibrate"]["roc_auc"]) for r in records)
     raised = np.mean([r["rows"]["holdout"]["normal_recall"] > r["rows"]["train"]["normal_recall"]
                       for r in records])
-    return [
-        f"- `{name}`: mean normal recall at τ {recall['train']:.3f} (a) → {recall['holdout']:.3f} (b) → "
-        f"{recall['calibrate']:.3f} (c); mean anomaly recall {anomaly['train']:.3f} → "
-        f"{anomaly['holdout']:.3f} → {anomaly['calibrate']:.3f}. (b) beats (a) on normal recall in "
-        f"{raised:.0%} of the {len(records)} tasks × seeds. Largest |ROC AUC (a) − ROC AUC (c)|: {gap:.1e} "
-        "(same fit, same scores: only τ differs).",
-    ]
+    out: list[dict[str, Any]] = [{
+        "kind": "protocol", "protocol": name, "title": title, "n_records": len(records),
+        **{key: first[key] for key in ("n_train", "n_calibration", "n_test_normal", "n_test_anomalies")},
+        "holdout_beats_train": float(raised), "roc_auc_gap": float(gap),
+    }]
+    for variant in VARIANTS:
+        n = float(np.mean([record["rows"][variant]["n_reference"] for record in records]))
+        figures = {metric: dict(zip(("mean", "worst"), mean_worst(records, variant, metric), strict=True))
+                   for metric in METRICS}
+        out.append({"kind": "variant", "protocol": name, "variant": variant, **figures, "n_reference": n,
+                    "expected_normal_recall": exchangeable_recall(n, conformal=variant != "train"),
+                    "seconds": float(np.mean([record["rows"][variant]["seconds"] for record in records]))})
+    return out
 
 
-def header(command: str, seconds: float | None, seeds: list[int], sections: dict[str, list]) -> list[str]:
-    """Title, command, date, wall time, machine, seeds and protocol of the report."""
-    from speed import machine
-
-    import mmocc
-
-    info = machine()
-    wall = "not timed (report rebuilt from finished runs)" if seconds is None else f"{seconds / 60:.1f} min"
-    wall += "" if seconds is None else f" ({seconds:.0f} s)"
-    sizes = []
-    for name, records in sections.items():
-        first = records[0]
-        sizes.append(
-            f"`{name}`: {len(records)} tasks × seeds; per task {first['n_train']} training normals, "
-            f"{first['n_calibration']} calibration normals for (c), evaluated on {first['n_test_normal']} "
-            f"normals + {first['n_test_anomalies']} anomalies (first task)"
-        )
-    return [
-        "<!-- generated by benchmarks/calibration.py: edit the script, not this block -->",
-        "# Threshold calibration under shift",
-        "",
-        f"Command: `{command}`. Date: {datetime.date.today().isoformat()}. Total wall time: {wall}.",
-        "",
-        f"Machine: {info['cpu']}, {info['cores']} cores, Python {platform.python_version()}, "
-        f"torch {info['torch']} (CPU, torch.set_num_threads(1) in each of 2 worker processes), "
-        f"mmocc {mmocc.__version__}. Seeds {seeds}: seed s draws the random split, the calibration "
-        "normals (with the class index) and the holdout normals, and seeds every model.",
-        "",
-        f"Model: `MultimodalOCC()` default preset, contamination {CONTAMINATION}, so τ is meant to pass "
-        f"{1 - CONTAMINATION:.0%} of new normals. Splits as in RESULTS.md (`run_benchmarks.py`), each "
-        f"class in turn normal. (c) calibrates on {CALIBRATION_FRACTION:.0%} of the test normals; those "
-        "samples are removed from the test set of all three variants, so every row is measured on "
-        "identical samples that no variant has seen. Cells: mean over tasks and seeds [worst task and "
-        f"seed]. (a) and (c) share one fit; (b) fits on {1 - VALIDATION_FRACTION:.0%} of the training "
-        "normals (random samples: a one-class training set is one COIL-20 object, a single group). "
-        "'Scores behind τ': how many scores τ is taken from (leave-one-out training scores: their "
-        "95th percentile; held-out or calibration normals: the split-conformal rank "
-        "k = min(⌈0.95(n + 1)⌉, n)); 'normal recall if exchangeable': what that many scores give when "
-        "new normals are exchangeable with them, (0.95(n − 1) + 1) / (n + 1) for the percentile and "
-        "k / (n + 1) for the conformal rank.",
-        "",
-        *(f"- {line}." for line in sizes),
-    ]
-
-
-def write_report(
-    out: Path, path: Path, command: str, seconds: float | None, seeds: list[int], smoke: bool
-) -> None:
-    """Rebuild the generated block of ``path`` from the job files under ``out``; text outside it is kept.
+def write_report(out: Path, results: Path, report: Path, command: str, seconds: float | None,
+                 seeds: list[int], smoke: bool) -> Path | None:
+    """Save the records of the job files under ``out`` to ``results``; render CALIBRATION.md into ``report``.
 
     Parameters
     ----------
     out : pathlib.Path
         Folder of the job files.
-    path : pathlib.Path
-        The report.
+    results, report : pathlib.Path
+        Folders of ``calibration.json`` and of CALIBRATION.md.
     command : str
-        The command shown in the report.
+        The command the report shows.
     seconds : float or None
         Total wall time (None: not timed).
     seeds : list of int
         The seeds reported (job files of other seeds are left out).
     smoke : bool
         Report the smoke protocols.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The Markdown file; None, with both files left alone, when no job has finished.
     """
-    specs = protocols(smoke)
-    sections = {name: records for name in specs if (records := collect(out, name, seeds))}
-    parts = header(command, seconds, seeds, sections)
-    if sections:
-        parts += ["", "## Normal and anomaly recall at τ", "", *headline_table(sections), ""]
-        for name, records in sections.items():
-            parts += findings(name, records)
-    for name, records in sections.items():
-        parts += ["", f"## `{name}`: {specs[name]['title']}", "", *protocol_table(records)]
-    block = "\n".join(parts).rstrip() + "\n<!-- end generated -->\n"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "<!-- end generated -->\n"
-    start = text.find("<!-- generated by benchmarks/calibration.py")
-    end = text.find("<!-- end generated -->")
-    text = text[: end if start == -1 else start] + block + text[end + len("<!-- end generated -->\n") :]
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    print(block)
+    records = [run_record("calibration", command, seconds=seconds, seeds=seeds, workers=2, threads=1,
+                          contamination=CONTAMINATION, calibration_fraction=CALIBRATION_FRACTION,
+                          validation_fraction=VALIDATION_FRACTION)]
+    for name, spec in protocols(smoke).items():
+        if found := collect(out, name, seeds):
+            records += protocol_records(name, spec["title"], found)
+    if len(records) == 1:
+        print(f"no finished job under {out}: records and CALIBRATION.md left as they are", file=sys.stderr)
+        return None
+    return publish("calibration", records, results, report)
 
 
 def jobs(smoke: bool, seeds: list[int]) -> list[tuple[str, int, int]]:
@@ -416,11 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="tiny synthetic run (2 protocols, 2 classes, seed 0, 2 epochs) into a temp "
                         "folder; CALIBRATION.md untouched")
     args = parser.parse_args(argv)
-    out, report, seeds = OUT, REPORT, args.seeds
+    out, results, report, seeds = OUT, RESULTS, MARKDOWN, args.seeds
     if args.smoke:
         seeds = [0]
-        out = Path(tempfile.mkdtemp(prefix="mmocc-calibration-"))
-        report = out / "CALIBRATION.md"
+        out = results = report = Path(tempfile.mkdtemp(prefix="mmocc-calibration-"))
     elif not args.report_only and not DATA.is_dir():
         parser.error(f"{DATA} not found: the COIL-20 protocols need it (--smoke runs without it)")
     start = time.perf_counter()
@@ -430,10 +371,12 @@ def main(argv: list[str] | None = None) -> int:
             for future in as_completed(futures):
                 print(f"finished {future.result()}", flush=True)
     seconds = None if args.report_only else time.perf_counter() - start
-    flag = " --smoke" if args.smoke else "" if seeds == SEEDS else " --seeds " + " ".join(map(str, seeds))
-    command = "python benchmarks/calibration.py" + flag
-    write_report(out, report, command, seconds, seeds, args.smoke)
-    return 0
+    flags = ["--smoke"] if args.smoke else [] if seeds == SEEDS else ["--seeds", *map(str, seeds)]
+    command = command_line("calibration.py", flags)
+    path = write_report(out, results, report, command, seconds, seeds, args.smoke)
+    if path is not None:
+        print(path.read_text(encoding="utf-8"))
+    return 0 if path is not None else 1
 
 
 if __name__ == "__main__":

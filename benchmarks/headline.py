@@ -8,21 +8,22 @@ Usage (from the repository root)::
 The runs use exactly the configs of ``benchmarks/run_benchmarks.py`` (same
 splits, seeds and one torch thread), limited to the ``paper_multimodal`` and
 ``default_multimodal`` rows, into ``benchmarks/out/headline/``. The comparison
-reads the *before* figures from the generated block of ``benchmarks/RESULTS.md``.
+reads the *before* figures from RESULTS.md's records, ``benchmarks/results/results.json``.
 :func:`section` returns the Markdown that ``benchmarks/speed.py`` puts into SPEED.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import run_benchmarks
-from bench_common import cpu_model, mean_std, read_results, summarize
+from bench_common import RESULTS, cpu_model, mean_std, read_results, summarize
+from render import mean_std as format_spread
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "headline"
@@ -30,20 +31,15 @@ ROWS = ("paper_multimodal", "default_multimodal")
 """The headline models of RESULTS.md."""
 
 
-def stored_rows(report: Path = run_benchmarks.REPORT) -> dict[tuple[str, str], str]:
-    """(protocol, model) -> the mean ROC AUC cell of RESULTS.md's generated block, e.g. ``0.904 ± 0.003``."""
-    text = report.read_text(encoding="utf-8") if report.is_file() else ""
-    out: dict[tuple[str, str], str] = {}
-    for name, spec in run_benchmarks.PROTOCOLS.items():
-        start = text.find(f"### {spec['title']}")
-        if start == -1:
-            continue
-        block = text[start : text.find("\n### ", start + 1)]
-        for model in ROWS:
-            match = re.search(rf"^\| (?:\*\*)?{model}(?:\*\*)? \| ([^|]+) \|", block, re.MULTILINE)
-            if match:
-                out[name, model] = match.group(1).strip()
-    return out
+def stored_rows(results: Path = RESULTS) -> dict[tuple[str, str], str]:
+    """(protocol, model) -> RESULTS.md's mean ROC AUC cell of a headline row, e.g. ``0.904 ± 0.003``.
+
+    Read from RESULTS.md's records (``results/results.json``), side-by-side table only.
+    """
+    path = results / "results.json"
+    records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    return {(r["protocol"], r["model"]): format_spread(r["roc_auc"]) for r in records
+            if r["kind"] == "row" and r["study"] == "main" and r["model"] in ROWS}
 
 
 def run(out: Path = OUT, smoke: bool = False) -> None:

@@ -5,12 +5,15 @@ Usage (from the repository root)::
     python benchmarks/run_benchmarks.py                 # all protocols, 2 processes
     python benchmarks/run_benchmarks.py coil_random     # one protocol, then rebuild RESULTS.md
     python benchmarks/run_benchmarks.py --design        # plus the default preset's design study
-    python benchmarks/run_benchmarks.py --report-only   # rebuild RESULTS.md from finished runs
-    python benchmarks/run_benchmarks.py --smoke         # tiny synthetic run, report in a temp folder
+    python benchmarks/run_benchmarks.py --report-only   # rebuild the records from finished runs
+    python benchmarks/run_benchmarks.py --smoke         # tiny synthetic run, records and report in a temp dir
 
 Each protocol runs through :func:`mmocc.evaluation.runner.run_experiment` into
-``benchmarks/out/<protocol>/`` (resumable: finished runs are reused); ``--smoke``
-runs a tiny cut of it into a temp folder and leaves RESULTS.md alone. Rows are
+``benchmarks/out/<protocol>/`` (resumable: finished runs are reused). The
+per-seed summaries of every finished protocol become the records
+``benchmarks/results/results.json``, from which ``benchmarks/render.py`` writes
+RESULTS.md (template ``benchmarks/templates/results.md``); ``--smoke`` runs a
+tiny cut of it into a temp folder and leaves both alone. Rows are
 the paper preset (multimodal, left, right), the default preset (multimodal,
 left, right) and six PyOD detectors in early fusion, late fusion and on each
 single view, all on exactly the same splits and seeds. Every torch model runs
@@ -20,20 +23,27 @@ with one CPU thread per process.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from bench_common import DATA, ROOT, markdown_table, read_results, run_one_thread, summarize, summary_cells
-
-from mmocc.utils.files import atomic_open
+from bench_common import (
+    DATA,
+    MARKDOWN,
+    RESULTS,
+    ROOT,
+    command_line,
+    publish,
+    read_results,
+    run_one_thread,
+    run_record,
+    summarize,
+    summary_figures,
+)
 
 OUT = ROOT / "benchmarks" / "out"
-REPORT = ROOT / "benchmarks" / "RESULTS.md"
 SEEDS = [0, 1, 2]
 DETECTORS = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
 
@@ -142,82 +152,65 @@ def run_protocol(job: str, out: Path = OUT, smoke: bool = False) -> str:
     return job
 
 
-def protocol_table(folder: Path, rows: list[str], seeds: list[int]) -> tuple[list[str], dict[str, float]]:
-    """Markdown table of one job and each model's mean ROC AUC."""
+def protocol_records(
+    folder: Path, study: str, name: str, rows: list[str], seeds: list[int]
+) -> list[dict[str, Any]]:
+    """The records of one finished job: its protocol, then one per model with results for every seed.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The job's output folder (nothing when it holds no ``results.csv``).
+    study : {"main", "design"}
+        The side-by-side table or the design study.
+    name : str
+        The protocol, a key of :data:`PROTOCOLS`.
+    rows : list of str
+        The models, in table order.
+    seeds : list of int
+        The seeds every model must have finished.
+
+    Returns
+    -------
+    list of dict
+        A ``protocol`` record (name and title), then a ``row`` record per model
+        holding the per-seed :func:`bench_common.summary_figures`.
+    """
+    if not (folder / "results.csv").is_file():
+        return []
     table = read_results(folder)
-    body, means = [], {}
+    records: list[dict[str, Any]] = [{"kind": "protocol", "study": study, "protocol": name,
+                                      "title": PROTOCOLS[name]["title"]}]
     for model in rows:
         row = summarize(table, model, seeds)
-        if row is None:
-            continue
-        means[model] = float(np.mean(row["mean"]))
-        body.append([f"**{model}**" if model.startswith("default") else model, *summary_cells(row, 2)])
-    header = ["model", "mean ROC AUC", "worst task ROC AUC", "P@n", "anomaly recall @τ", "normal recall @τ",
-              "wall s / task"]
-    return markdown_table(header, body), means
+        if row is not None:
+            records.append({"kind": "row", "study": study, "protocol": name, "model": model,
+                            **summary_figures(row)})
+    return records
 
 
-def verdict(means: dict[str, float]) -> str:
-    """One line: does the default multimodal beat every baseline and its unimodal variants?"""
-    baselines = {m: v for m, v in means.items() if not m.startswith(("default", "paper"))}
-    if not baselines or not {"default_multimodal", "default_view0", "default_view1"} <= set(means):
-        return ""
-    ours = means["default_multimodal"]
-    best_name = max(baselines, key=baselines.get)
-    uni = max(means["default_view0"], means["default_view1"])
-    return (
-        f"Default multimodal {ours:.4f}; best baseline {best_name} {baselines[best_name]:.4f} "
-        f"({'beaten' if ours > baselines[best_name] else 'NOT beaten'}); best default unimodal {uni:.4f} "
-        f"({'beaten' if ours > uni else 'NOT beaten'})."
-    )
+def collect(out: Path, seeds: list[int], command: str) -> list[dict[str, Any]]:
+    """The records of RESULTS.md: the run, then every protocol finished under ``out`` and its design study."""
+    records = [run_record("results", command, seeds=seeds, design_seeds=DESIGN_SEEDS, contamination=0.05,
+                          threads=1)]
+    for name in PROTOCOLS:
+        records += protocol_records(out / name, "main", name, list(models()), seeds)
+    for name in DESIGN_PROTOCOLS:
+        design = out / "design" / name
+        records += protocol_records(design, "design", name, list(DESIGN_VARIANTS), DESIGN_SEEDS)
+    return records
 
 
-def write_report(out: Path = OUT, path: Path = REPORT, seeds: list[int] = SEEDS) -> None:
-    """Rebuild the generated block of ``path`` from the protocols finished under ``out``."""
-    import torch
+def write_report(out: Path, results: Path, report: Path, seeds: list[int], command: str) -> Path | None:
+    """Save the records of the runs under ``out`` to ``results`` and render RESULTS.md into ``report``.
 
-    import mmocc
-
-    parts = [
-        "<!-- generated by benchmarks/run_benchmarks.py: edit the script, not this block -->",
-        "## Side-by-side benchmark",
-        "",
-        f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-        f"torch {torch.__version__} (CPU, 1 thread per process), mmocc {mmocc.__version__}. "
-        f"Seeds {seeds}: seed s draws the split and seeds every model. Cells are mean ± std over seeds "
-        "of the per-seed average over tasks (worst task: per-seed minimum). τ = the model's threshold "
-        "(contamination 0.05). Wall time = fit + score per task, one CPU thread.",
-        "",
-        "Command: `python benchmarks/run_benchmarks.py`",
-    ]
-    for name, spec in PROTOCOLS.items():
-        if (out / name / "results.csv").is_file():
-            table, means = protocol_table(out / name, list(models()), seeds)
-            parts += ["", f"### {spec['title']}", "", verdict(means), "", *table]
-    design = [name for name in DESIGN_PROTOCOLS if (out / "design" / name / "results.csv").is_file()]
-    if design:
-        parts += [
-            "",
-            "## Design study: the default preset's scoring choices",
-            "",
-            f"Seed {DESIGN_SEEDS}; same splits as above. Each row changes only the named options of the "
-            "default preset: the k-NN memory bank (joint latent, per view, or pooled over views sharing "
-            "an encoder), the k-NN space (learned latent, scaled input, or both) and the Deep-SVDD "
-            "centre distance. Command: `python benchmarks/run_benchmarks.py --design`",
-        ]
-        for name in design:
-            table, _ = protocol_table(out / "design" / name, list(DESIGN_VARIANTS), DESIGN_SEEDS)
-            parts += ["", f"### {PROTOCOLS[name]['title']}", "", *table]
-    block = "\n".join(parts) + "\n<!-- end generated -->\n"
-    text = path.read_text() if path.is_file() else "# Results\n\n<!-- end generated -->\n"
-    start = text.find("<!-- generated by benchmarks/run_benchmarks.py")
-    end = text.find("<!-- end generated -->")
-    if start == -1:
-        start = end
-    text = text[:start] + block + text[end + len("<!-- end generated -->\n") :]
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    print(block)
+    Returns the Markdown file, or None (and leaves both alone) when no protocol has finished.
+    """
+    records = collect(out, seeds, command)
+    if len(records) == 1:
+        print(f"no finished protocol under {out}: records and RESULTS.md left as they are", file=sys.stderr)
+        return None
+    return publish("results", records, results, report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,10 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.protocols if n not in PROTOCOLS]
     if unknown:
         parser.error(f"unknown protocol(s) {unknown}; choose from {list(PROTOCOLS)}")
-    out, report = OUT, REPORT
+    out, results, report = OUT, RESULTS, MARKDOWN
     if args.smoke:
-        out = Path(tempfile.mkdtemp(prefix="mmocc-results-"))
-        report = out / "RESULTS.md"
+        out = results = report = Path(tempfile.mkdtemp(prefix="mmocc-results-"))
         args.protocols = args.protocols or ["synthetic"]
     if not args.report_only:
         names = args.protocols or list(PROTOCOLS)
@@ -248,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for done in pool.map(run_protocol, jobs, [out] * len(jobs), [args.smoke] * len(jobs)):
                 print(f"finished {done}", file=sys.stderr)
-    write_report(out, report, [0] if args.smoke else SEEDS)
-    return 0
+    command = command_line("run_benchmarks.py", ["--smoke"] if args.smoke else [])
+    path = write_report(out, results, report, [0] if args.smoke else SEEDS, command)
+    if path is not None:
+        print(path.read_text(encoding="utf-8"))
+    return 0 if path is not None else 1
 
 
 if __name__ == "__main__":

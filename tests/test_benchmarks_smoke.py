@@ -72,15 +72,19 @@ def test_reports_render_from_results_csv(scripts: dict, tmp_path: Path) -> None:
                        "fit_seconds": 1.0, "score_seconds": 0.5}
             for normal in ("0", "1"):
                 writer.writerows([normal, model, 0, 32, metric, value] for metric, value in metrics.items())
-    report = tmp_path / "RESULTS.md"
-    run.write_report(tmp_path, report, [0])
+    records = tmp_path / "records"
+    report = run.write_report(tmp_path, records, tmp_path, [0], "python benchmarks/run_benchmarks.py --smoke")
     text = report.read_text()
     assert "| **default_multimodal** | 0.950 | 0.950 | 0.500 | 0.800 | 0.950 | 1.50 |" in text
     assert "best baseline knn_early 0.9000 (beaten)" in text
+    saved = json.loads((records / "results.json").read_text())
+    assert saved[0]["kind"] == "run" and saved[0]["machine"]["cpu"] and saved[0]["date"]
+    assert {r["model"] for r in saved if r["kind"] == "row"} == {
+        "default_multimodal", "default_view0", "default_view1", "knn_early"}
+    assert run.write_report(tmp_path / "nothing", records, tmp_path, [0], "") is None
     ablations = scripts["ablations"]
-    plan = ablations.Plan(out=tmp_path / "ablations", report=tmp_path / "ABLATIONS.md")
-    ablations.write_report({}, {}, plan, jobs=2)
-    assert "(Table IV not run yet)" in plan.report.read_text()
+    plan = ablations.Plan(out=tmp_path / "ablations", results=records, markdown=tmp_path)
+    assert "(Table IV not run yet)" in ablations.write_report({}, {}, plan, jobs=2).read_text()
 
 
 def test_calibration_compares_threshold_sources_on_the_same_samples(scripts: dict, tmp_path: Path) -> None:
@@ -93,8 +97,8 @@ def test_calibration_compares_threshold_sources_on_the_same_samples(scripts: dic
     # (a) and (c) share one fit and its scores: only the threshold moves.
     assert rows["train"]["roc_auc"] == rows["calibrate"]["roc_auc"]
     assert record["n_calibration"] >= 1 and record["n_test_normal"] >= 1
-    report = tmp_path / "CALIBRATION.md"
-    calibration.write_report(tmp_path, report, "calibration.py --smoke", 1.0, [0], smoke=True)
+    report = calibration.write_report(tmp_path, tmp_path / "records", tmp_path, "calibration.py --smoke", 1.0,
+                                      [0], smoke=True)
     text = report.read_text()
     assert "| `synthetic_yaw` |" in text and "## `synthetic_yaw`" in text
     assert "`synthetic_random`" not in text  # no finished job: no section
