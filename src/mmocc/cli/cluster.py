@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mmocc.cli.options import STDOUT, _check_out, note, parse_data_options
+from mmocc.cli.options import STDOUT, check_out, note, parse_data_options
 
 ENGINES = ("local", "dask")
 """The values of ``--engine``."""
@@ -22,7 +22,7 @@ ENGINES = ("local", "dask")
 def _check_score_out(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     """Check ``--out``: a CSV file (or ``-``) for the local engine, a folder for dask (option callback)."""
     if ctx.params.get("engine") != "dask":
-        return _check_out(ctx, param, value, stdout=True)
+        return check_out(ctx, param, value, stdout=True)
     if value == STDOUT or (value.exists() and not value.is_dir()) or value.is_symlink():
         raise click.BadParameter(
             f"with --engine dask, --out is a folder to write scores.csv into, not {value}"

@@ -85,7 +85,7 @@ STDOUT = Path("-")
 """The ``--out`` value that means standard output, where a command allows it."""
 
 
-def _check_out(ctx: click.Context, param: click.Parameter, value: Path, *, stdout: bool) -> Path:
+def check_out(ctx: click.Context, param: click.Parameter, value: Path, *, stdout: bool) -> Path:
     """Refuse an ``--out`` that is a link, folder, pipe or device before any work (option callback)."""
     from mmocc.utils.files import check_output_file
 
@@ -125,7 +125,7 @@ def out_option(help: str, *, stdout: bool = False) -> Callable[[Callable[..., An
         "--out",
         required=True,
         type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-        callback=functools.partial(_check_out, stdout=stdout),
+        callback=functools.partial(check_out, stdout=stdout),
         help=help + ("  '-' writes to standard output." if stdout else ""),
     )
 
