@@ -215,13 +215,6 @@ def summary_figures(row: Mapping[str, Any]) -> dict[str, Any]:
             "seconds": float(np.mean(row["seconds"]))}
 
 
-def mean_std(values: Sequence[float], digits: int = 3) -> str:
-    """``mean ± sample std``, or the value alone when there is one."""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
 def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     """Lines of a Markdown table, the first column left-aligned and the others right-aligned."""
     return [

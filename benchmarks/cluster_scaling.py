@@ -19,6 +19,10 @@ records the load average. Usage (from the repository root)::
     python benchmarks/cluster_scaling.py            # 20,000 pairs; writes benchmarks/CLUSTER.md
     python benchmarks/cluster_scaling.py --quick    # 5,000 pairs
     python benchmarks/cluster_scaling.py --smoke    # 1,000 pairs; prints the report only
+
+The records (:func:`measure_records`) go to ``benchmarks/results/cluster.json``
+and CLUSTER.md is rendered from them (``render_scale.py``); ``speed.py`` puts
+the same records into SPEED.md.
 """
 
 from __future__ import annotations
@@ -31,18 +35,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from bench_common import cpu_model, write_manifest
+from bench_common import command_line, cpu_model, report, run_record, write_manifest
 from PIL import Image
 
 from mmocc import MultimodalOCC, distributed
 
-HERE = Path(__file__).resolve().parent
 DISTINCT = 200
 """Distinct PNG pairs the manifest cycles over."""
 BATCH = 500
 """Samples per chunk: 40 chunks at 20,000 pairs, so 2 workers get 4 shards each."""
+Timings = dict[tuple[int | None, int], list[float]]
 
 
 def _setup(root: Path, n: int) -> tuple[Path, Path]:
@@ -101,16 +106,17 @@ def _check_same(path: Path, reference: Path) -> None:
         raise AssertionError(f"{path} has {len(got)} lines, {reference.name} {len(want)}")
 
 
-def _rounds(root: Path, manifest: Path, model: Path, rounds: int) -> tuple[dict[str, list[float]], list[int]]:
-    """Interleaved timings (seconds per run, by variant) on warm clusters of 1 and 2 workers.
+def _rounds(root: Path, manifest: Path, model: Path, rounds: int) -> tuple[Timings, list[int]]:
+    """Interleaved timings (seconds per run) on warm clusters of 1 and 2 workers.
 
     Each round runs every variant once, so that a load that changes over time
-    weighs on all of them alike. Returns the timings and the workers' torch threads.
+    weighs on all of them alike. Returns the timings by (workers, torch threads),
+    workers None for in-process scoring, and the workers' torch threads.
     """
     import torch
     from distributed import Client
 
-    times: dict[str, list[float]] = {}
+    times: Timings = {}
     with (
         distributed.local_cluster(1) as one,
         Client(one) as client_1,
@@ -125,20 +131,18 @@ def _rounds(root: Path, manifest: Path, model: Path, rounds: int) -> tuple[dict[
                               n_shards=workers)
         for r in range(rounds):
             for threads_single in (1, 2):
-                name = f"in-process scoring, 1 process, {threads_single} torch thread(s)"
-                times.setdefault(name, []).append(_single(model, manifest, threads_single))
+                times.setdefault((None, threads_single), []).append(_single(model, manifest, threads_single))
             for workers, client in clients.items():
                 out = root / f"api{workers}-{r}"
                 start = time.perf_counter()
                 distributed.score(model, str(manifest), out, client=client, **common)
-                times.setdefault(f"`distributed.score`, warm cluster of {workers} worker(s)", []).append(
-                    time.perf_counter() - start)
+                times.setdefault((workers, 1), []).append(time.perf_counter() - start)
                 _check_same(out / "scores.csv", root / "single1.csv")
     return times, threads
 
 
-def section(smoke: bool = False, quick: bool = False) -> list[str]:
-    """Run the measurements and return the report as Markdown lines.
+def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, Any]]:
+    """Run the measurements and return their records.
 
     Parameters
     ----------
@@ -149,8 +153,11 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
 
     Returns
     -------
-    list of str
-        The report's lines.
+    list of dict
+        ``cluster_setup`` (command, sizes, machine, load averages, the workers'
+        torch threads and the scaling figures), a ``cluster_warm`` record per
+        warm variant (best and median seconds, pairs/s, ratio to one process
+        with one thread) and a ``cluster_cli`` record per end-to-end run.
     """
     n, rounds = (1_000, 1) if smoke else (5_000, 3) if quick else (20_000, 3)
     load_before = os.getloadavg()
@@ -159,58 +166,35 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
         manifest, model = _setup(root, n)
         base = [str(model), "--data", str(manifest), "-O", "cache=false", "--device", "cpu", "-q"]
         base += ["--batch-size", str(BATCH)]
-        seconds = _cli([*base, "--out", "single1.csv", "--threads", "1"], root)
-        end_to_end = {"`mmocc score --threads 1`": seconds}
-        seconds = _cli([*base, "--out", "cli2", "--engine", "dask", "--workers", "2"], root)
-        end_to_end["`mmocc score --engine dask --workers 2`"] = seconds
+        single_cli = _cli([*base, "--out", "single1.csv", "--threads", "1"], root)
+        dask_cli = _cli([*base, "--out", "cli2", "--engine", "dask", "--workers", "2"], root)
         _check_same(root / "cli2" / "scores.csv", root / "single1.csv")
         times, threads = _rounds(root, manifest, model, rounds)
-    load_after = os.getloadavg()
-    best = {name: min(values) for name, values in times.items()}
-    single = best["in-process scoring, 1 process, 1 torch thread(s)"]
-    one, two = (best[f"`distributed.score`, warm cluster of {w} worker(s)"] for w in (1, 2))
-    flag = " --smoke" if smoke else " --quick" if quick else ""
-    return [
-        "## Scoring on a cluster: 1 vs 2 Dask workers",
-        "",
-        f"Generated by `python benchmarks/cluster_scaling.py{flag}`: {n:,} pairs of 32 px RGB PNGs "
-        f"(a manifest cycling over {DISTINCT} distinct pairs, decoded every run), the default preset, "
-        f"chunks of {BATCH}, on the CPU. Warm runs: {rounds} interleaved round(s), best and median shown.",
-        "",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores",
-        f"- load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
-        f"after: {', '.join(f'{x:.2f}' for x in load_after)}",
-        f"- torch threads per Dask worker: {sorted(set(threads))} (Dask sets OMP_NUM_THREADS=1 in workers); "
-        "the clusters are `mmocc.deploy.cluster.local_cluster`'s, without Dask's MALLOC_TRIM_THRESHOLD_",
-        "- every cluster output equals the single-process CSV byte for byte",
-        "",
-        "| run (warm: model loaded, workers started) | best s | median s | pairs/s | vs 1 process 1 thread |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {name} | {min(v):.2f} | {np.median(v):.2f} | {n / min(v):,.0f} | {single / min(v):.2f}x |"
-            for name, v in times.items()
-        ),
-        "",
-        "| end to end (process start, imports, cluster start, merge) | wall s |",
-        "|---|---|",
-        *(f"| {name} | {s:.2f} |" for name, s in end_to_end.items()),
-        "",
-        f"Scaling from 1 to 2 workers on a warm cluster: **{one / two:.2f}x** (ideal 2x on {os.cpu_count()} "
-        f"cores); 2 workers against one process with 1 thread: {single / two:.2f}x.",
-        "",
-    ]
+    best = {key: min(values) for key, values in times.items()}
+    single = best[None, 1]
+    warm = [{"kind": "cluster_warm", "workers": workers, "threads": n_threads, "best_s": min(values),
+             "median_s": float(np.median(values)), "pairs_per_s": n / min(values),
+             "vs_single": single / min(values)} for (workers, n_threads), values in times.items()]
+    flags = ["--smoke"] if smoke else ["--quick"] if quick else []
+    setup = {"kind": "cluster_setup", "command": command_line("cluster_scaling.py", flags),
+             "mode": "smoke" if smoke else "quick" if quick else "full", "n": n, "distinct": DISTINCT,
+             "batch": BATCH, "rounds": rounds, "cpu": cpu_model(), "cores": os.cpu_count(),
+             "load_before": list(load_before), "load_after": list(os.getloadavg()),
+             "worker_threads": sorted(set(threads)), "scaling": best[1, 1] / best[2, 1],
+             "two_workers_vs_single": single / best[2, 1]}
+    return [setup, *warm, {"kind": "cluster_cli", "run": "single", "seconds": single_cli},
+            {"kind": "cluster_cli", "run": "dask", "workers": 2, "seconds": dask_cli}]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; write benchmarks/CLUSTER.md unless ``--smoke``."""
+    """Run the benchmark and print the report; unless ``--smoke``, save the records and write CLUSTER.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="1,000 pairs; print the report only")
     parser.add_argument("--quick", action="store_true", help="5,000 pairs instead of 20,000")
     args = parser.parse_args(argv)
-    text = "\n".join(section(smoke=args.smoke, quick=args.quick)) + "\n"
-    print(text)
-    if not args.smoke:
-        (HERE / "CLUSTER.md").write_text(text, encoding="utf-8")
+    records = [run_record("cluster", command_line("cluster_scaling.py")),
+               *measure_records(smoke=args.smoke, quick=args.quick)]
+    print(report("cluster", records, write=not args.smoke))
     return 0
 
 

@@ -9,7 +9,7 @@ The runs use exactly the configs of ``benchmarks/run_benchmarks.py`` (same
 splits, seeds and one torch thread), limited to the ``paper_multimodal`` and
 ``default_multimodal`` rows, into ``benchmarks/out/headline/``. The comparison
 reads the *before* figures from RESULTS.md's records, ``benchmarks/results/results.json``.
-:func:`section` returns the Markdown that ``benchmarks/speed.py`` puts into SPEED.md.
+:func:`records` returns the records that ``benchmarks/speed.py`` puts into SPEED.md.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import run_benchmarks
-from bench_common import RESULTS, cpu_model, mean_std, read_results, summarize
-from render import mean_std as format_spread
+from bench_common import RESULTS, cpu_model, read_results, spread, summarize
+from render import Topic, renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "headline"
@@ -31,14 +32,14 @@ ROWS = ("paper_multimodal", "default_multimodal")
 """The headline models of RESULTS.md."""
 
 
-def stored_rows(results: Path = RESULTS) -> dict[tuple[str, str], str]:
-    """(protocol, model) -> RESULTS.md's mean ROC AUC cell of a headline row, e.g. ``0.904 ± 0.003``.
+def stored_rows(results: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
+    """(protocol, model) -> the mean ROC AUC of a headline row of RESULTS.md (a :func:`bench_common.spread`).
 
     Read from RESULTS.md's records (``results/results.json``), side-by-side table only.
     """
     path = results / "results.json"
     records = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    return {(r["protocol"], r["model"]): format_spread(r["roc_auc"]) for r in records
+    return {(r["protocol"], r["model"]): r["roc_auc"] for r in records
             if r["kind"] == "row" and r["study"] == "main" and r["model"] in ROWS}
 
 
@@ -51,27 +52,25 @@ def run(out: Path = OUT, smoke: bool = False) -> None:
         run_benchmarks.run_one_thread(config, run_benchmarks.PROTOCOLS[name]["source"], out / name)
 
 
-def section(out: Path = OUT, seeds: Sequence[int] = run_benchmarks.SEEDS) -> list[str]:
-    """Markdown comparing the re-run headline rows with RESULTS.md (rows without results are left out)."""
+def records(out: Path = OUT, seeds: Sequence[int] = run_benchmarks.SEEDS) -> list[dict[str, Any]]:
+    """The re-run headline rows beside RESULTS.md's (rows without results are left out).
+
+    Returns ``headline_setup`` (the CPU) and a ``headline`` record per protocol
+    and model: ``before`` (RESULTS.md's mean ROC AUC, None when it has none),
+    ``now`` (the re-run's, both as :func:`bench_common.spread`) and ``worst``
+    (the mean over seeds of the worst task now).
+    """
     stored = stored_rows()
-    lines = [
-        "## Quality after the training change (RESULTS.md headline rows re-run)",
-        "",
-        "Mean ROC AUC, mean ± std over seeds of the per-seed task average; same splits and seeds as "
-        "RESULTS.md (`python benchmarks/headline.py`).",
-        "",
-        "| protocol | model | RESULTS.md (before) | now | worst task now |",
-        "|---|---|---:|---:|---:|",
-    ]
+    rows = []
     for name in run_benchmarks.PROTOCOLS:
         table = read_results(out / name)
         for model in ROWS:
             row = summarize(table, model, list(seeds)) if table else None
-            if row is None:
-                continue
-            before, now = stored.get((name, model), "—"), mean_std(row["mean"])
-            lines.append(f"| {name} | {model} | {before} | {now} | {np.mean(row['worst']):.3f} |")
-    return [*lines, "", f"CPU: {cpu_model()}.", ""]
+            if row is not None:
+                rows.append({"kind": "headline", "protocol": name, "model": model,
+                             "before": stored.get((name, model)), "now": spread(row["mean"]),
+                             "worst": float(np.mean(row["worst"]))})
+    return [{"kind": "headline_setup", "cpu": cpu_model()}, *rows]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -81,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(tempfile.mkdtemp(prefix="mmocc-headline-")) if args.smoke else OUT
     run(out, smoke=args.smoke)
-    print("\n".join(section(out, [0] if args.smoke else run_benchmarks.SEEDS)))
+    found = records(out, [0] if args.smoke else run_benchmarks.SEEDS)
+    print(renderer("render_scale").headline(Topic("headline", found)))
 
 
 if __name__ == "__main__":

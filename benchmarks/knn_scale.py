@@ -24,6 +24,10 @@ first ``--measure`` test pairs and are extrapolated linearly to ``n_test``;
     python benchmarks/knn_scale.py            # n_train 16,000, n_test 100,000; writes benchmarks/KNN.md
     python benchmarks/knn_scale.py --quick    # n_train 4,000, n_test 20,000; prints only
     python benchmarks/knn_scale.py --smoke    # seconds; prints only
+
+The records (:func:`measure_records`) go to ``benchmarks/results/knn.json`` and
+KNN.md is rendered from them (``render_scale.py``); ``speed.py`` puts the same
+records into SPEED.md.
 """
 
 from __future__ import annotations
@@ -32,12 +36,11 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from bench_common import cpu_model, markdown_table
+from bench_common import command_line, cpu_model, report, run_record
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
@@ -46,7 +49,6 @@ from mmocc.model.hyperparams import DEFAULT
 from mmocc.scoring import Features, KNNScore
 from mmocc.search.index import NeighborIndex
 
-HERE = Path(__file__).resolve().parent
 GROUPS = {"dorsal": "g", "lateral": "g"}
 BATCH = 1024
 TARGET_S = 60.0
@@ -199,8 +201,8 @@ def _measure(n_train: int, n_test: int, n_measure: int) -> tuple[dict[str, dict[
     return out, accuracy
 
 
-def section(smoke: bool = False, quick: bool = False) -> list[str]:
-    """Run the benchmark and return its Markdown section.
+def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, Any]]:
+    """Run the benchmark and return its records.
 
     Parameters
     ----------
@@ -211,8 +213,10 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
 
     Returns
     -------
-    list of str
-        Markdown lines: the set-up, a table of the modes and the accuracy figures.
+    list of dict
+        ``knn_setup`` (command, mode, machine, sizes, seconds, target), a
+        ``knn`` record per search (fit and score seconds, the pairs scored, the
+        total, the speed-up over ``old``, ROC AUC) and ``knn_accuracy``.
     """
     n_train, n_test, n_measure = (300, 2000, 500) if smoke else (4000, 20_000, 2048) if quick else (
         16_000, 100_000, 2048)
@@ -220,63 +224,30 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
     load = os.getloadavg()[0]
     started = time.perf_counter()
     out, accuracy = measure(n_train, n_test, n_measure, threads)
-    body = []
-    for name, result in out.items():
-        scored = n_test if name == "approximate" else min(n_measure, n_test)
-        note = "" if scored == n_test else f" (measured on {scored:,}, extrapolated)"
-        body.append([
-            name,
-            f"{result['fit_s']:.1f}",
-            f"{result['score_full_s']:.1f}{note}",
-            f"{result['total_s']:.1f}",
-            f"{out['old']['total_s'] / result['total_s']:.1f}x",
-            f"{result['roc']:.4f}",
-        ])
-    best = out["approximate"]["total_s"]
-    verdict = "met" if best <= TARGET_S else f"missed by {best / TARGET_S:.1f}x"
-    flag = " --smoke" if smoke else " --quick" if quick else ""
-    return [
-        "## kNN at scale",
-        "",
-        f"Command: `python benchmarks/knn_scale.py{flag}`. "
-        f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} with {threads} threads, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; 1-minute load average "
-        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Default preset's k-NN score "
-        f"(pooled, both spaces, k = {DEFAULT.n_neighbors}): banks of {2 * n_train:,} rows of 3,072 input "
-        f"and {DEFAULT.vector_latent} latent dimensions; {n_test:,} test pairs. "
-        f"Total {time.perf_counter() - started:.0f} s.",
-        "",
-        *markdown_table(
-            ["search", "fit: leave-one-out (s)", f"score {n_test:,} pairs (s)", "k-NN total (s)", "speed-up",
-             "ROC AUC"],
-            body,
-        ),
-        "",
-        f"- Exact against old: max relative difference of the k-NN distances {accuracy['exact_vs_old']:.1e} "
-        f"(all training leave-one-out distances and the first {min(BATCH, n_measure):,} test pairs, "
-        "both spaces). "
-        f"ROC AUC: normal against anomalous test pairs, over the pairs each search scored.",
-        f"- Approximate: recall@{DEFAULT.n_neighbors} {accuracy['recall']:.4f} against exact in the input "
-        "space; "
-        f"max relative difference of its k-NN distances from exact {accuracy['approximate_vs_exact']:.1e}.",
-        f"- Target (issue 14): k-NN part of fit + score <= {TARGET_S:.0f} s at n_train 16,000, "
-        "n_test 100,000 "
-        f"on 2 cores" + ("." if smoke or quick else f": {verdict} by the approximate search."),
-        "",
-    ]
+    rows = [{"kind": "knn", "search": name, "fit_s": result["fit_s"], "score_s": result["score_full_s"],
+             "scored": n_test if name == "approximate" else min(n_measure, n_test),
+             "total_s": result["total_s"], "speedup": out["old"]["total_s"] / result["total_s"],
+             "roc_auc": result["roc"]} for name, result in out.items()]
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    command = command_line("knn_scale.py", [] if mode == "full" else [f"--{mode}"])
+    setup = {"kind": "knn_setup", "command": command, "mode": mode, "cpu": cpu_model(),
+             "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
+             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"), "load_start": load,
+             "load_end": os.getloadavg()[0], "k": DEFAULT.n_neighbors, "n_train": n_train,
+             "latent": DEFAULT.vector_latent, "n_test": n_test, "n_measure": n_measure,
+             "seconds": time.perf_counter() - started, "target_s": TARGET_S}
+    return [setup, *rows, {"kind": "knn_accuracy", **accuracy, "probe": min(BATCH, n_measure)}]
 
 
 def main() -> None:
-    """Print the section; without ``--smoke``/``--quick`` also write benchmarks/KNN.md."""
+    """Print the report; without ``--smoke``/``--quick`` also save the records and write benchmarks/KNN.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, print only")
     parser.add_argument("--quick", action="store_true", help="n_train 4,000, n_test 20,000, print only")
     options = parser.parse_args()
-    lines = section(smoke=options.smoke, quick=options.quick)
-    text = "\n".join(["<!-- generated by benchmarks/knn_scale.py -->", "", *lines])
-    print(text)
-    if not (options.smoke or options.quick):
-        (HERE / "KNN.md").write_text(text, encoding="utf-8")
+    records = [run_record("knn", command_line("knn_scale.py")),
+               *measure_records(smoke=options.smoke, quick=options.quick)]
+    print(report("knn", records, write=not (options.smoke or options.quick)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ the subject is the scoring, not the features. Usage::
     python benchmarks/patch_speed.py            # writes benchmarks/PATCH_SPEED.md (a few minutes)
     python benchmarks/patch_speed.py --quick    # 32 and 64 px only, prints the report
     python benchmarks/patch_speed.py --smoke    # seconds; prints the report only
+
+The records (:func:`measure_records`) go to ``benchmarks/results/patch_speed.json``
+and PATCH_SPEED.md is rendered from them (``render_scale.py``); ``speed.py``
+puts the same records into SPEED.md.
 """
 
 from __future__ import annotations
@@ -37,12 +41,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from bench_common import cpu_model, markdown_table
+from bench_common import best_time, command_line, cpu_model, report, run_record
 
 from mmocc import MultimodalOCC, one_class_split
 from mmocc.data.defects import defect_dataset
@@ -53,8 +56,6 @@ from mmocc.scoring.patch import PatchScore
 from mmocc.search import index as search_index
 from mmocc.search.index import NeighborIndex, faiss_module
 
-HERE = Path(__file__).resolve().parent
-REPORT = HERE / "PATCH_SPEED.md"
 RATIOS = (0.01, 0.1, 1.0)
 TARGET_PAIRS_PER_S = 1000.0
 """Issue 14: at 64 px, with the default bank, on 2 threads."""
@@ -120,16 +121,6 @@ def cdist_nearest(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def best_seconds(fn: Callable[[], Any], repeats: int = 2) -> float:
-    """Best wall time of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def defect_task(size: int, plan: Plan) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Training views, test views (clean held-out normals, then their defective copies) and labels."""
     data = make_synthetic(n_per_class=plan.n_per_class, n_classes=2, size=size, seed=0)
@@ -157,7 +148,8 @@ def measure_size(size: int, plan: Plan) -> tuple[list[dict[str, Any]], list[dict
     for ratio in RATIOS:
         bank_rows = math.ceil(ratio * n_patches)
         rule = PatchScore(fitted.view_groups, coreset_ratio=ratio)
-        row: dict[str, Any] = {"size": size, "ratio": ratio, "train_patches": n_patches, "bank": bank_rows}
+        row: dict[str, Any] = {"size": size, "ratio": ratio, "train_patches": n_patches, "bank": bank_rows,
+                               "fit_s": None, "auc": None}
         if n_patches * bank_rows <= LOO_LIMIT:
             coreset: list[float] = []
             start = time.perf_counter()
@@ -165,18 +157,18 @@ def measure_size(size: int, plan: Plan) -> tuple[list[dict[str, Any]], list[dict
                 rule.fit(train_feats)
             row["fit_s"], row["coreset_s"] = time.perf_counter() - start, sum(coreset)
             clf.rule_ = rule
-            seconds = best_seconds(lambda: clf.decision_function(test), repeats=1)
+            seconds = best_time(lambda: clf.decision_function(test), 1, warmup=0)
             row["pairs_per_s"] = len(labels) / seconds
             row["auc"] = roc_auc(labels, clf.decision_function(test))
         else:  # a full-bank fit would take too long: time the coreset and the query path only
             points = torch.cat([patch._as_rows(m) for m in train_feats.patches.values()])
-            row["coreset_s"] = best_seconds(partial(patch.greedy_coreset, points, bank_rows), repeats=1)
+            row["coreset_s"] = best_time(partial(patch.greedy_coreset, points, bank_rows), 1, warmup=0)
             rule.banks = {group: points for group in set(fitted.view_groups.values())}
             rule.mean, rule.std = fitted.mean, fitted.std
             clf.rule_ = rule
             n = max(2, min(len(labels), int(SEARCH_WORK / (bank_rows * len(queries) / len(labels)))))
             subset = {v: x[:n] for v, x in test.items()}
-            row["pairs_per_s"] = n / best_seconds(partial(clf.decision_function, subset), repeats=1)
+            row["pairs_per_s"] = n / best_time(partial(clf.decision_function, subset), 1, warmup=0)
         rows.append(row)
         bank = next(iter(rule.banks.values()))
         searches.append(search_row(size, ratio, queries, bank))
@@ -195,27 +187,26 @@ def search_row(size: int, ratio: float, queries: torch.Tensor, bank: torch.Tenso
         methods["faiss"] = lambda: nearest_distance(q, bank, use_faiss=True)
     row: dict[str, Any] = {"size": size, "ratio": ratio, "bank": len(bank), "queries": len(q)}
     for name, fn in methods.items():
-        row[name] = len(q) / best_seconds(fn)
+        row[name] = len(q) / best_time(fn, 2, warmup=0)
     return row
 
 
-def fmt_ratio(ratio: float) -> str:
-    """A bank ratio as a percentage."""
-    return f"{ratio * 100:g}%"
+def choose_default(rows: list[dict[str, Any]]) -> tuple[float, float | None]:
+    """The smallest ratio whose ROC AUC is within 0.005 of the full bank's at every size measured.
 
-
-def choose_default(rows: list[dict[str, Any]]) -> tuple[float, str]:
-    """The smallest ratio whose ROC AUC is within 0.005 of the full bank's at every size measured."""
-    full = {r["size"]: r["auc"] for r in rows if r["ratio"] == 1.0 and "auc" in r}
+    Returns the ratio and its largest AUC loss against the full bank (None when
+    no smaller bank qualifies and the full bank is the default).
+    """
+    full = {r["size"]: r["auc"] for r in rows if r["ratio"] == 1.0 and r["auc"] is not None}
     for ratio in RATIOS:
         gaps = [full[r["size"]] - r["auc"] for r in rows if r["ratio"] == ratio and r["size"] in full]
         if gaps and max(gaps) <= 0.005:
-            return ratio, f"largest AUC loss against the full bank {max(gaps):+.4f}"
-    return 1.0, "every smaller bank loses more than 0.005 ROC AUC"
+            return ratio, max(gaps)
+    return 1.0, None
 
 
-def section(smoke: bool = False, quick: bool = False) -> list[str]:
-    """Measure and return the patch-speed report as Markdown lines.
+def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, Any]]:
+    """Measure and return the patch-speed records.
 
     Parameters
     ----------
@@ -226,10 +217,15 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
 
     Returns
     -------
-    list of str
-        The section, headed ``## Patch scoring speed``.
+    list of dict
+        ``patch_setup`` (command, mode, machine, data, the default bank and its
+        AUC loss), a ``patch`` record per size and bank (patches, bank rows,
+        coreset and fit seconds, pairs/s, ROC AUC and its difference to the full
+        bank; None where a fit was skipped) and a ``patch_search`` record per
+        size and bank (queries/s of each search method and their ratios to cdist).
     """
-    plan = PLANS["smoke" if smoke else "quick" if quick else "full"]
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    plan = PLANS[mode]
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
@@ -238,107 +234,35 @@ def section(smoke: bool = False, quick: bool = False) -> list[str]:
         more_rows, more_searches = measure_size(size, plan)
         rows += more_rows
         searches += more_searches
-    default, reason = choose_default(rows)
-    header = [
-        "size",
-        "bank",
-        "train patches",
-        "bank rows",
-        "coreset (s)",
-        "fit (s)",
-        "pairs/s",
-        "ROC AUC",
-        "AUC - full bank",
-    ]
-    full = {r["size"]: r["auc"] for r in rows if r["ratio"] == 1.0 and "auc" in r}
-    body = []
+    default, gap = choose_default(rows)
+    full = {r["size"]: r["auc"] for r in rows if r["ratio"] == 1.0 and r["auc"] is not None}
     for r in rows:
-        auc = r.get("auc")
-        gap = "—" if auc is None or r["size"] not in full else f"{auc - full[r['size']]:+.4f}"
-        body.append(
-            [
-                f"{r['size']} px",
-                fmt_ratio(r["ratio"]),
-                str(r["train_patches"]),
-                str(r["bank"]),
-                f"{r['coreset_s']:.2f}",
-                "—" if "fit_s" not in r else f"{r['fit_s']:.2f}",
-                f"{r['pairs_per_s']:.0f}",
-                "—" if auc is None else f"{auc:.4f}",
-                gap,
-            ]
-        )
-    methods = [m for m in ("cdist", "blocked", "faiss") if m in searches[0]]
-    search_header = [
-        "size",
-        "bank",
-        "bank rows",
-        "queries",
-        *(f"{m} (queries/s)" for m in methods),
-        "blocked / cdist",
-        *(["faiss / cdist"] if "faiss" in methods else []),
-    ]
-    search_body = [
-        [
-            f"{s['size']} px",
-            fmt_ratio(s["ratio"]),
-            str(s["bank"]),
-            str(s["queries"]),
-            *(f"{s[m]:.0f}" for m in methods),
-            f"{s['blocked'] / s['cdist']:.2f}x",
-            *([f"{s['faiss'] / s['cdist']:.2f}x"] if "faiss" in methods else []),
-        ]
-        for s in searches
-    ]
-    at64 = [r for r in rows if r["size"] == 64 and r["ratio"] == default]
-    target = (
-        f"At 64 px with the {fmt_ratio(default)} bank: {at64[0]['pairs_per_s']:.0f} pairs/s against the "
-        f"target of {TARGET_PAIRS_PER_S:.0f} ({at64[0]['pairs_per_s'] / TARGET_PAIRS_PER_S:.2f}x)."
-        if at64
-        else "64 px not measured in this mode."
-    )
-    return [
-        "## Patch scoring speed",
-        "",
-        f"Command: `python benchmarks/patch_speed.py`. Machine: {cpu_model()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), faiss "
-        f"{'not installed' if faiss_module() is None else faiss_module().__version__}; load average "
-        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after. Data: make_synthetic "
-        f"(n_per_class={plan.n_per_class}, 2 classes, seed 0), normal class 0, train fraction "
-        f"{plan.train_fraction}, the held-out normals and a copy of each with one local defect "
-        f"(area 1-3%); patch preset, {plan.epochs} epochs, seed 0. Total "
-        f"{time.perf_counter() - started:.0f} s.",
-        "",
-        *markdown_table(header, body),
-        "",
-        "Fit = coreset + leave-one-out standardization; — where it was skipped (more than "
-        f"{LOO_LIMIT:.0e} patch-to-bank distances), the pairs/s then timed on a subset.",
-        "",
-        "Nearest-patch search alone (test patches against each bank, best of 2):",
-        "",
-        *markdown_table(search_header, search_body),
-        "",
-        f"Default bank: **{fmt_ratio(default)}** of the training patches ({reason}). {target}",
-        "",
-    ]
+        r["auc_gap"] = None if r["auc"] is None or r["size"] not in full else r["auc"] - full[r["size"]]
+    for q in searches:
+        q["blocked_vs_cdist"] = q["blocked"] / q["cdist"]
+        if "faiss" in q:
+            q["faiss_vs_cdist"] = q["faiss"] / q["cdist"]
+    faiss = faiss_module()
+    setup = {"kind": "patch_setup", "command": command_line("patch_speed.py"), "mode": mode,
+             "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+             "threads": torch.get_num_threads(), "faiss": None if faiss is None else faiss.__version__,
+             "load_before": load_before, "load_after": os.getloadavg()[0], "n_per_class": plan.n_per_class,
+             "train_fraction": plan.train_fraction, "epochs": plan.epochs,
+             "seconds": time.perf_counter() - started, "loo_limit": LOO_LIMIT,
+             "target_pairs_per_s": TARGET_PAIRS_PER_S, "default_ratio": default, "default_gap": gap}
+    return [setup, *({"kind": "patch", **r} for r in rows),
+            *({"kind": "patch_search", **q} for q in searches)]
 
 
 def main() -> None:
-    """Run the benchmark; write PATCH_SPEED.md (not with --smoke or --quick) and print it."""
+    """Run the benchmark and print the report; a full run also saves it and writes PATCH_SPEED.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data, 16 px; print only")
     parser.add_argument("--quick", action="store_true", help="32 and 64 px on smaller data; print only")
     options = parser.parse_args()
-    lines = [
-        "<!-- generated by benchmarks/patch_speed.py -->",
-        "# Patch scoring speed",
-        "",
-        *section(smoke=options.smoke, quick=options.quick)[2:],
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if not (options.smoke or options.quick):
-        REPORT.write_text(text, encoding="utf-8")
+    records = [run_record("patch_speed", command_line("patch_speed.py")),
+               *measure_records(smoke=options.smoke, quick=options.quick)]
+    print(report("patch_speed", records, write=not (options.smoke or options.quick)))
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ class Record(dict[str, Any]):
 
 
 def _wrap(value: Any, where: str) -> Any:
-    """A mapping as a :class:`Record`, a list with its mappings as records, anything else as it is."""
+    """A mapping as a :class:`Record` (a record keeps its own name), a list's mappings too, the rest as is."""
+    if isinstance(value, Record):
+        return value
     if isinstance(value, Mapping):
         return Record(value, where)
     if isinstance(value, list):

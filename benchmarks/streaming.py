@@ -14,8 +14,10 @@ PNG pairs cycling over a few distinct files, as ``speed.py`` measures it) in a
 subprocess whose peak RSS is read by :func:`bench_common.peak_rss_mib`, and their CSVs
 are compared byte for byte. The cache rates time plain Pillow and both
 versions of ``decode_files`` side by side, interleaved, on the COIL-20 files.
-Timings taken while other jobs load the machine are worthless: the report
-records the load average.
+Timings taken while other jobs load the machine are worthless: the records
+keep the load average. The records (:func:`measure_records`) go to
+``benchmarks/results/streaming.json`` and STREAMING.md is rendered from them
+(``render_scale.py``); ``speed.py`` puts the same records into SPEED.md.
 """
 
 from __future__ import annotations
@@ -35,14 +37,10 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from bench_common import cpu_model, peak_rss_mib, write_manifest
-from speed import COIL
+from bench_common import COIL, ROOT, command_line, peak_rss_mib, publish, run_record, write_manifest
 
 from mmocc.data.images import RESAMPLE, decode_files
-from mmocc.utils.files import atomic_open
 
-ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "benchmarks" / "STREAMING.md"
 BEFORE = Path(tempfile.gettempdir()) / "mmocc-before-streaming"
 TARGET_MIB = 600
 TARGET_CACHE = 0.90
@@ -177,8 +175,9 @@ def cache_rates(repeats: int, before_src: Path, files: Sequence[Path] | None = N
     return {"files": len(files), "threads": threads, **{k: len(files) / v for k, v in best.items()}}
 
 
-def section(smoke: bool = False, quick: bool = False, before: Path = BEFORE, threads: int = 1) -> list[str]:
-    """Measure and return the Markdown lines of the streaming and cache-rate report.
+def measure_records(smoke: bool = False, quick: bool = False, before: Path = BEFORE,
+                    threads: int = 1) -> list[dict[str, Any]]:
+    """Measure and return the records of the streaming and cache-rate sections.
 
     Parameters
     ----------
@@ -193,85 +192,49 @@ def section(smoke: bool = False, quick: bool = False, before: Path = BEFORE, thr
 
     Returns
     -------
-    list of str
-        The report's lines.
+    list of dict
+        ``streaming`` (peak memory and seconds before and after, decoded size,
+        equal CSVs, the target and whether it is met), then ``cache_setup`` and a
+        ``cache`` record per thread count (images/s and shares of plain Pillow),
+        or ``cache_skipped`` without the COIL-20 files.
     """
     n, repeats = SIZES["smoke" if smoke else "quick" if quick else "full"]
+    distinct = 50 if smoke else 1000
     before_src = _checkout(before)
-    mem = score_memory(n, 50 if smoke else 1000, threads, before_src)
-    met = mem["after_mib"] * 2**20 / 1e6 < TARGET_MIB
-    lines = [
-        "## Streaming sources: peak memory of `mmocc score`",
-        "",
-        f"{n:,} RGB 32x32 PNG pairs read through a manifest (cycling over {50 if smoke else 1000:,} distinct "
-        f"pairs), paper preset, {threads} torch thread(s), each with its default `--batch-size` "
-        "(before 4,096, after 1,024); peak RSS is the child's `ru_maxrss`. *Before* holds every decoded "
-        "image; *after* lists the samples, then decodes, "
-        "scores and writes 1,024 at a time with two chunks decoded ahead.",
-        "",
-        "| code | peak RSS MiB | wall s | decoded images if all held, MiB |",
-        "|---|---:|---:|---:|",
-        f"| before (no streaming) | {mem['before_mib']:.0f} | {mem['before_s']:.1f} "
-        f"| {mem['data_mib']:.0f} |",
-        f"| after (streaming) | {mem['after_mib']:.0f} | {mem['after_s']:.1f} | {mem['data_mib']:.0f} |",
-        "",
-        f"CSV byte for byte equal: **{'yes' if mem['same_csv'] else 'NO'}**. Target: peak under "
-        f"{TARGET_MIB} MB at 100,000 pairs: **{'met' if met else 'missed'}**"
-        f"{'' if n == 100_000 else f' (measured at {n:,} pairs only)'}.",
-        "",
-    ]
+    mem = score_memory(n, distinct, threads, before_src)
+    records: list[dict[str, Any]] = [{
+        "kind": "streaming", "n": n, "distinct": distinct, "threads": threads,
+        **{k: mem[k] for k in ("before_mib", "before_s", "after_mib", "after_s", "data_mib", "same_csv")},
+        "target_mib": TARGET_MIB, "met": mem["after_mib"] * 2**20 / 1e6 < TARGET_MIB,
+    }]
     if not COIL.is_dir():
-        return [*lines, f"Cache rates skipped: {COIL} is absent.", ""]
+        return [*records, {"kind": "cache_skipped", "path": str(COIL)}]
     rates = cache_rates(repeats, before_src)
-    lines += [
-        f"## Image cache build rate (the {rates['files']:,} COIL-20 PNG files, 32x32 grey, cold cache)",
-        "",
-        "Plain Pillow: open, convert, Lanczos resize, per file (with threads, over a thread pool). "
-        f"`decode_files` adds the cache key (stat and resolved path per file), the checksum and the write. "
-        f"Best of {repeats} interleaved rounds.",
-        "",
-        "| threads | plain Pillow images/s | before | of Pillow | after | of Pillow |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for k in rates["threads"]:
-        pil, old, new = rates[f"pillow_{k}"], rates[f"before_{k}"], rates[f"after_{k}"]
-        lines.append(f"| {k} | {pil:.0f} | {old:.0f} | {old / pil:.1%} | {new:.0f} | {new / pil:.1%} |")
-    worst = min(rates[f"after_{k}"] / rates[f"pillow_{k}"] for k in rates["threads"])
-    lines += [
-        "",
-        f"Target: at least {TARGET_CACHE:.0%} of plain Pillow at the same threads: "
-        f"**{'met' if worst >= TARGET_CACHE else 'missed'}** (worst {worst:.1%}). The cache key now costs "
-        "one `lstat` per file (its status, unless it is a link) and one `resolve` per folder, not a stat "
-        "and a `resolve` per file, and the thread pool takes 64 files per task instead of one.",
-        "",
-    ]
-    return lines
+    rows = [{"kind": "cache", "threads": k, "pillow": rates[f"pillow_{k}"], "before": rates[f"before_{k}"],
+             "before_share": rates[f"before_{k}"] / rates[f"pillow_{k}"], "after": rates[f"after_{k}"],
+             "after_share": rates[f"after_{k}"] / rates[f"pillow_{k}"]} for k in rates["threads"]]
+    worst = min(row["after_share"] for row in rows)
+    setup = {"kind": "cache_setup", "files": rates["files"], "repeats": repeats, "target": TARGET_CACHE,
+             "met": worst >= TARGET_CACHE, "worst": worst}
+    return [*records, setup, *rows]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the measurements and write benchmarks/STREAMING.md (a temp file with ``--smoke``)."""
+    """Run the measurements; save the records and write STREAMING.md (into a temp folder with ``--smoke``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes; report in a temp folder")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; records and report in a temp dir")
     parser.add_argument("--quick", action="store_true", help="20,000 pairs, fewer repeats")
     parser.add_argument("--before", type=Path, default=BEFORE, help="checkout of the code before streaming")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the scoring runs")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    lines = [
-        "# Streaming sources and the image cache",
-        "",
-        f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs; 1-minute load average at the start "
-        f"{os.getloadavg()[0]:.2f}.",
-        "",
-        *section(args.smoke, args.quick, args.before, args.threads),
-        f"_The run took {time.perf_counter() - start:.0f} s; 1-minute load average at the end: "
-        f"{os.getloadavg()[0]:.2f}._",
-        "",
-    ]
-    path = Path(tempfile.mkdtemp()) / "STREAMING.md" if args.smoke else REPORT
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    print("\n".join(lines))
+    flags = ["--smoke"] if args.smoke else ["--quick"] if args.quick else []
+    run = run_record("streaming", command_line("streaming.py", flags))
+    records = [run, *measure_records(args.smoke, args.quick, args.before, args.threads)]
+    run.update(seconds=time.perf_counter() - start, load_end=os.getloadavg()[0])
+    folders = [Path(tempfile.mkdtemp(prefix="mmocc-streaming-"))] * 2 if args.smoke else []
+    path = publish("streaming", records, *folders)
+    print(path.read_text(encoding="utf-8"))
     print(f"written to {path}")
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def scripts() -> dict[str, object]:
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        names = ("speed", "ablations", "run_benchmarks", "calibration")
+        names = ("speed", "speed_scoring", "ablations", "run_benchmarks", "calibration")
         return {name: importlib.import_module(name) for name in names}
     finally:
         sys.path.remove(str(BENCHMARKS))
@@ -35,7 +35,7 @@ def scripts() -> dict[str, object]:
 
 def test_flop_count_matches_the_layer_shape_formula(scripts: dict) -> None:
     # 2 * c_in * c_out * 9 * H * W summed over the convolutions of the paper encoder / decoder at 32x32.
-    assert scripts["speed"].paper_flops(32) == (13_565_952, 13_639_680)
+    assert scripts["speed_scoring"].paper_flops(32) == (13_565_952, 13_639_680)
 
 
 def test_heldout_objective_is_the_joint_loss_without_diversity(scripts: dict) -> None:
@@ -53,7 +53,7 @@ def test_heldout_objective_is_the_joint_loss_without_diversity(scripts: dict) ->
 def test_scoring_path_patch_is_undone(scripts: dict) -> None:
     from mmocc.model import inference
 
-    speed, before = scripts["speed"], inference.for_device
+    speed, before = scripts["speed_scoring"], inference.for_device
     with speed.scoring_path(speed.plain):
         assert inference.for_device is speed.plain
     assert inference.for_device is before
