@@ -215,15 +215,6 @@ def summary_figures(row: Mapping[str, Any]) -> dict[str, Any]:
             "seconds": float(np.mean(row["seconds"]))}
 
 
-def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of a Markdown table, the first column left-aligned and the others right-aligned."""
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
-        *("| " + " | ".join(row) + " |" for row in body),
-    ]
-
-
 _RSS_WRAPPER = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"

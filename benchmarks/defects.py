@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/defects.py                 # full run, 2 processes, rewrites DEFECTS.md
-    python benchmarks/defects.py --report-only   # rebuild DEFECTS.md from finished runs
+    python benchmarks/defects.py --report-only   # rebuild the records and DEFECTS.md from finished runs
     python benchmarks/defects.py --smoke         # tiny run into a temp folder, DEFECTS.md untouched
 
 Defect protocol: for each normal class, fit on the normal training split
@@ -16,17 +16,16 @@ maps of the defective samples pooled), view attribution (argmax of
 The class-novelty check reruns three protocols of ``run_benchmarks.py`` for the
 default, patch and pretrained presets, so the local presets cannot regress there
 silently. Runs are resumable under ``benchmarks/out/defects/``; every torch model
-runs with one CPU thread per process.
+runs with one CPU thread per process. Their summaries are the records
+``benchmarks/results/defects.json``, from which ``benchmarks/render.py`` writes
+DEFECTS.md (template ``benchmarks/templates/defects.md``, which holds the hand-written notes too).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,13 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import DATA, ROOT, cpu_model, markdown_table, read_results, run_one_thread
+from bench_common import (
+    DATA,
+    MARKDOWN,
+    RESULTS,
+    ROOT,
+    command_line,
+    publish,
+    read_results,
+    run_one_thread,
+    run_record,
+)
 from run_benchmarks import PROTOCOLS
 
 from mmocc.utils.files import atomic_open
 
 OUT = ROOT / "benchmarks" / "out" / "defects"
-REPORT = ROOT / "benchmarks" / "DEFECTS.md"
 SEEDS = [0]
 
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -197,10 +205,6 @@ def jobs(smoke: bool) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]]
     return novelty, [job for job in defects if have_data or job[0] != "coil"]
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None or np.isnan(value) else f"{value:.{digits}f}"
-
-
 def collect(out: Path, key: str) -> dict[str, dict[str, list]]:
     """model -> metric -> list over tasks of one defect dataset (NaN where the metric does not exist)."""
     table: dict[str, dict[str, list]] = {name: {} for name in ROWS}
@@ -217,169 +221,66 @@ def collect(out: Path, key: str) -> dict[str, dict[str, list]]:
     return table
 
 
-def mean_worst(values: list[float] | None) -> tuple[float | None, float | None]:
+def mean_worst(values: list[float] | None) -> dict[str, float | None]:
+    """``mean`` and ``worst`` over tasks, both None when the model has no such output."""
     if not values or np.all(np.isnan(values)):
-        return None, None
-    return float(np.nanmean(values)), float(np.nanmin(values))
+        return {"mean": None, "worst": None}
+    return {"mean": float(np.nanmean(values)), "worst": float(np.nanmin(values))}
 
 
-def defect_section(out: Path, key: str) -> tuple[list[str], dict[str, dict[str, float | None]]]:
-    """Markdown table of one defect dataset, and per row the mean of each metric."""
-    table = collect(out, key)
-    body, means = [], {}
-    for name, cells in table.items():
+def defect_records(out: Path, key: str) -> list[dict[str, Any]]:
+    """One defect dataset's records: its ``defect_dataset`` record, then a ``defect`` record per model."""
+    n_tasks = len(list(out.glob(f"{key}_*.json")))
+    if not n_tasks:
+        return []
+    spec = DEFECT_DATA[key]
+    records: list[dict[str, Any]] = [{"kind": "defect_dataset", "dataset": key, "title": spec["title"],
+                                      "area": list(spec["area"]), "tasks": n_tasks}]
+    for name, cells in collect(out, key).items():
         if not cells:
             continue
+        row: dict[str, Any] = {"kind": "defect", "dataset": key, "model": name, "error": None}
         if "image" not in cells:
-            body.append([name, f"error: {cells['errors'][0]}", *[""] * 6])
+            records.append({**row, "error": cells["errors"][0]})
             continue
-        stats = {m: mean_worst(cells.get(m)) for m in ("image", "pixel", "attribution")}
-        means[name] = {m: s[0] for m, s in stats.items()}
-        body.append(
-            [
-                f"**{name}**" if name in ("patch", "pretrained") else name,
-                *(fmt(v) for m in ("image", "pixel", "attribution") for v in stats[m]),
-                f"{np.mean(cells['seconds']):.2f}",
-            ]
-        )
-    header = [
-        "model",
-        "image AUC mean",
-        "image AUC worst",
-        "pixel AUROC mean",
-        "pixel AUROC worst",
-        "view attribution mean",
-        "view attribution worst",
-        "fit+score s / task",
-    ]
-    n_tasks = len(list(out.glob(f"{key}_*.json")))
-    return [f"{n_tasks} tasks.", "", *markdown_table(header, body)], means
+        records.append({**row, **{m: mean_worst(cells.get(m)) for m in ("image", "pixel", "attribution")},
+                        "seconds": float(np.mean(cells["seconds"]))})
+    return records
 
 
-def novelty_section(out: Path) -> tuple[list[str], dict[tuple[str, str], float]]:
-    """Markdown table of the class-novelty check (mean and worst task ROC AUC), and the means."""
-    body, means = [], {}
+def novelty_records(out: Path) -> list[dict[str, Any]]:
+    """A ``novelty`` record per class-novelty protocol and preset: mean and worst ROC AUC, error or none."""
+    records = []
     for protocol in NOVELTY:
-        cells = [protocol]
         for model in NOVELTY_MODELS:
             folder = out / "novelty" / protocol / model
             roc = read_results(folder).get((model, "roc_auc", 0))
+            record: dict[str, Any] = {"kind": "novelty", "protocol": protocol, "model": model,
+                                      "state": "missing"}
             if (folder / "error.txt").is_file():
-                cells.append("error: " + (folder / "error.txt").read_text(encoding="utf-8").strip())
+                record.update(state="error", error=(folder / "error.txt").read_text(encoding="utf-8").strip())
             elif roc:
-                means[protocol, model] = float(np.mean(list(roc.values())))
-                cells.append(f"{means[protocol, model]:.4f} / {min(roc.values()):.3f} ({len(roc)} tasks)")
-            else:
-                cells.append("not run")
-        body.append(cells)
-    return markdown_table(["protocol", *(f"{m}: mean / worst ROC AUC" for m in NOVELTY_MODELS)], body), means
+                record.update(state="done", roc_auc=float(np.mean(list(roc.values()))),
+                              worst=float(min(roc.values())), tasks=len(roc))
+            records.append(record)
+    return records
 
 
-def verdict_line(what: str, value: float | None, target: float) -> str:
-    if value is None:
-        return f"- {what}: not measured (target ≥ {target})."
-    met = value >= target
-    gap = "" if met else f", missed by {target - value:.3f}"
-    return f"- {what}: {value:.4f} vs target ≥ {target} — **{'met' if met else 'not met'}**{gap}."
+def write_report(out: Path, results: Path, report: Path, command: str, seconds: float | None) -> Path | None:
+    """Save the records of the runs under ``out`` to ``results`` and render DEFECTS.md into ``report``.
 
-
-def best_local(means: dict[str, dict[str, float | None]]) -> str | None:
-    """The local preset row with the highest mean image AUC on a defect dataset."""
-    local = {n: m["image"] for n, m in means.items() if n.startswith(("patch", "pretrained")) and m["image"]}
-    return max(local, key=local.get) if local else None
-
-
-def reading(defects: dict[str, dict], novelty: dict[tuple[str, str], float]) -> list[str]:
-    """The 'Reading' section: measured verdict of the chosen local preset vs the targets."""
-    coil = defects.get("coil", {})
-    lines = ["## Reading", ""]
-    for name in [n for n in ("patch", "pretrained", best_local(coil)) if n in coil and n][:3]:
-        if any(line.startswith(f"### `{name}`") for line in lines):
-            continue
-        cells = coil[name]
-        lines += [
-            f"### `{name}` on COIL-20 defects and class novelty",
-            "",
-            verdict_line("image ROC AUC (mean)", cells["image"], TARGETS["image"]),
-            verdict_line("pixel AUROC (mean)", cells["pixel"], TARGETS["pixel"]),
-            verdict_line("view attribution (mean)", cells["attribution"], TARGETS["attribution"]),
-        ]
-        for protocol in ("coil_random", "mfeat"):
-            lines.append(
-                verdict_line(f"class novelty {protocol}", novelty.get((protocol, name)), TARGETS[protocol])
-            )
-        lines.append("")
-    return lines
-
-
-def header(command: str, seconds: float | None) -> list[str]:
-    """Title, command, machine, threads, seeds, splits, date and wall time."""
-    import torch
-
-    import mmocc
-
-    cpu = cpu_model()
-    wall = "not timed (report rebuilt from finished runs)" if seconds is None else f"{seconds / 60:.1f} min"
-    return [
-        "<!-- generated by benchmarks/defects.py: edit the script, not this block -->",
-        "# Local defects and class novelty",
-        "",
-        f"Command: `{command}`. Date: {datetime.date.today().isoformat()}. Total wall time: {wall}.",
-        "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__} (CPU, torch.set_num_threads(1) in each of 2 worker processes), "
-        f"mmocc {mmocc.__version__}. Seeds {SEEDS}: seed s draws the one-class split and seeds every model; "
-        "the defects of normal class index i are painted with seed i.",
-        "",
-        "Defect protocol: each listed normal class in turn; fit on a random 66% of its samples "
-        "(`one_class_split(train_fraction=0.66)`); test set = the held-out normal pairs (label 0) plus "
-        "a copy of each with one blob / scratch / erase defect in one random view (`defect_dataset`, "
-        "label 1). Image AUC = ROC AUC of `decision_function` on that test set; pixel AUROC = ROC AUC of "
-        "`anomaly_maps` against the defect masks, both views' maps of the defective samples pooled (only "
-        "presets with maps: score='patch'); view attribution = share of defective samples whose largest "
-        "`view_scores` entry is the painted view (only rules with per-view scores). '—' = the model has no "
-        "such output. Seconds = fit + `decision_function` on the test set, one thread, two processes "
-        "sharing 2 cores. Rows: the presets of `MultimodalOCC`; `patch_mean` = patch with "
-        "view_combine='mean'; `pretrained_128` = pretrained with patch_size=128; PyOD baselines via "
-        "`BaselineOCC` (`knn_early` = kNN on the raw pixels of both views concatenated).",
-    ]
-
-
-def write_report(out: Path, path: Path, command: str, seconds: float | None) -> None:
-    """Rebuild the generated block of ``path`` from the runs under ``out``; text outside it is kept."""
-    parts = header(command, seconds)
-    defects = {}
-    for key, spec in DEFECT_DATA.items():
-        if any(out.glob(f"{key}_*.json")):
-            table, defects[key] = defect_section(out, key)
-            parts += [
-                "",
-                f"## Defects: {spec['title']}",
-                "",
-                f"Area {spec['area']} of the image; " + table[0],
-                *table[1:],
-            ]
-    novelty_table, novelty = novelty_section(out)
-    parts += [
-        "",
-        "## Class novelty (regression check)",
-        "",
-        "Same protocols and splits as RESULTS.md (seed 0 only): the test set is the held-out normals "
-        "plus every other class. mfeat has an image view (pix) and a vector view (fou). "
-        f"Normal classes: all, except {NOVELTY_CLASSES} (to fit the time budget).",
-        "",
-        *novelty_table,
-        "",
-        *reading(defects, novelty),
-    ]
-    block = "\n".join(parts).rstrip() + "\n<!-- end generated -->\n"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "<!-- end generated -->\n"
-    start = text.find("<!-- generated by benchmarks/defects.py")
-    end = text.find("<!-- end generated -->")
-    text = text[: end if start == -1 else start] + block + text[end + len("<!-- end generated -->\n") :]
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    print(block)
+    Returns the Markdown file, or None (and leaves both alone) when nothing has finished.
+    """
+    records = [record for key in DEFECT_DATA for record in defect_records(out, key)]
+    novelty = novelty_records(out)
+    if not records and all(r["state"] == "missing" for r in novelty):
+        print(f"nothing finished under {out}: records and DEFECTS.md left as they are", file=sys.stderr)
+        return None
+    run = run_record("defects", command, seconds=seconds, seeds=SEEDS, workers=2, threads=1,
+                     novelty_classes=NOVELTY_CLASSES, targets=TARGETS)
+    path = publish("defects", [run, *records, *novelty], results, report)
+    print(path.read_text(encoding="utf-8"))
+    return path
 
 
 def run_all(out: Path, smoke: bool, workers: int) -> None:
@@ -406,17 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         "into a temp folder; DEFECTS.md untouched",
     )
     args = parser.parse_args(argv)
-    out, report = OUT, REPORT
+    out, results, report = OUT, RESULTS, MARKDOWN
     if args.smoke:
-        out = Path(tempfile.mkdtemp(prefix="mmocc-defects-"))
-        report = out / "DEFECTS.md"
+        out = results = report = Path(tempfile.mkdtemp(prefix="mmocc-defects-"))
     start = time.perf_counter()
     if not args.report_only:
         run_all(out, args.smoke, args.jobs)
     seconds = None if args.report_only else time.perf_counter() - start
-    command = "python benchmarks/defects.py" + (" --smoke" if args.smoke else "")
-    write_report(out, report, command, seconds)
-    return 0
+    command = command_line("defects.py", ["--smoke"] if args.smoke else [])
+    return 0 if write_report(out, results, report, command, seconds) is not None else 1
 
 
 if __name__ == "__main__":
