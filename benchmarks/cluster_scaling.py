@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_common import command_line, cpu_model, report, run_record, write_manifest
+from bench_common import command_line, cpu_model, report, run_record, torch_threads, write_manifest
 from PIL import Image
 
 from mmocc import MultimodalOCC, distributed
@@ -76,24 +76,18 @@ def _cli(args: list[str], root: Path) -> float:
 
 def _single(model: Path, manifest: Path, threads: int) -> float:
     """Seconds of in-process single-process scoring: decode and score every chunk, as ``mmocc score`` does."""
-    import torch
-
     import mmocc
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
     from mmocc.deploy.batch import model_data_options, score_chunks, score_columns
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         start = time.perf_counter()
         clf, parsed = mmocc.load(model, device="cpu"), parse_source(str(manifest))
         plan = plan_source(parsed, **model_data_options(clf, parsed, {"cache": False}))
         for chunk, scores, by_view in score_chunks(clf, plan, BATCH, quiet=True):
             score_columns(chunk, scores, clf.threshold_, by_view)
         return time.perf_counter() - start
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_same(path: Path, reference: Path) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_common import command_line, cpu_model, report, run_record
+from bench_common import command_line, cpu_model, report, run_record, torch_threads
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
@@ -159,19 +159,8 @@ def recall(rule: KNNScore, exact: KNNScore, data: Data, k: int) -> float:
     return float(np.mean([len(set(g) & set(w)) / k for g, w in zip(got, want, strict=True)]))
 
 
-def measure(
-    n_train: int, n_test: int, n_measure: int, threads: int
-) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
-    """Time the three searches with ``threads`` torch threads; per mode its figures, and accuracy figures."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _measure(n_train, n_test, n_measure)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _measure(n_train: int, n_test: int, n_measure: int) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+def measure(n_train: int, n_test: int, n_measure: int) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Time the three searches; per mode its figures, and the accuracy figures."""
     data = make_data(min(n_train, 4000))
     train = data.draw(data.normal, n_train, seed=0)
     n_measure = min(n_measure, n_test)
@@ -223,7 +212,8 @@ def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, 
     threads = 2
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    out, accuracy = measure(n_train, n_test, n_measure, threads)
+    with torch_threads(threads):
+        out, accuracy = measure(n_train, n_test, n_measure)
     rows = [{"kind": "knn", "search": name, "fit_s": result["fit_s"], "score_s": result["score_full_s"],
              "scored": n_test if name == "approximate" else min(n_measure, n_test),
              "total_s": result["total_s"], "speedup": out["old"]["total_s"] / result["total_s"],
