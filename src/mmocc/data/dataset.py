@@ -29,6 +29,33 @@ def _check_ids(ids: np.ndarray) -> None:
         seen[value] = row
 
 
+def _check_masks(
+    views: Mapping[str, np.ndarray], masks: Mapping[str, Any] | None, n: int
+) -> dict[str, np.ndarray]:
+    """Check that each view's masks are bool ``(n, H, W)`` at that view's resolution."""
+    checked: dict[str, np.ndarray] = {}
+    for name, value in (masks or {}).items():
+        if value is None:
+            continue
+        if name not in views:
+            raise ValueError(f"masks given for view {name!r}, which is not among the views {list(views)}")
+        view = views[name]
+        array = np.asarray(value)
+        if array.dtype != np.bool_:
+            raise TypeError(f"masks of view {name!r} must be bool (True = defect), got {array.dtype}")
+        if view.ndim != 4:
+            raise ValueError(
+                f"masks given for view {name!r}, a vector view {view.shape}: only images have masks"
+            )
+        if array.shape != (n, *view.shape[2:]):
+            raise ValueError(
+                f"masks of view {name!r} have shape {array.shape}, but the view {view.shape} "
+                f"needs masks of shape {(n, *view.shape[2:])}"
+            )
+        checked[name] = array
+    return checked
+
+
 class MultiViewDataset:
     """Samples seen through several named views, with labels and optional groups.
 
@@ -58,6 +85,14 @@ class MultiViewDataset:
     paths : dict of str to array-like, optional
         For views decoded from files: the source file of each sample, per
         view name.
+    masks : dict of str to array-like, optional
+        Ground-truth defect masks of image views: ``masks[view]`` is a bool
+        array ``(n, H, W)`` at the view's resolution, True at defective
+        pixels. A view that is absent (or None) has no known masks.
+    mask_paths : dict of str to array-like, optional
+        For masks read from files: the source file of each sample's mask,
+        per view, so that an evaluation can read it at full resolution; an
+        empty string where the mask has no file (a sample without defect).
 
     Attributes
     ----------
@@ -75,17 +110,25 @@ class MultiViewDataset:
         Per-sample metadata arrays.
     paths : dict of str to numpy.ndarray
         Source file of each sample, per view decoded from files (strings).
+    masks : dict of str to numpy.ndarray
+        Bool ``(n, H, W)`` defect masks, for the views whose masks are known.
+    mask_paths : dict of str to numpy.ndarray
+        Source file of each mask (strings, empty for none), per view whose
+        masks were read from files.
 
     Raises
     ------
     TypeError
-        For an empty or non-string view name, or a view whose dtype is not
-        bool, integer or float16/32/64 (complex included).
+        For an empty or non-string view name, a view whose dtype is not
+        bool, integer or float16/32/64 (complex included), or masks that
+        are not bool.
     ValueError
         For no views, a view of the wrong rank or with empty samples
         (``(n, 0)``), a view, label, id, group, metadata or path array
-        whose length differs from the first view, a path entry for an
-        unknown view, or a duplicate id.
+        whose length differs from the first view, a path or mask entry for
+        an unknown view, masks of a vector view or of another shape than
+        the view's ``(n, H, W)`` (naming the view and both shapes), mask
+        paths for a view without masks, or a duplicate id.
 
     Examples
     --------
@@ -108,6 +151,8 @@ class MultiViewDataset:
         groups: Any = None,
         metadata: Mapping[str, Any] | None = None,
         paths: Mapping[str, Any] | None = None,
+        masks: Mapping[str, Any] | None = None,
+        mask_paths: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(views, Mapping) or len(views) == 0:
             raise ValueError("views must be a non-empty dict {view_name: array}")
@@ -136,6 +181,14 @@ class MultiViewDataset:
         self.paths: dict[str, np.ndarray] = {
             name: _check_length("paths of view", name, np.asarray(value).astype(str), n)
             for name, value in (paths or {}).items()
+        }
+        self.masks: dict[str, np.ndarray] = _check_masks(self.views, masks, n)
+        unknown = sorted(set(mask_paths or {}) - set(self.masks))
+        if unknown:
+            raise ValueError(f"mask paths given for view(s) {unknown} without masks")
+        self.mask_paths: dict[str, np.ndarray] = {
+            name: _check_length("mask paths of view", name, np.asarray(value).astype(str), n)
+            for name, value in (mask_paths or {}).items()
         }
 
     @property
@@ -230,6 +283,8 @@ class MultiViewDataset:
             groups=None if self.groups is None else self.groups[idx],
             metadata={key: value[idx] for key, value in self.metadata.items()},
             paths={name: value[idx] for name, value in self.paths.items()},
+            masks={name: value[idx] for name, value in self.masks.items()},
+            mask_paths={name: value[idx] for name, value in self.mask_paths.items()},
         )
 
     def subset(self, indices: Any) -> MultiViewDataset:
@@ -276,6 +331,8 @@ class MultiViewDataset:
             groups=self.groups,
             metadata=self.metadata,
             paths={name: self.paths[name] for name in names if name in self.paths},
+            masks={name: self.masks[name] for name in names if name in self.masks},
+            mask_paths={name: self.mask_paths[name] for name in names if name in self.mask_paths},
         )
 
     def __repr__(self) -> str:
@@ -289,6 +346,7 @@ class MultiViewDataset:
             [
                 ", groups" if self.groups is not None else "",
                 f", metadata={sorted(self.metadata)}" if self.metadata else "",
+                f", masks={list(self.masks)}" if self.masks else "",
             ]
         )
         return f"MultiViewDataset(n={len(self)}, views={{{views}}}, {labelled}{extras})"
@@ -364,7 +422,9 @@ def concat_datasets(parts: Sequence[MultiViewDataset]) -> MultiViewDataset:
     Returns
     -------
     MultiViewDataset
-        Their samples, in order (one part is returned as it is).
+        Their samples, in order (one part is returned as it is). A view's
+        masks, and their paths, are kept when every part has them: masks
+        unknown in one part are unknown for the whole.
 
     Raises
     ------
@@ -380,6 +440,14 @@ def concat_datasets(parts: Sequence[MultiViewDataset]) -> MultiViewDataset:
     def joined(pick: Any) -> np.ndarray:
         return np.concatenate([pick(part) for part in parts])
 
+    def in_all(attribute: str) -> list[str]:
+        """Return the views of the first part whose ``masks`` or ``mask_paths`` every part has."""
+        return [
+            name
+            for name in getattr(first, attribute)
+            if all(name in getattr(part, attribute) for part in parts)
+        ]
+
     return MultiViewDataset(
         {name: joined(lambda part, name=name: part.views[name]) for name in first.views},
         labels=None if first.labels is None else joined(lambda part: part.labels),
@@ -387,4 +455,8 @@ def concat_datasets(parts: Sequence[MultiViewDataset]) -> MultiViewDataset:
         groups=None if first.groups is None else joined(lambda part: part.groups),
         metadata={key: joined(lambda part, key=key: part.metadata[key]) for key in first.metadata},
         paths={name: joined(lambda part, name=name: part.paths[name]) for name in first.paths},
+        masks={name: joined(lambda part, name=name: part.masks[name]) for name in in_all("masks")},
+        mask_paths={
+            name: joined(lambda part, name=name: part.mask_paths[name]) for name in in_all("mask_paths")
+        },
     )

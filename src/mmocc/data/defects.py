@@ -618,8 +618,11 @@ def defect_dataset(
     -------
     MultiViewDataset
         The painted samples with the same labels and groups, ids with
-        ``suffix``, and metadata plus ``"defect_view"`` (view name) and
-        ``"defect_kind"``.
+        ``suffix``, metadata plus ``"defect_view"`` (view name) and
+        ``"defect_kind"``, and ``masks``: for each view defects were painted
+        into, the painted defects (with the input's known defects of that
+        view added); other views keep the input's masks. The copy has no
+        ``paths`` or ``mask_paths``: its pixels come from no file.
     DefectBatch
         The masks and details, as from :func:`paint_defects`.
 
@@ -639,6 +642,8 @@ def defect_dataset(
     ['0#defect', '1#defect', '2#defect']
     >>> sorted(broken.metadata), set(broken.metadata["defect_kind"].tolist())
     (['defect_kind', 'defect_view'], {'erase'})
+    >>> bool((broken.masks["a"] | broken.masks["b"]).any(axis=(1, 2)).all())
+    True
     """
     batch = paint_defects(
         dataset, kinds=kinds, area=area, seed=seed, view_names=view_names, max_object_share=max_object_share
@@ -646,11 +651,15 @@ def defect_dataset(
     metadata = dict(dataset.metadata)
     metadata["defect_view"] = batch.defect_view_names
     metadata["defect_kind"] = batch.kind.copy()
+    masks = dict(dataset.masks)
+    for name, mask in batch.masks.items():
+        masks[name] = mask | masks[name] if name in masks else mask
     painted = MultiViewDataset(
         batch.views,
         labels=None if dataset.labels is None else dataset.labels.copy(),
         ids=np.char.add(dataset.ids.astype(str), suffix),
         groups=None if dataset.groups is None else dataset.groups.copy(),
         metadata=metadata,
+        masks=masks,
     )
     return painted, batch

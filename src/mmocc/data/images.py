@@ -12,14 +12,21 @@ the GIL while decoding and resizing; each task decodes a run of files) and
 caches the stacked result on disk (see :mod:`mmocc.data.cache`). A load with
 any missing or unreadable file is never cached. :func:`decode_samples`
 decodes the view files of some samples (one chunk of an
-:class:`mmocc.data.listing.ImageListing`), dropping or refusing samples with
-a bad file. The logger ``mmocc.data.images`` reports, at DEBUG level,
-whether a load was decoded or served from the cache.
+:class:`mmocc.data.listing.ImageListing`), and their ground-truth masks,
+dropping or refusing samples with a bad file.
+
+Masks take the same path with :data:`MASK_MODE`: :func:`decode_mask` reads
+a mask image (nonzero = defect), checks that it has its image's size and
+shrinks or enlarges it with :func:`resize_mask`, which keeps every defect
+(a cell is defective if any source pixel it overlaps is). The logger
+``mmocc.data.images`` reports, at DEBUG level, whether a load was decoded
+or served from the cache.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -48,11 +55,16 @@ GREY_PILLOW_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
 )
+#: The decoding "mode" of ground-truth masks: one channel of 0 (normal) or 1 (defect).
+MASK_MODE = "mask"
 #: Bump when decoding or the cache entry layout changes, so that old entries are not reused
 #: (2: entries carry a checksum).
 CACHE_FORMAT_VERSION = 2
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_CHANNELS = {**MODES, MASK_MODE: 1}
+#: How masks are resized, as the cache key records it.
+_MASK_RESAMPLE = "area-max"
 #: Files decoded per thread-pool task: one hand-off per file costs more than a small image's decode.
 _FILES_PER_TASK = 64
 
@@ -141,6 +153,23 @@ def _key_stat(path: str | os.PathLike[str], parents: dict[str, str]) -> tuple[st
     return os.path.join(parents[folder], name), info.st_size, info.st_mtime_ns
 
 
+def _key_stats(
+    paths: Sequence[str | os.PathLike[str]], images_of: Sequence[str | os.PathLike[str]] | None
+) -> tuple[list[tuple[str, int, int]], dict[int, BaseException]]:
+    """Return the cache-key stats of the files (and of each mask's image), and the error of each bad one."""
+    errors: dict[int, BaseException] = {}
+    stats = []
+    parents: dict[str, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            stats.append(_key_stat(path, parents))
+            if images_of is not None:
+                stats.append(_key_stat(images_of[i], parents))
+        except OSError as exc:
+            errors[i] = exc
+    return stats, errors
+
+
 def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
     """Decode one image file into a ``(C, size, size)`` uint8 array.
 
@@ -177,6 +206,94 @@ def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarr
     return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Resize a boolean mask to ``size`` x ``size`` so that no defect is lost.
+
+    Output cell ``(i, j)`` covers the source rows ``[i H / size, (i + 1) H /
+    size)`` and columns alike; it is True when any source pixel overlapping
+    it is (the maximum over the cell's area, not the nearest pixel), so a
+    one-pixel defect survives any shrinking, and enlarging keeps its place.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of shape (H, W), dtype bool
+        The mask at its source resolution.
+    size : int
+        Output side length in pixels.
+
+    Returns
+    -------
+    numpy.ndarray of shape (size, size), dtype bool
+        The resized mask.
+
+    Examples
+    --------
+    >>> mask = np.zeros((100, 100), bool)
+    >>> mask[30, 81] = True
+    >>> np.argwhere(resize_mask(mask, 8)).tolist()
+    [[2, 6]]
+    """
+    source = np.asarray(mask, dtype=bool)
+    for axis in (0, 1):
+        length = source.shape[axis]
+        cells = np.arange(size + 1)
+        first = cells[:-1] * length // size
+        stop = -(-cells[1:] * length // size)  # ceiling: a cell ends past any pixel it overlaps
+        counts = np.cumsum(source, axis=axis, dtype=np.int32)
+        counts = np.insert(counts, 0, 0, axis=axis)
+        source = (np.take(counts, stop, axis=axis) - np.take(counts, first, axis=axis)) > 0
+    return source
+
+
+def _defect_pixels(image: Image.Image) -> np.ndarray:
+    """Return where a mask image is nonzero, in any colour channel (alpha ignored)."""
+    if image.mode in ("LA", "La"):
+        image = image.getchannel(0)
+    elif image.mode not in GREY_PILLOW_MODES:
+        return np.asarray(np.asarray(image.convert("RGB")).any(axis=2))
+    return np.not_equal(np.asarray(image), 0)
+
+
+def decode_mask(
+    path: str | os.PathLike[str], size: int, image: str | os.PathLike[str] | None = None
+) -> np.ndarray:
+    """Decode a ground-truth mask image into a ``(1, size, size)`` uint8 array of 0 and 1.
+
+    Parameters
+    ----------
+    path : path-like
+        The mask image: nonzero pixels (in any colour channel) are defects.
+    size : int
+        Output side length in pixels; see :func:`resize_mask`.
+    image : path-like, optional
+        The image the mask belongs to; its header is read to check that
+        both have one size.
+
+    Returns
+    -------
+    numpy.ndarray of shape (1, size, size), dtype uint8
+        1 where the resized mask is defective.
+
+    Raises
+    ------
+    ValueError
+        If the mask's size differs from its image's, naming both sizes.
+    OSError
+        If Pillow cannot open or decode a file.
+    """
+    with Image.open(path) as mask:
+        if image is not None:
+            with Image.open(image) as source:
+                expected = source.size
+            if mask.size != expected:
+                raise ValueError(
+                    f"the mask is {mask.size[0]}x{mask.size[1]} px but its image {os.fspath(image)} "
+                    f"is {expected[0]}x{expected[1]} px (width x height)"
+                )
+        defect = _defect_pixels(mask)
+    return resize_mask(defect, size)[None].astype(np.uint8)
+
+
 def decode_files(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -186,6 +303,7 @@ def decode_files(
     cache_dir: str | os.PathLike[str] | None = None,
     n_jobs: int = 1,
     fail_fast: bool = False,
+    images_of: Sequence[str | os.PathLike[str]] | None = None,
 ) -> tuple[np.ndarray, dict[int, BaseException]]:
     """Decode image files into one ``(n, C, size, size)`` uint8 array, with caching.
 
@@ -195,8 +313,9 @@ def decode_files(
         The files, in output order.
     size : int
         Output side length in pixels.
-    mode : {"RGB", "L"}
-        Output colour mode.
+    mode : {"RGB", "L", "mask"}
+        Output colour mode, or :data:`MASK_MODE` for ground-truth masks
+        (:func:`decode_mask`: one channel of 0 and 1).
     cache : bool, default True
         Read and write the disk cache.
     cache_dir : path-like, optional
@@ -205,6 +324,9 @@ def decode_files(
         Decoding threads.
     fail_fast : bool, default False
         Decode nothing when a file is missing.
+    images_of : sequence of path-like, optional
+        With :data:`MASK_MODE`: the image of each mask, whose size it must
+        have; their stats join the cache key.
 
     Returns
     -------
@@ -216,15 +338,8 @@ def decode_files(
         :func:`stat_image_file` for folders, pipes and devices, which are
         never opened). Nothing is cached when it is not empty.
     """
-    images = np.zeros((len(paths), MODES[mode], size, size), dtype=np.uint8)
-    errors: dict[int, BaseException] = {}
-    stats = []
-    parents: dict[str, str] = {}
-    for i, path in enumerate(paths):
-        try:
-            stats.append(_key_stat(path, parents))
-        except OSError as exc:
-            errors[i] = exc
+    images = np.zeros((len(paths), _CHANNELS[mode], size, size), dtype=np.uint8)
+    stats, errors = _key_stats(paths, images_of)
     if errors and fail_fast:
         return images, errors
     target = None
@@ -232,7 +347,7 @@ def decode_files(
         settings = {
             "size": int(size),
             "mode": mode,
-            "resample": RESAMPLE.name,
+            "resample": _MASK_RESAMPLE if mode == MASK_MODE else RESAMPLE.name,
             "format": CACHE_FORMAT_VERSION,
             "pillow": PIL.__version__,
         }
@@ -246,7 +361,10 @@ def decode_files(
         failed: dict[int, BaseException] = {}
         for i in block:
             try:
-                images[i] = decode_image(paths[i], size, mode)
+                if mode == MASK_MODE:
+                    images[i] = decode_mask(paths[i], size, None if images_of is None else images_of[i])
+                else:
+                    images[i] = decode_image(paths[i], size, mode)
             except Exception as exc:  # any failure of one file is reported against that file
                 failed[i] = exc
         return failed
@@ -265,11 +383,11 @@ def decode_files(
     return images, errors
 
 
-def _describe(context: str, view: str, path: Path, exc: BaseException) -> str:
-    """One-line description of a failed file."""
+def _describe(context: str, view: str, path: Path, exc: BaseException, what: str) -> str:
+    """One-line description of a failed file; ``what`` is "image" or "mask"."""
     if isinstance(exc, FileNotFoundError):
-        return f"{context}, view {view!r}: file not found: {path}"
-    return f"{context}, view {view!r}: cannot read image {path}: {type(exc).__name__}: {exc}"
+        return f"{context}, view {view!r}: {'mask ' if what == 'mask' else ''}file not found: {path}"
+    return f"{context}, view {view!r}: cannot read {what} {path}: {type(exc).__name__}: {exc}"
 
 
 def reject(message: str, on_error: str, skipped: list[str]) -> None:
@@ -346,6 +464,67 @@ def resolve_mode(mode: str, samples: Sequence[Mapping[str, Path]]) -> str:
     return "L" if modes <= GREY_PILLOW_MODES else "RGB"
 
 
+def _decode_columns(
+    files: Mapping[str, Sequence[str]],
+    contexts: Sequence[str],
+    *,
+    size: int,
+    mode: str,
+    cache: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    on_error: str,
+    n_jobs: int,
+    images_of: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Decode the files of some samples per view; see :func:`decode_samples`.
+
+    Each distinct file is decoded once. An empty path (a mask without a
+    file) gives a zero array. ``images_of`` gives, per view, the image of
+    each mask (``mode`` is then :data:`MASK_MODE`).
+    """
+    index: dict[str, int] = {}
+    references: list[str] = []
+    for view, column in files.items():
+        for row, path in enumerate(column):
+            if path and path not in index:
+                index[path] = len(index)
+                references.extend([] if images_of is None else [images_of[view][row]])
+    arrays, errors = decode_files(
+        list(index),
+        size=size,
+        mode=mode,
+        cache=cache,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        fail_fast=on_error == "raise",
+        images_of=None if images_of is None else references,
+    )
+    what = "mask" if mode == MASK_MODE else "image"
+    keep = np.ones(len(contexts), dtype=bool)
+    messages = []
+    for row, context in enumerate(contexts if errors else ()):
+        for view, column in files.items():
+            exc = errors.get(index.get(column[row], -1))
+            if exc is None:
+                continue
+            message = _describe(context, view, Path(column[row]), exc, what)
+            if on_error == "raise":
+                if isinstance(exc, FileNotFoundError):
+                    raise FileNotFoundError(message) from exc
+                raise ValueError(message) from exc
+            keep[row] = False
+            messages.append(message)
+    blank = len(index)  # the zero row an empty path picks
+    if any("" in column for column in files.values()):
+        arrays = np.concatenate([arrays, np.zeros((1, *arrays.shape[1:]), arrays.dtype)])
+    rows = np.flatnonzero(keep).tolist()
+    views = {
+        view: arrays[np.asarray([index.get(column[i], blank) for i in rows], dtype=np.intp)]
+        for view, column in files.items()
+    }
+    return views, keep, messages
+
+
 def decode_samples(
     files: Mapping[str, Sequence[str]],
     contexts: Sequence[str],
@@ -356,11 +535,13 @@ def decode_samples(
     cache_dir: str | os.PathLike[str] | None,
     on_error: str,
     n_jobs: int,
-) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
-    """Decode the view files of some samples, handling bad files per sample.
+    masks: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Decode the view files of some samples, and their masks, handling bad files per sample.
 
     Each distinct file is decoded once, even when several samples share it.
-    Nothing is warned: the caller reports the returned messages (see
+    The masks of a sample are decoded when its images are good. Nothing is
+    warned: the caller reports the returned messages (see
     :func:`warn_skipped`).
 
     Parameters
@@ -378,11 +559,18 @@ def decode_samples(
     on_error : {"raise", "skip"}
         ``"raise"`` stops at the first sample with a bad file; ``"skip"``
         drops samples with a bad file.
+    masks : mapping of str to sequence of str, optional
+        The ground-truth mask file of each sample, for some of the views
+        (see :func:`decode_mask`); an empty string is a sample without
+        defect (an all-False mask). A mask of another size than its image
+        is a bad file.
 
     Returns
     -------
     views : dict of str to numpy.ndarray
         ``(n_kept, C, size, size)`` uint8 images per view.
+    masks : dict of str to numpy.ndarray
+        ``(n_kept, size, size)`` bool masks per view of ``masks``.
     keep : numpy.ndarray of bool, shape (len(contexts),)
         Which samples were kept.
     messages : list of str
@@ -393,39 +581,22 @@ def decode_samples(
     FileNotFoundError
         For a missing file, when ``on_error="raise"``.
     ValueError
-        For an unreadable file, when ``on_error="raise"``.
+        For an unreadable file or a mask of the wrong size, when
+        ``on_error="raise"``.
     """
-    index: dict[str, int] = {}
-    for column in files.values():
-        for path in column:
-            index.setdefault(path, len(index))
-    images, errors = decode_files(
-        list(index),
-        size=size,
-        mode=mode,
-        cache=cache,
-        cache_dir=cache_dir,
-        n_jobs=n_jobs,
-        fail_fast=on_error == "raise",
+    decode = functools.partial(
+        _decode_columns, size=size, cache=cache, cache_dir=cache_dir, on_error=on_error, n_jobs=n_jobs
     )
-    keep = np.ones(len(contexts), dtype=bool)
-    messages = []
-    if errors:
-        for row, context in enumerate(contexts):
-            for view, column in files.items():
-                exc = errors.get(index[column[row]])
-                if exc is None:
-                    continue
-                message = _describe(context, view, Path(column[row]), exc)
-                if on_error == "raise":
-                    if isinstance(exc, FileNotFoundError):
-                        raise FileNotFoundError(message) from exc
-                    raise ValueError(message) from exc
-                keep[row] = False
-                messages.append(message)
+    views, keep, messages = decode(files, contexts, mode=mode)
+    if not masks:
+        return views, {}, keep, messages
     rows = np.flatnonzero(keep).tolist()
-    views = {
-        view: images[np.asarray([index[column[i]] for i in rows], dtype=np.intp)]
-        for view, column in files.items()
-    }
-    return views, keep, messages
+    decoded, good, more = decode(
+        {view: [column[i] for i in rows] for view, column in masks.items()},
+        [contexts[i] for i in rows],
+        mode=MASK_MODE,
+        images_of={view: [files[view][i] for i in rows] for view in masks},
+    )
+    keep[np.asarray(rows, dtype=np.intp)[~good]] = False
+    views = {view: array[good] for view, array in views.items()}
+    return views, {view: array[:, 0] == 1 for view, array in decoded.items()}, keep, messages + more

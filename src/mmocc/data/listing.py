@@ -1,7 +1,8 @@
 """Image sources listed before they are decoded, and decoded chunk by chunk.
 
-Every image source (manifest, folder, pairs, turntable) first lists its
-samples: ids, labels, the file of each view, and the decoding options, with
+Every image source (manifest, folder, pairs, turntable, mvtec) first lists its
+samples: ids, labels, the file of each view (and of its ground-truth mask,
+where the source has masks), and the decoding options, with
 ``mode="auto"`` already resolved from the files. That listing is an
 :class:`ImageListing`; nothing is decoded yet. :meth:`ImageListing.decoded`
 then decodes, resizes and caches it in chunks, in order, optionally a few
@@ -48,6 +49,9 @@ class ImageListing:
         Per-sample labels and groups, as the source's loader types them.
     metadata : dict of str to numpy.ndarray
         Other per-sample columns.
+    masks : dict of str to numpy.ndarray
+        The ground-truth mask file of each sample (a string, empty for a
+        sample without defect), per view whose masks are known.
     skipped : tuple of str
         Samples dropped while listing (``on_error="skip"``), reported with
         the first chunk's bad files.
@@ -67,6 +71,7 @@ class ImageListing:
     labels: np.ndarray | None = None
     groups: np.ndarray | None = None
     metadata: dict[str, np.ndarray] = field(default_factory=dict)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
     origin: str = ""
 
@@ -86,6 +91,7 @@ class ImageListing:
         labels: np.ndarray | None = None,
         groups: np.ndarray | None = None,
         metadata: Mapping[str, np.ndarray] | None = None,
+        masks: Mapping[str, Sequence[str]] | None = None,
         skipped: Sequence[str] = (),
         origin: str = "",
     ) -> ImageListing:
@@ -108,6 +114,9 @@ class ImageListing:
             Per-sample labels and groups.
         metadata : mapping of str to numpy.ndarray, optional
             Other per-sample columns.
+        masks : mapping of str to sequence of str, optional
+            The mask file of each sample (empty: no defect), per view whose
+            masks are known.
         skipped : sequence of str, default ()
             Samples already dropped while listing.
         origin : str, default ""
@@ -143,6 +152,7 @@ class ImageListing:
             labels=labels,
             groups=groups,
             metadata=dict(metadata or {}),
+            masks={view: np.asarray(column, dtype=str) for view, column in (masks or {}).items()},
             skipped=tuple(skipped),
             origin=origin,
         )
@@ -175,6 +185,7 @@ class ImageListing:
             labels=pick(self.labels),
             groups=pick(self.groups),
             metadata={name: column[index] for name, column in self.metadata.items()},
+            masks={view: column[index] for view, column in self.masks.items()},
             skipped=(),
         )
 
@@ -191,18 +202,23 @@ class ImageListing:
         Returns
         -------
         dataset : MultiViewDataset or None
-            The samples kept, None when every one was dropped.
+            The samples kept, with their masks, None when every one was dropped.
         messages : list of str
             One line per bad file of the samples dropped.
 
         Raises
         ------
         FileNotFoundError, ValueError
-            For a bad file under ``on_error="raise"``, naming the sample.
+            For a bad file (a mask of another size than its image included)
+            under ``on_error="raise"``, naming the sample.
         """
         part = self.take(rows)
-        files = {view: column.tolist() for view, column in part.files.items()}
-        views, keep, messages = decode_samples(files, part.contexts.tolist(), **self.options)
+        views, masks, keep, messages = decode_samples(
+            {view: column.tolist() for view, column in part.files.items()},
+            part.contexts.tolist(),
+            masks={view: column.tolist() for view, column in part.masks.items()},
+            **self.options,
+        )
         if not keep.any():
             return None, messages
         kept = part if keep.all() else part.take(keep)
@@ -214,6 +230,8 @@ class ImageListing:
                 groups=kept.groups,
                 metadata=kept.metadata,
                 paths=kept.files,
+                masks=masks,
+                mask_paths=kept.masks,
             ),
             messages,
         )

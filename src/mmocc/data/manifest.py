@@ -17,6 +17,8 @@ from mmocc.utils.files import read_utf8
 
 #: Manifest columns that are not views.
 RESERVED_COLUMNS = ("sample_id", "label", "group")
+#: Prefix of the column holding the ground-truth masks of a view: ``mask_<view column>``.
+MASK_PREFIX = "mask_"
 
 
 def _view_path(root: Path, value: str, where: str) -> Path:
@@ -67,13 +69,32 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str
     return header, rows
 
 
+def _mask_columns(csv_path: Path, header: list[str]) -> dict[str, str]:
+    """Map each view column that has a ``mask_<column>`` column to that mask column."""
+    masks = {}
+    for name in header:
+        if not name.startswith(MASK_PREFIX):
+            continue
+        column = name[len(MASK_PREFIX) :]
+        if column not in header or column in RESERVED_COLUMNS or column.startswith(MASK_PREFIX):
+            raise ValueError(
+                f"{csv_path}: column {name!r} holds masks ({MASK_PREFIX}<view>), but there is no "
+                f"view column {column!r}"
+            )
+        masks[column] = name
+    return masks
+
+
 def _view_columns(
     csv_path: Path, header: list[str], columns: dict[str, str] | None
 ) -> tuple[list[str], dict[str, str]]:
-    """Check the header; return the non-reserved columns and the view columns to load, with their names."""
+    """Check the header; return the columns that are neither reserved nor masks, and the view columns to load.
+
+    The view columns come with their view names.
+    """
     if "sample_id" not in header:
         raise ValueError(f"{csv_path}: missing column 'sample_id'; found columns {header}")
-    available = [name for name in header if name not in RESERVED_COLUMNS]
+    available = [name for name in header if name not in RESERVED_COLUMNS and not name.startswith(MASK_PREFIX)]
     if columns is None:
         columns = {name: name for name in available}
     unknown = [name for name in columns if name not in available]
@@ -85,17 +106,24 @@ def _view_columns(
 
 
 def _samples(
-    csv_path: Path, rows: list[tuple[int, dict[str, str]]], columns: dict[str, str], on_error: str
-) -> tuple[list[dict[str, Path]], list[str], list[int], list[str]]:
+    csv_path: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    columns: dict[str, str],
+    mask_columns: dict[str, str],
+    on_error: str,
+) -> tuple[list[dict[str, Path]], dict[str, list[str]], list[str], list[int], list[str]]:
     """Check ids, labels and paths row by row.
 
     Returns the files of each sample to decode by view name (``columns``
-    maps view column to view name), its error-message context and its row
+    maps view column to view name), the mask file of each sample per view
+    with a mask column (``mask_columns`` maps view column to mask column; an
+    empty cell gives ``""``), each sample's error-message context and row
     number, and the messages of the rows skipped.
     """
     root = Path(os.path.abspath(csv_path.parent))
     first_line: dict[str, int] = {}
     samples: list[dict[str, Path]] = []
+    masks: dict[str, list[str]] = {columns[name]: [] for name in columns if name in mask_columns}
     contexts: list[str] = []
     sample_rows: list[int] = []
     skipped: list[str] = []
@@ -118,9 +146,15 @@ def _samples(
         samples.append(
             {view: _view_path(root, row[name], f"{where}, view {name!r}") for name, view in columns.items()}
         )
+        for name, view in columns.items():
+            if view in masks:
+                cell = row[mask_columns[name]]
+                masks[view].append(
+                    str(_view_path(root, cell, f"{where}, {mask_columns[name]!r}")) if cell else ""
+                )
         contexts.append(where)
         sample_rows.append(number)
-    return samples, contexts, sample_rows, skipped
+    return samples, masks, contexts, sample_rows, skipped
 
 
 def plan_manifest(
@@ -146,6 +180,11 @@ def plan_manifest(
       group splits; read as labels are.
     - one column per view, holding an image path relative to the manifest's
       folder. Paths may not leave that folder.
+    - ``mask_<view column>`` (optional): the ground-truth mask of that view,
+      an image of the same size as the view's image whose nonzero pixels
+      are defects, as a path like the view's; an empty cell is a sample
+      without defect (an all-False mask). Masks are resized with the images,
+      keeping every defective pixel (see :func:`mmocc.data.images.resize_mask`).
     - any other column not selected by ``views`` becomes string metadata.
 
     A FIN-Benthic2 user writes one row per (individual, image pair): its
@@ -157,6 +196,12 @@ def plan_manifest(
 
         sample_id,label,group,left,right
         ind1_01,Baetis,ind1,Images/ind1/img_01_cam1.png,Images/ind1/img_01_cam2.png
+
+    An inspection manifest with masks for the camera ``top``::
+
+        sample_id,label,top,mask_top
+        part1,good,img/part1.png,
+        part2,scratch,img/part2.png,masks/part2.png
 
     Parameters
     ----------
@@ -196,11 +241,13 @@ def plan_manifest(
     ValueError
         For a manifest that is not UTF-8 (naming the first bad byte) or not
         valid CSV, a column without a name, missing or duplicate columns, an
-        unknown view column or a malformed ``views``, a row with the wrong
+        unknown view column or a malformed ``views``, a ``mask_<column>``
+        column without its view column, a row with the wrong
         number of fields, an empty id or label (when the column exists), a
         duplicate id, a path outside the manifest folder or with a NUL
         character, or no samples; the message names the manifest and, where
-        there is one, the line. Bad images are found when decoding.
+        there is one, the line. Bad images, and masks whose size differs
+        from their image's, are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     columns = view_map(views)
@@ -209,7 +256,9 @@ def plan_manifest(
     available, columns = _view_columns(csv_path, header, columns)
     if not rows:
         raise ValueError(f"{csv_path}: the manifest lists no samples")
-    samples, contexts, sample_rows, skipped = _samples(csv_path, rows, columns, on_error)
+    samples, masks, contexts, sample_rows, skipped = _samples(
+        csv_path, rows, columns, _mask_columns(csv_path, header), on_error
+    )
     take = np.asarray(sample_rows, dtype=np.intp)
 
     def column(name: str) -> list[str]:
@@ -223,6 +272,7 @@ def plan_manifest(
         labels=labels_from_strings(column("label"))[take] if "label" in header else None,
         groups=labels_from_strings(column("group"))[take] if "group" in header else None,
         metadata={name: np.asarray(column(name), dtype=str)[take] for name in extra},
+        masks=masks,
         skipped=skipped,
         origin=f"{csv_path}: ",
         size=size,
@@ -257,13 +307,15 @@ def load_manifest(
         uint8 ``(n, C, size, size)`` image views named after their columns
         (or as ``views`` renames them), ``ids`` from ``sample_id``,
         ``labels`` from ``label`` and ``groups`` from ``group`` when
-        present, ``paths`` the image files.
+        present, ``paths`` the image files; ``masks`` and ``mask_paths``
+        of the views with a ``mask_<column>`` column, ``(n, size, size)``.
 
     Raises
     ------
     FileNotFoundError, ValueError
         As :func:`plan_manifest`; with ``on_error="raise"`` also for a
-        missing or unreadable image, or one that is not a regular file,
-        named with its line.
+        missing or unreadable image or mask, one that is not a regular
+        file, or a mask whose size differs from its image's (naming the
+        line, the view and both sizes).
     """
     return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs).load()

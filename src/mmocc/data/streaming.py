@@ -2,9 +2,10 @@
 
 :func:`plan_source` parses a SRC string (see :mod:`mmocc.data.sources`) and
 lists its samples without decoding an image: ids, labels, the file of each
-view and the resolved loader options (``mode="auto"`` is decided there, from
-the files, so every chunk uses the same mode). :meth:`SourcePlan.chunks`
-then decodes, resizes and caches the samples in chunks, in order, a bounded
+view (and of its ground-truth mask, for sources with masks) and the resolved
+loader options (``mode="auto"`` is decided there, from the files, so every
+chunk uses the same mode). :meth:`SourcePlan.chunks` then decodes, resizes
+and caches the samples and their masks in chunks, in order, a bounded
 number of chunks ahead in a background thread; the chunks, concatenated,
 equal :func:`mmocc.data.sources.load_source`. Kinds without a planner in
 :data:`mmocc.data.sources.SOURCES` (``synthetic``, ``mfeat``: no image
@@ -73,6 +74,11 @@ class SourcePlan:
     def paths(self) -> dict[str, np.ndarray]:
         """The file of each sample (dict of str to numpy.ndarray), per view read from files."""
         return self.listing.files if self.listing is not None else self._data.paths
+
+    @property
+    def mask_paths(self) -> dict[str, np.ndarray]:
+        """The mask file of each sample (empty: no defect), per view whose masks come from files."""
+        return self.listing.masks if self.listing is not None else self._data.mask_paths
 
     @property
     def skipped(self) -> tuple[str, ...]:

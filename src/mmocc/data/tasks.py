@@ -29,7 +29,8 @@ class OneClassSplit:
         Normal samples only.
     test : MultiViewDataset
         The remaining normal samples and the samples of every other class,
-        in dataset order.
+        in dataset order. Both keep the dataset's masks (and mask paths)
+        aligned with their samples.
     y_test : numpy.ndarray of int, shape (len(test),)
         0 for a normal test sample, 1 for an anomaly.
     normal : label or tuple of labels
