@@ -6,6 +6,7 @@
 - :func:`load_pairs`: one folder per camera, files paired by stem (unlabelled).
 - :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos.
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
+- :func:`load_mvtec`: the MVTec AD layout (``train/good``, ``test/<type>``, ``ground_truth/<type>``).
 - :func:`make_synthetic`: procedural two-camera demo data.
 """
 
@@ -14,6 +15,7 @@ from mmocc.data import (
     load_folder,
     load_manifest,
     load_mfeat,
+    load_mvtec,
     load_pairs,
     load_turntable,
     make_synthetic,
@@ -24,6 +26,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_mvtec",
     "load_pairs",
     "load_turntable",
     "make_synthetic",

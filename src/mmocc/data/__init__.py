@@ -12,6 +12,8 @@ Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
 - :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos,
   paired ``delta_deg`` apart.
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
+- :func:`load_mvtec`: the MVTec AD layout ``train/good``, ``test/<type>``,
+  ``ground_truth/<type>``, with one view or one folder of views per sample.
 - :func:`make_synthetic`: procedural two-camera demo data.
 """
 
@@ -19,6 +21,7 @@ from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import load_folder
 from mmocc.data.manifest import load_manifest
 from mmocc.data.mfeat import load_mfeat
+from mmocc.data.mvtec import load_mvtec
 from mmocc.data.pairs import load_pairs
 from mmocc.data.synthetic import make_synthetic
 from mmocc.data.turntable import load_turntable
@@ -28,6 +31,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_mvtec",
     "load_pairs",
     "load_turntable",
     "make_synthetic",

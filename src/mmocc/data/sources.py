@@ -9,6 +9,8 @@ A SRC string is one of:
 - ``pairs:DIR_A,DIR_B`` or ``pairs:left=DIR_A,right=DIR_B``: one folder per
   camera, files paired by stem, unlabelled (:func:`mmocc.datasets.load_pairs`);
 - ``turntable:PATH``: :func:`mmocc.datasets.load_turntable` (COIL-20 / COIL-100);
+- ``mvtec:PATH``: :func:`mmocc.datasets.load_mvtec` (the MVTec AD layout,
+  one view or several, with masks);
 - ``mfeat:PATH``: :func:`mmocc.datasets.load_mfeat` (UCI Multiple Features);
 - ``synthetic`` or ``synthetic:n_per_class=40,size=32``:
   :func:`mmocc.datasets.make_synthetic`.
@@ -38,6 +40,7 @@ from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import load_folder, plan_folder
 from mmocc.data.manifest import load_manifest, plan_manifest
 from mmocc.data.mfeat import load_mfeat
+from mmocc.data.mvtec import load_mvtec, plan_mvtec
 from mmocc.data.pairs import load_pairs, plan_pairs
 from mmocc.data.synthetic import make_synthetic
 from mmocc.data.turntable import load_turntable, plan_turntable
@@ -275,6 +278,7 @@ SOURCES: Mapping[str, SourceKind] = MappingProxyType(
             SourceKind("folder", load_folder, plan_folder, claims=Path.is_dir, model_views=True),
             SourceKind("pairs", load_pairs, plan_pairs, parse=_pair_folders),
             SourceKind("turntable", load_turntable, plan_turntable),
+            SourceKind("mvtec", load_mvtec, plan_mvtec, model_views=True),
             SourceKind("mfeat", load_mfeat, model_views=True),
             SourceKind("synthetic", make_synthetic, parse=_synthetic_options, bare=True),
         )
