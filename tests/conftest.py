@@ -1,9 +1,9 @@
 """Shared fixtures; dataset fixtures carry a ``ds_`` prefix.
 
-The fuzz tests (``tests/test_fuzz_*.py``) run under the hypothesis profile
+The fuzz tests (``tests/robustness/test_fuzz_*.py``) run under the hypothesis profile
 ``ci`` by default: a fixed seed, no example database, a bounded number of
 examples, so that CI is reproducible and takes about a minute.
-``pytest --hypothesis-profile=long tests/test_fuzz_*.py`` searches longer.
+``pytest --hypothesis-profile=long tests/robustness/test_fuzz_*.py`` searches longer.
 """
 
 from __future__ import annotations

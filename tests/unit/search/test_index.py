@@ -95,8 +95,10 @@ def test_approximate_on_a_small_bank_is_exact():
     pytest.importorskip("faiss")
     rng = np.random.default_rng(1)
     feats = Features(latents={"a": rng.normal(size=(40, 4)).astype(np.float32)})
-    exact, approximate = KNNScore(3, "view", "latent", {"a": "a"}), KNNScore(3, "view", "latent", {"a": "a"},
-                                                                              "approximate")
+    exact, approximate = (
+        KNNScore(3, "view", "latent", {"a": "a"}),
+        KNNScore(3, "view", "latent", {"a": "a"}, "approximate"),
+    )
     np.testing.assert_array_equal(approximate.fit(feats), exact.fit(feats))
     np.testing.assert_array_equal(approximate.score(feats), exact.score(feats))
 

@@ -6,7 +6,7 @@ import pytest
 from mmocc.data.mfeat import MFEAT_VIEWS
 from mmocc.datasets import load_mfeat
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 MFEAT = SHARED_DATA / "uci-mfeat"
 
 

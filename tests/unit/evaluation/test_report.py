@@ -9,7 +9,7 @@ from mmocc.evaluation.config import load_config
 from mmocc.evaluation.metrics import METRIC_NAMES
 from mmocc.evaluation.report import markdown_report
 
-PAPER_TABLE1 = Path(__file__).resolve().parents[1] / "configs" / "paper_table1.toml"
+PAPER_TABLE1 = Path(__file__).resolve().parents[3] / "configs" / "paper_table1.toml"
 NORMALS = [f"obj{k}" for k in range(1, 21)]
 
 

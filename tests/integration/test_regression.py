@@ -1,6 +1,6 @@
 """Behaviour fixture: both presets give the scores they gave before the restructuring.
 
-``tests/regression/scores.npz`` is written by ``tests/regression/make_scores.py``.
+``tests/integration/regression/scores.npz`` is written by ``tests/integration/regression/make_scores.py``.
 Training rounds differently on other CPU models, kernel dispatch levels (AVX2
 or AVX-512), with bf16 autocast and with other thread counts, so the
 comparison is exact (1e-6) only on the machine signature stored in the file
@@ -69,7 +69,7 @@ def exact_fixture(path: Path, here: str) -> dict[str, np.ndarray]:
     if signature != here:
         pytest.skip(
             f"exact scores need the fixture's machine: it was written on {signature!r}, this is {here!r}; "
-            "regenerate it on the old code with tests/regression/make_scores.py to compare here"
+            "regenerate it on the old code with tests/integration/regression/make_scores.py to compare here"
         )
     return arrays
 

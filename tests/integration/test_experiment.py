@@ -273,7 +273,7 @@ def test_config_file_errors(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     names = {path.name: load_config(path) for path in configs.glob("*.toml")}
     assert {"paper_table1.toml", "paper_table3.toml", "coil20.toml"} <= set(names)
     table1 = names["paper_table1.toml"]

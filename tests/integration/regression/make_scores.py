@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python tests/regression/make_scores.py
+    python tests/integration/regression/make_scores.py
 
 Both presets are fitted on two COIL-20 one-class tasks (classes 0-4 of
 ``../shared/data/coil-20-proc`` at 32 px; normal class 0 and 3; random 66%
@@ -12,7 +12,7 @@ test score, the training scores and the threshold, plus the CPU model and
 the machine they were computed on (:func:`signature`): float rounding of
 training differs between CPU models, between the kernels torch dispatches to
 (AVX2 or AVX-512) and with bf16 autocast, which ``amp="auto"`` turns on where
-the CPU computes bf16 natively, so ``tests/test_regression.py`` only compares
+the CPU computes bf16 natively, so ``tests/integration/test_regression.py`` only compares
 exactly on the signature recorded here.
 
 ``scores_nchw.npz`` is the fixture as it was before training switched to the
@@ -37,7 +37,7 @@ from mmocc.model.device import native_bf16
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "scores.npz"
 NCHW_FIXTURE = HERE / "scores_nchw.npz"
-COIL = HERE.parents[2] / "shared" / "data" / "coil-20-proc"
+COIL = HERE.parents[3] / "shared" / "data" / "coil-20-proc"
 PRESETS = ("paper", "default")
 THREADS = 1
 """Torch threads of :func:`compute` (part of the signature: reductions split by thread round differently)."""

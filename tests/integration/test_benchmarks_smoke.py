@@ -18,7 +18,7 @@ import pytest
 
 from mmocc import MultimodalOCC
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

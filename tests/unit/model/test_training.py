@@ -19,7 +19,7 @@ from mmocc.model.losses import JointLoss
 from mmocc.model.nn import JointAutoencoder
 from mmocc.model.training import fit_autoencoder, fit_scalers, initial_center, training_layout
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 CPU = torch.device("cpu")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

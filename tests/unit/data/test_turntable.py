@@ -10,7 +10,7 @@ from mmocc.datasets import load_turntable
 # every test here gets MMOCC_CACHE_DIR inside tmp_path, so none writes the user cache
 pytestmark = pytest.mark.usefixtures("ds_cache_dir")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 COIL20 = SHARED_DATA / "coil-20-proc"
 
 

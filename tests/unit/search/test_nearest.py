@@ -1,4 +1,4 @@
-"""The search engine: coreset selection and nearest-row search on every backend, against brute force."""
+"""The search engine: nearest rows on every backend against brute force, exclusion, the faiss policy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mmocc.search import index as search_index
-from mmocc.search.coreset import greedy_coreset
 from mmocc.search.index import NeighborIndex, choose_backend, faiss_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -30,30 +29,6 @@ def nearest_distance(queries, bank, query_owner=None, bank_owner=None, **_) -> t
 
 def _points(m: int, dims: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(m, dims, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.mark.parametrize("size", [1, 2, 17, 50, 60, 1000])
-def test_coreset_has_its_size_and_no_duplicates(size: int) -> None:
-    chosen = greedy_coreset(_points(50, 8), size, seed=3)
-    assert len(chosen) == min(size, 50)
-    assert len(set(chosen.tolist())) == len(chosen)
-    assert 0 <= int(chosen.min()) and int(chosen.max()) < 50
-
-
-def test_coreset_has_no_duplicates_among_duplicate_points() -> None:
-    points = _points(5, 4).repeat(4, 1)  # every point four times
-    chosen = greedy_coreset(points, 12)
-    assert len(set(chosen.tolist())) == 12
-    first = {tuple(points[i].tolist()) for i in chosen[:5].tolist()}
-    assert len(first) == 5  # the five distinct points come first: a copy is at distance 0
-
-
-def test_each_selected_point_is_the_farthest_from_those_already_chosen() -> None:
-    points = _points(200, 16, seed=1)  # <= 128 dims: no projection, exact distances
-    chosen = greedy_coreset(points, 30, seed=2).tolist()
-    for i in range(1, len(chosen)):
-        nearest = torch.cdist(points.double(), points[chosen[:i]].double()).min(dim=1).values
-        assert float(nearest[chosen[i]]) == pytest.approx(float(nearest.max()), rel=1e-5)
 
 
 @pytest.mark.parametrize("use_faiss", SEARCHES, indirect=True)

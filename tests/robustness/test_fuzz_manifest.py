@@ -8,7 +8,7 @@ encodings (UTF-8 with and without a byte-order mark, Latin-1, UTF-16, random
 bytes), rows with the wrong number of fields and paths (absolute, ``..``,
 missing, folders, tiny images, non-images, named pipes, link loops, NUL
 characters, overlong names and fields) are drawn at
-random. ``pytest --hypothesis-profile=long tests/test_fuzz_manifest.py``
+random. ``pytest --hypothesis-profile=long tests/robustness/test_fuzz_manifest.py``
 searches longer.
 """
 

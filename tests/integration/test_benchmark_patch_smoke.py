@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "patch_speed.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "patch_speed.py"
 
 
 def test_patch_speed_smoke_prints_the_report(tmp_path: Path) -> None:
