@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmocc.data import folder, manifest, pairs, turntable
+from mmocc.data import folder, manifest, mvtec, pairs, turntable
 from mmocc.data.sources import SOURCE_KINDS, SOURCES, Source, SourceKind, load_source, parse_source
 from mmocc.data.streaming import plan_source
 from mmocc.deploy import batch
@@ -18,6 +18,7 @@ PLANNED = {
     "manifest": (manifest.plan_manifest, manifest.load_manifest),
     "folder": (folder.plan_folder, folder.load_folder),
     "pairs": (pairs.plan_pairs, pairs.load_pairs),
+    "mvtec": (mvtec.plan_mvtec, mvtec.load_mvtec),
     "turntable": (turntable.plan_turntable, turntable.load_turntable),
 }
 
@@ -35,17 +36,21 @@ def files(tmp_path: Path, ds_write_image) -> dict[str, str]:
         ds_write_image(tmp_path / "cam_b" / f"p{i}.png", value=5 + i)
     for pose in range(4):
         ds_write_image(tmp_path / "coil" / f"obj1__{pose}.png", value=pose, mode="L")
+    mvtec = (("train", "good", "a"), ("train", "good", "b"), ("test", "good", "c"), ("test", "dent", "d"))
+    for split, label, name in mvtec:
+        ds_write_image(tmp_path / "mv" / split / label / f"{name}.png", value=ord(name) % 7)
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     return {
         "manifest": str(tmp_path / "m.csv"),
         "folder": str(tmp_path / "tree"),
         "pairs": f"pairs:{tmp_path / 'cam_a'},{tmp_path / 'cam_b'}",
         "turntable": f"turntable:{tmp_path / 'coil'}",
+        "mvtec": f"mvtec:{tmp_path / 'mv'}",
     }
 
 
 def test_every_kind_is_declared_once_in_order():
-    assert SOURCE_KINDS == ("manifest", "folder", "pairs", "turntable", "mfeat", "synthetic")
+    assert SOURCE_KINDS == ("manifest", "folder", "pairs", "turntable", "mvtec", "mfeat", "synthetic")
     assert tuple(SOURCES) == SOURCE_KINDS
     assert all(isinstance(kind, SourceKind) and kind.name == name for name, kind in SOURCES.items())
     with pytest.raises(TypeError):
@@ -111,7 +116,8 @@ def test_options_are_the_registered_loaders_parameters(files):
 
 
 def test_model_views_are_asked_of_the_kinds_that_select_them():
-    assert {name for name, kind in SOURCES.items() if kind.model_views} == {"manifest", "folder", "mfeat"}
+    selecting = {name for name, kind in SOURCES.items() if kind.model_views}
+    assert selecting == {"manifest", "folder", "mvtec", "mfeat"}
     assert "views" in inspect.signature(pairs.load_pairs).parameters  # pairs renames, a model does not select
 
 
