@@ -9,7 +9,8 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from mmocc.detectors.baselines import BASELINE_DETECTORS, FUSIONS, SCALINGS, BaselineOCC
+from mmocc.detectors.baselines import BaselineOCC
+from mmocc.model.params import BASELINE_DETECTORS, FUSIONS, SCALINGS
 
 FAST = {"autoencoder": {"epoch_num": 2}, "deepsvdd": {"epochs": 2}}
 
@@ -123,11 +124,16 @@ def test_single_fusion_needs_exactly_one_view():
     [
         (
             {"detector": "lof"},
-            "unknown detector 'lof'; valid choices: knn, iforest, ocsvm, pca, autoencoder, deepsvdd",
+            r"detector must be one of \['knn', 'iforest', 'ocsvm', 'pca', 'autoencoder', 'deepsvdd'\], "
+            r"got 'lof'",
         ),
-        ({"fusion": "middle"}, "unknown fusion 'middle'; valid choices: early, late, single"),
-        ({"scaling": "minmax"}, "unknown scaling 'minmax'; valid choices: view, feature"),
-        ({"detector_params": [("n_neighbors", 3)]}, "detector_params must be a dict or None, got list"),
+        ({"detector": "knm"}, r"detector='knm' is not valid \(unknown detector 'knm'; did you mean 'knn'"),
+        ({"fusion": "middle"}, r"fusion must be one of \['early', 'late', 'single'\], got 'middle'"),
+        ({"scaling": "minmax"}, r"scaling must be one of \['view', 'feature'\], got 'minmax'"),
+        (
+            {"detector_params": [("n_neighbors", 3)]},
+            r"detector_params must be None or a dict, got \[\('n_neighbors', 3\)\]",
+        ),
         ({"detector_params": {"contamination": 0.1}}, r"must not set \['contamination'\]"),
         (
             {"detector_params": {"n_neighbour": 3}},

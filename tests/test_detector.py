@@ -263,11 +263,12 @@ def test_scoring_before_fit():
     [
         ("score", "nrom", "score='nrom' is not valid"),
         ("preset", "papr", "preset='papr' is not valid"),
-        ("epochs", 0, "epochs must be a positive integer"),
-        ("lr", float("nan"), "lr must be a finite number"),
+        ("epochs", 0, "epochs must be >= 1, got 0"),
+        ("epochs", 2.5, "epochs must be None or an integer >= 1, got 2.5"),
+        ("lr", float("nan"), "lr must be None or a finite number >= 0, got nan"),
         ("dropout", 1.5, "dropout must be in \\[0, 1\\)"),
-        ("augment", "rotate", "augment='rotate' is not valid"),
-        ("filters", (), "filters must be a non-empty sequence"),
+        ("augment", "rotate", r"augment must be None or one of \['none', 'shift', 'shift_flip'\], got 'rot"),
+        ("filters", (), r"filters must be None or a non-empty sequence of positive integers, got \(\)"),
     ],
 )
 def test_bad_hyperparameters_name_the_parameter(param, value, message):
@@ -314,5 +315,5 @@ def test_stop_tol_ends_training_once_the_loss_stalls():
     assert 3 < len(clf.history_) < 40
     before, last = clf.history_[-4]["loss"], clf.history_[-1]["loss"]
     assert before - last <= 0.2 * abs(before)
-    with pytest.raises(ValueError, match="stop_tol must be None or a finite number >= 0"):
+    with pytest.raises(ValueError, match="stop_tol must be >= 0, got -1.0"):
         MultimodalOCC(stop_tol=-1.0).fit(X)

@@ -78,10 +78,10 @@ NOT_A_RATE = r"contamination must be a number in \(0, 0.5\], got 'abc'"
     [
         (lambda: _tiny(contamination="abc"), NOT_A_RATE),
         (lambda: BaselineOCC(contamination="abc"), NOT_A_RATE),
-        (lambda: _tiny(preset=["paper"]), r"preset=\['paper'\] is not valid"),
-        (lambda: _tiny(random_state="x"), "random_state must be None, an int .* got 'x'"),
+        (lambda: _tiny(preset=["paper"]), r"preset must be one of \[.*\], got \['paper'\]"),
+        (lambda: _tiny(random_state="x"), "random_state must be None, an integer .* got 'x'"),
         (lambda: _tiny(amp="x"), "amp must be 'auto', True or False, got 'x'"),
-        (lambda: _tiny(verbose="x"), "verbose must be True, False or None, got 'x'"),
+        (lambda: _tiny(verbose="x"), "verbose must be None, True or False, got 'x'"),
     ],
 )
 def test_non_numeric_parameters_are_refused_naming_the_parameter(estimator, message):

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import warnings
 from abc import ABCMeta, abstractmethod
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
@@ -30,110 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mmocc.data.fingerprints import sample_fingerprints
 from mmocc.data.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
-
-#: Where ``threshold_`` comes from: the training scores, or held-out normals.
-THRESHOLD_SOURCES = ("train", "holdout")
-
-
-def check_contamination(contamination: float) -> float:
-    """Validate the expected outlier fraction.
-
-    Parameters
-    ----------
-    contamination : float
-        Fraction of training samples allowed above the threshold.
-
-    Returns
-    -------
-    float
-        The value, as a float.
-
-    Raises
-    ------
-    ValueError
-        If it is not a number in ``(0, 0.5]``, naming the parameter.
-
-    Examples
-    --------
-    >>> check_contamination("abc")
-    Traceback (most recent call last):
-    ...
-    ValueError: contamination must be a number in (0, 0.5], got 'abc'
-    """
-    if isinstance(contamination, (bool, np.bool_)) or not isinstance(contamination, (int, float, np.number)):
-        raise ValueError(f"contamination must be a number in (0, 0.5], got {contamination!r}")
-    value = float(contamination)
-    if not 0.0 < value <= 0.5:
-        raise ValueError(f"contamination must be in (0, 0.5], got {contamination!r}")
-    return value
-
-
-def check_random_state_param(random_state: Any) -> None:
-    """Validate the ``random_state`` parameter.
-
-    Parameters
-    ----------
-    random_state : int, numpy.random.RandomState or None
-        The seed.
-
-    Raises
-    ------
-    ValueError
-        For any other value, naming the parameter.
-    """
-    try:
-        check_random_state(random_state)
-    except ValueError as exc:
-        raise ValueError(
-            f"random_state must be None, an int in [0, 2**32 - 1] or a numpy.random.RandomState, "
-            f"got {random_state!r} ({exc})"
-        ) from None
-
-
-def check_threshold_options(threshold: str, validation_fraction: float) -> None:
-    """Validate the ``threshold`` and ``validation_fraction`` parameters.
-
-    Parameters
-    ----------
-    threshold : {"train", "holdout"}
-        Where the threshold comes from.
-    validation_fraction : float
-        Fraction of the normals held out with ``threshold="holdout"``.
-
-    Raises
-    ------
-    ValueError
-        Naming the parameter.
-    """
-    if threshold not in THRESHOLD_SOURCES:
-        raise ValueError(f"threshold must be one of {list(THRESHOLD_SOURCES)}, got {threshold!r}")
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float, np.number)):
-        raise ValueError(f"validation_fraction must be a number in (0, 1), got {validation_fraction!r}")
-    if not 0.0 < float(validation_fraction) < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
-
-
-def check_bool_param(name: str, value: Any, *, allow_none: bool = False) -> None:
-    """Validate a True/False parameter.
-
-    Parameters
-    ----------
-    name : str
-        The parameter name, for the message.
-    value : object
-        Its value; NumPy booleans count.
-    allow_none : bool, default False
-        Accept None too.
-
-    Raises
-    ------
-    ValueError
-        For any other value, naming the parameter.
-    """
-    if isinstance(value, (bool, np.bool_)) or (allow_none and value is None):
-        return
-    allowed = "True, False or None" if allow_none else "True or False"
-    raise ValueError(f"{name} must be {allowed}, got {value!r}")
+from mmocc.model.params import Constraint, check_values
 
 
 def conformal_threshold(scores: np.ndarray, contamination: float) -> float:
@@ -188,8 +86,13 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Threshold, label and probability logic for multiview detectors.
 
     Labels follow PyOD: 0 = normal, 1 = anomaly; higher scores are more
-    anomalous. Subclasses must define ``views`` and ``contamination``
-    parameters and implement :meth:`_fit_views` and :meth:`_score_views`.
+    anomalous. Subclasses declare every ``__init__`` parameter with its
+    constraint in ``_param_constraints`` (their table in
+    :mod:`mmocc.model.params`, which includes
+    :data:`~mmocc.model.params.DETECTOR_CONSTRAINTS`: ``views``,
+    ``contamination``, ``threshold``, ``validation_fraction``,
+    ``random_state``) and implement :meth:`_fit_views` and
+    :meth:`_score_views`.
 
     ``X`` is a dict ``{view_name: array}``, a dataset with a ``views``
     mapping, or a plain 2-D array, read as one vector view named ``"X"``
@@ -199,6 +102,8 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     floats, nor the reverse (a TypeError that says how to convert).
     """
 
+    # Not ``_parameter_constraints``: scikit-learn's estimator checks read that name in sklearn's format.
+    _param_constraints: ClassVar[Mapping[str, Constraint]]
     views: Any
     contamination: float
     threshold: str
@@ -211,20 +116,24 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.dict = True
         return tags
 
-    @abstractmethod
     def check_params(self) -> Any:
         """Validate the parameter values that can be checked without data.
+
+        Every parameter is checked against its constraint in ``_param_constraints``.
 
         Returns
         -------
         Any
-            The validated (resolved) parameters.
+            The validated parameters: here a dict of the normalised values;
+            a subclass returns what it resolves them into.
 
         Raises
         ------
         ValueError
-            Naming the first invalid parameter.
+            Naming the first invalid parameter
+            (:class:`~mmocc.model.params.ParameterError`).
         """
+        return check_values(self._param_constraints, self.get_params(deep=False))
 
     @abstractmethod
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
@@ -255,9 +164,7 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self
             The fitted detector.
         """
-        check_contamination(self.contamination)
-        check_threshold_options(self.threshold, self.validation_fraction)
-        check_random_state_param(self.random_state)
+        self.check_params()
         views = select_views(check_views(X), self.views)
         self.view_specs_: list[ViewSpec] = view_specs(views)
         self.n_samples_in_ = len(next(iter(views.values())))

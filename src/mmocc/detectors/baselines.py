@@ -31,17 +31,8 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
-from mmocc.detectors.base import BaseMultiviewDetector, check_threshold_options
-from mmocc.utils.text import did_you_mean
-
-BASELINE_DETECTORS: tuple[str, ...] = ("knn", "iforest", "ocsvm", "pca", "autoencoder", "deepsvdd")
-"""Names accepted by ``BaselineOCC(detector=...)``."""
-
-FUSIONS: tuple[str, ...] = ("early", "late", "single")
-"""Names accepted by ``BaselineOCC(fusion=...)``."""
-
-SCALINGS: tuple[str, ...] = ("view", "feature")
-"""Names accepted by ``BaselineOCC(scaling=...)``."""
+from mmocc.detectors.base import BaseMultiviewDetector
+from mmocc.model.params import BASELINE_CONSTRAINTS
 
 _PYOD_CLASSES: dict[str, tuple[str, str]] = {
     "knn": ("pyod.models.knn", "KNN"),
@@ -221,6 +212,8 @@ class BaselineOCC(BaseMultiviewDetector):
     array([0, 1])
     """
 
+    _param_constraints = BASELINE_CONSTRAINTS
+
     def __init__(
         self,
         *,
@@ -247,6 +240,10 @@ class BaselineOCC(BaseMultiviewDetector):
     def check_params(self) -> dict[str, Any]:
         """Validate the parameters; return a copy of ``detector_params``.
 
+        Every parameter is checked against
+        :data:`~mmocc.model.params.BASELINE_CONSTRAINTS`; ``detector_params``
+        must not set what this class sets itself.
+
         Returns
         -------
         dict
@@ -260,28 +257,14 @@ class BaselineOCC(BaseMultiviewDetector):
             If pyod, an optional dependency, is not installed.
         """
         _require_pyod()
-        for name, value, choices in (
-            ("detector", self.detector, BASELINE_DETECTORS),
-            ("fusion", self.fusion, FUSIONS),
-            ("scaling", self.scaling, SCALINGS),
-        ):
-            if value not in choices:
-                hint = did_you_mean(value, choices)
-                raise ValueError(f"unknown {name} {value!r}{hint}; valid choices: {', '.join(choices)}")
-        check_threshold_options(self.threshold, self.validation_fraction)
-        if self.detector_params is None:
-            return {}
-        if not isinstance(self.detector_params, dict):
-            raise ValueError(
-                f"detector_params must be a dict or None, got {type(self.detector_params).__name__}"
-            )
-        reserved = sorted(_RESERVED_PARAMS & set(self.detector_params))
+        detector_params = super().check_params()["detector_params"] or {}
+        reserved = sorted(_RESERVED_PARAMS & set(detector_params))
         if reserved:
             raise ValueError(
                 f"detector_params must not set {reserved}: contamination is this estimator's "
                 "parameter and n_features comes from the data"
             )
-        return dict(self.detector_params)
+        return dict(detector_params)
 
     def _make_detector(self, n_samples: int, n_features: int, seed: int, params: dict[str, Any]) -> Any:
         """Build an unfitted PyOD detector for data of the given size."""

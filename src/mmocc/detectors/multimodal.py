@@ -1,6 +1,7 @@
 """The estimator :class:`MultimodalOCC`, and :func:`load` for the files its ``save`` writes.
 
-The estimator is glue: parameters are resolved into one
+The estimator is glue: parameters are checked against
+:data:`mmocc.model.params.MULTIMODAL_CONSTRAINTS` and resolved into one
 :class:`~mmocc.model.hyperparams.HyperParams`, the training engine
 (:mod:`mmocc.model.training`) fits the joint autoencoder, the scoring rule
 (:mod:`mmocc.scoring`) declares the features it needs and
@@ -20,18 +21,14 @@ import torch
 from sklearn.utils import Tags, TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from mmocc.detectors.base import (
-    BaseMultiviewDetector,
-    check_bool_param,
-    check_contamination,
-    check_threshold_options,
-)
+from mmocc.detectors.base import BaseMultiviewDetector
 from mmocc.model.backbones import load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
 from mmocc.model.losses import JointLoss
 from mmocc.model.nn import JointAutoencoder
+from mmocc.model.params import MULTIMODAL_CONSTRAINTS
 from mmocc.model.patches import AUTOENCODER, PatchFeatures, smooth_upsample
 from mmocc.model.training import (
     Callback,
@@ -233,6 +230,8 @@ class MultimodalOCC(BaseMultiviewDetector):
     (64,)
     """
 
+    _param_constraints = MULTIMODAL_CONSTRAINTS
+
     def __init__(
         self,
         *,
@@ -332,6 +331,10 @@ class MultimodalOCC(BaseMultiviewDetector):
     def resolved_params(self) -> HyperParams:
         """Hyper-parameters after filling ``None`` from the preset, validated.
 
+        Every parameter is checked against
+        :data:`~mmocc.model.params.MULTIMODAL_CONSTRAINTS`, then the
+        hyper-parameters are resolved.
+
         Returns
         -------
         HyperParams
@@ -342,18 +345,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         ValueError
             For an unknown preset or an invalid value, naming the parameter.
         """
-        values = {name: getattr(self, name) for name in HYPERPARAMETERS}
+        values = super().check_params()
+        hyper = {name: values[name] for name in HYPERPARAMETERS}
         if isinstance(self.patch_backbone, torch.nn.Module):
-            values["patch_backbone"] = "custom"
-        hp = HyperParams.from_preset(self.preset, **values)
-        if not isinstance(self.score_batch_size, (int, np.integer)) or self.score_batch_size < 1:
-            raise ValueError(f"score_batch_size must be a positive integer, got {self.score_batch_size!r}")
-        check_contamination(self.contamination)
-        check_threshold_options(self.threshold, self.validation_fraction)
-        if not ((isinstance(self.amp, str) and self.amp == "auto") or isinstance(self.amp, (bool, np.bool_))):
-            raise ValueError(f"amp must be 'auto', True or False, got {self.amp!r}")
-        check_bool_param("verbose", self.verbose, allow_none=True)
-        return hp
+            hyper["patch_backbone"] = "custom"
+        return HyperParams.from_preset(values["preset"], **hyper)
 
     def check_params(self) -> HyperParams:
         """Validate the hyper-parameters without data; same as :meth:`resolved_params`."""

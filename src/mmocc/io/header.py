@@ -25,6 +25,7 @@ from typing import Any
 
 from mmocc import __version__
 from mmocc.model.hyperparams import LATER_DEFAULTS, HyperParams
+from mmocc.model.params import ParameterError
 from mmocc.model.patches import AUTOENCODER
 
 LIMITS: Mapping[str, int] = MappingProxyType(
@@ -305,6 +306,10 @@ def _check_widths(hp: HyperParams, path: str | os.PathLike[str]) -> None:
 def check_params(values: Mapping[str, Any], path: str | os.PathLike[str], writer: str) -> HyperParams:
     """Validate a header's resolved hyper-parameters, filling those added after format 1.
 
+    The values are checked as :class:`~mmocc.model.hyperparams.HyperParams`
+    checks them (:data:`mmocc.model.params.HYPERPARAMETER_CONSTRAINTS`), then
+    bounded by :data:`LIMITS`.
+
     Parameters
     ----------
     values : mapping
@@ -331,6 +336,8 @@ def check_params(values: Mapping[str, Any], path: str | os.PathLike[str], writer
         raise ValueError(f"{str(path)!r}: the model header's params lack {missing} (a damaged file?)")
     try:
         hp = HyperParams.from_dict(filled)
+    except ParameterError as exc:  # its message starts with the parameter name
+        raise ValueError(f"{str(path)!r}: invalid model header: params.{exc}") from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{str(path)!r}: invalid stored hyper-parameters: {exc}") from None
     _check_widths(hp, path)

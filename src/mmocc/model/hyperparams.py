@@ -42,57 +42,14 @@ actually used are ``MultimodalOCC(...).resolved_params()`` (before fitting) or
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
-from mmocc.model.augment import AUGMENTATIONS
-from mmocc.model.losses import DIVERSITY_KINDS
 from mmocc.model.nn import ArchConfig
-from mmocc.model.patches import PATCH_BACKBONES
-from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, SEARCH_MODES, VIEW_COMBINATIONS
+from mmocc.model.params import HYPERPARAMETER_CONSTRAINTS, MULTIMODAL_CONSTRAINTS, check_value, check_values
 from mmocc.utils.text import did_you_mean
-
-CHOICES: Mapping[str, tuple[Any, ...]] = MappingProxyType(
-    {
-        "shared_weights": (True, False, "auto"),
-        "scaling": ("unit", "standard"),
-        "compactness": ("origin", "center"),
-        "lr_schedule": ("constant", "cosine"),
-        "augment": AUGMENTATIONS,
-        "score": SCORE_RULES,
-        "knn_bank": KNN_BANKS,
-        "knn_space": KNN_SPACES,
-        "knn_search": SEARCH_MODES,
-        "diversity": (None, *DIVERSITY_KINDS),
-        "patch_backbone": PATCH_BACKBONES,
-        "view_combine": VIEW_COMBINATIONS,
-    }
-)
-"""The valid values of each categorical hyper-parameter."""
-
-_POSITIVE_INTS = ("vector_latent", "epochs", "batch_size", "n_neighbors", "patch_top_k")
-_NON_NEGATIVE = (
-    "compact_weight",
-    "recon_weight",
-    "lr",
-    "weight_decay",
-    "diversity_weight",
-    "diversity_gamma",
-)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    numeric = isinstance(value, (int, float, np.integer, np.floating))
-    return numeric and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -100,13 +57,16 @@ class HyperParams:
     """Every hyper-parameter of the joint autoencoder, its training and its score.
 
     See :class:`mmocc.MultimodalOCC` for the meaning of each field. Values are
-    validated on construction; integer and float fields are normalised to
-    Python ``int`` and ``float``, sequences to tuples.
+    validated on construction (:data:`mmocc.model.params.HYPERPARAMETER_CONSTRAINTS`);
+    integer, float, boolean and string fields are normalised to Python
+    ``int``, ``float``, ``bool`` and ``str``, sequences to tuples.
 
     Raises
     ------
     ValueError
-        Naming the first invalid parameter and what it accepts.
+        Naming the first invalid parameter and what it accepts
+        (:class:`~mmocc.model.params.ParameterError`), or a combination that
+        cannot work.
 
     Examples
     --------
@@ -116,7 +76,7 @@ class HyperParams:
     >>> HyperParams.from_preset("paper", lr=-1.0)
     Traceback (most recent call last):
     ...
-    ValueError: lr must be a finite number >= 0, got -1.0
+    mmocc.model.params.ParameterError: lr must be >= 0, got -1.0
     """
 
     filters: tuple[int, ...]
@@ -153,48 +113,9 @@ class HyperParams:
     knn_search: str = "exact"
 
     def __post_init__(self) -> None:
-        for name, choices in CHOICES.items():
-            value = getattr(self, name)
-            if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
-                hint = did_you_mean(value, choices)
-                raise ValueError(f"{name}={value!r} is not valid{hint}; choose one of {list(choices)}")
-        for name in ("bias", "bn_affine"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            self._set(name, bool(getattr(self, name)))
-        for name in ("filters", "hidden"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not value:
-                raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
-            if not all(_is_int(v) and v >= 1 for v in value):
-                raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {value!r}")
-            self._set(name, tuple(int(v) for v in value))
-        for name in _POSITIVE_INTS:
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-            self._set(name, int(value))
-        for name in _NON_NEGATIVE:
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            self._set(name, float(value))
-        self._check_ranges()
-
-    def _check_ranges(self) -> None:
-        tol = self.stop_tol
-        if tol is not None and (not _is_number(tol) or not tol >= 0 or not math.isfinite(tol)):
-            raise ValueError(f"stop_tol must be None or a finite number >= 0, got {tol!r}")
-        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not _is_number(self.augment_shift) or not 0.0 <= self.augment_shift <= 0.5:
-            raise ValueError(f"augment_shift must be in [0, 0.5], got {self.augment_shift!r}")
-        if not _is_number(self.coreset_ratio) or not 0.0 < self.coreset_ratio <= 1.0:
-            raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio!r}")
-        self._set("coreset_ratio", float(self.coreset_ratio))
-        size = self.patch_size
-        if size is not None and (not _is_int(size) or not 16 <= size <= 1024):
-            raise ValueError(f"patch_size must be None or an integer in [16, 1024], got {size!r}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in check_values(HYPERPARAMETER_CONSTRAINTS, values).items():
+            self._set(name, value)
         if self.score == "center" and self.compactness != "center":
             raise ValueError("score='center' needs a training centre: use compactness='center'")
 
@@ -229,14 +150,10 @@ class HyperParams:
         TypeError
             For an unknown hyper-parameter name.
         """
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise ValueError(f"preset={preset!r} is not valid{did_you_mean(preset, PRESETS)}; "
-                             f"choose one of {sorted(PRESETS)}")
+        preset = check_value("preset", preset, MULTIMODAL_CONSTRAINTS["preset"])
         unknown = sorted(set(overrides) - set(cls.names()))
         if unknown:
-            raise TypeError(
-                f"unknown hyper-parameter {unknown[0]!r}{did_you_mean(unknown[0], cls.names())}"
-            )
+            raise TypeError(f"unknown hyper-parameter {unknown[0]!r}{did_you_mean(unknown[0], cls.names())}")
         return replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
@@ -349,7 +266,7 @@ scaling is fitted. Needs ``pip install "mmocc[pretrained]"``.
 PRESETS: Mapping[str, HyperParams] = MappingProxyType(
     {"paper": PAPER, "default": DEFAULT, "patch": PATCH, "pretrained": PRETRAINED}
 )
-"""The presets by name."""
+"""The presets by name (:data:`mmocc.model.params.PRESET_NAMES`, which ``preset`` is checked against)."""
 
 LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
