@@ -304,13 +304,37 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """Whether the fitted detector can score a subset of its views (a hook; False here)."""
         return False
 
+    def _training_view_scores(self) -> dict[str, np.ndarray]:
+        """Per-view training scores, as :meth:`_score_views_and_each` gives them (a hook; none here)."""
+        return {}
+
+    def _combine_view_scores(self, by_view: dict[str, np.ndarray], views: list[str]) -> np.ndarray:
+        """Combine the per-view scores of the ``views`` scored into one score per sample (a hook).
+
+        Only called for a detector that has per-view scores and scores some views alone.
+        """
+        raise NotImplementedError(f"{type(self).__name__} gives per-view scores but cannot combine them")
+
+    def _subset_scores(
+        self, by_view: dict[str, np.ndarray], scores: np.ndarray, views: list[str]
+    ) -> np.ndarray:
+        """Return ``scores`` as they would be from ``views`` alone, combining per-view scores where needed."""
+        if len(views) == len(self.view_specs_):
+            return scores
+        present = {view: by_view[view] for view in views if view in by_view}
+        return scores if len(present) == len(by_view) else self._combine_view_scores(present, views)
+
     def _training_scores_for(self, views: list[str]) -> np.ndarray:
-        """Training scores as they would be from ``views`` alone (a hook; all views here)."""
-        return self.decision_scores_
+        """Return the training scores as they would be from ``views`` alone."""
+        if len(views) == len(self.view_specs_):
+            return self.decision_scores_
+        return self._subset_scores(self._training_view_scores(), self.decision_scores_, views)
 
     def _reference_scores_for(self, views: list[str]) -> np.ndarray:
-        """Return the scores ``threshold_`` is a quantile of, from ``views`` (a hook; training here)."""
-        return self._training_scores_for(views)
+        """Return the scores ``threshold_`` is a quantile of, as they would be from ``views`` alone."""
+        if self.calibration_scores_ is None:
+            return self._training_scores_for(views)
+        return self._subset_scores(self.calibration_view_scores_, self.calibration_scores_, views)
 
     def _threshold_for(self, views: list[str]) -> float:
         """Return the contamination threshold of scores computed from ``views``."""

@@ -1,18 +1,17 @@
-"""The estimator :class:`MultimodalOCC`, and :func:`load` for the files its ``save`` writes.
+"""The estimator :class:`MultimodalOCC`.
 
 The estimator is glue: parameters are checked against
 :data:`mmocc.model.params.MULTIMODAL_CONSTRAINTS` and resolved into one
 :class:`~mmocc.model.hyperparams.HyperParams`, the training engine
-(:mod:`mmocc.model.training`) fits the joint autoencoder, the scoring rule
-(:mod:`mmocc.scoring`) declares the features it needs and
-:func:`mmocc.model.inference.extract_features` computes exactly those. The
-file format is :mod:`mmocc.io`.
+(:func:`mmocc.model.training.fit_joint_model`) builds and fits the joint
+autoencoder, the scoring rule (:mod:`mmocc.scoring`) declares the features
+it needs and :func:`mmocc.model.inference.extract_features` computes exactly
+those. The file format is :mod:`mmocc.io`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,18 +25,9 @@ from mmocc.model.backbones import load_backbone, wrap_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
-from mmocc.model.losses import JointLoss
-from mmocc.model.nn import JointAutoencoder
 from mmocc.model.params import MULTIMODAL_CONSTRAINTS
 from mmocc.model.patches import AUTOENCODER, PatchFeatures, smooth_upsample
-from mmocc.model.training import (
-    Callback,
-    EarlyStopping,
-    ProgressBar,
-    fit_autoencoder,
-    fit_scalers,
-    initial_center,
-)
+from mmocc.model.training import fit_joint_model
 from mmocc.scoring import Features, ScoringRule, make_rule
 
 
@@ -357,19 +347,8 @@ class MultimodalOCC(BaseMultiviewDetector):
 
     def _make_rule(self) -> ScoringRule:
         """Build the unfitted scoring rule that ``params_`` asks for."""
-        hp = self.params_
-        return make_rule(
-            hp.score,
-            center=self.center_,
-            n_neighbors=hp.n_neighbors,
-            knn_bank=hp.knn_bank,
-            knn_space=hp.knn_space,
-            knn_search=hp.knn_search,
-            view_groups=self.model_.view_group,
-            coreset_ratio=hp.coreset_ratio,
-            patch_top_k=hp.patch_top_k,
-            view_combine=hp.view_combine,
-        )
+        hp, groups = self.params_, self.model_.view_group
+        return make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
 
     def _backbone(self) -> torch.nn.Module | None:
         """Return the frozen backbone of the patch features; None for the autoencoder's own maps."""
@@ -380,54 +359,22 @@ class MultimodalOCC(BaseMultiviewDetector):
             return wrap_backbone(self.patch_backbone)
         return load_backbone(name)
 
-    def _trains_autoencoder(self) -> bool:
-        """Return False when the score reads nothing but a pretrained backbone's features."""
-        hp = self.params_
-        return not (hp.score == "patch" and hp.patch_backbone != AUTOENCODER)
-
-    # ---------------------------------------------------------------- training
-    def _callbacks(self) -> list[Callback]:
-        verbose = sys.stderr.isatty() if self.verbose is None else self.verbose
-        callbacks: list[Callback] = [ProgressBar()] if verbose else []
-        if self.params_.stop_tol is not None:
-            callbacks.append(EarlyStopping(self.params_.stop_tol))
-        return callbacks
-
-    def _train(self, model: JointAutoencoder, views: dict[str, np.ndarray], seed: int) -> torch.Tensor | None:
-        """Fix the compactness centre, train ``model`` (setting ``history_``) and return the centre."""
-        hp = self.params_
-        device = next(model.parameters()).device
-        data = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in views.items()}
-        center = initial_center(model, data, self.score_batch_size) if hp.compactness == "center" else None
-        loss = JointLoss(
-            center=center,
-            units=model.bottleneck_units(),
-            compact_weight=hp.compact_weight,
-            recon_weight=hp.recon_weight,
-            diversity=hp.diversity,
-            diversity_weight=hp.diversity_weight,
-            diversity_gamma=hp.diversity_gamma,
-        )
-        generator = torch.Generator().manual_seed(seed)
-        self.history_ = fit_autoencoder(
-            model, data, hp, loss, generator=generator, amp=self.amp, callbacks=self._callbacks()
-        )
-        return center
-
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         hp = self.params_ = self.resolved_params()
         device = resolve_device(self.device)
         self.device_ = str(device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            model = JointAutoencoder(self.view_specs_, hp.arch())
-            fit_scalers(model, views, hp.scaling)
-            model.to(device)
-            center, self.history_ = None, []
-            if self._trains_autoencoder():
-                center = self._train(model, views, seed)
-        self.model_ = model.eval()
+        model, center, self.history_ = fit_joint_model(
+            self.view_specs_,
+            views,
+            hp,
+            device=device,
+            seed=seed,
+            amp=self.amp,
+            batch_size=self.score_batch_size,
+            verbose=self.verbose,
+        )
+        self.model_ = model
         backbone = self._backbone()
         self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
@@ -453,28 +400,13 @@ class MultimodalOCC(BaseMultiviewDetector):
     def _allows_missing_views(self) -> bool:
         return bool(self.rule_.supports_views)
 
-    def _subset_scores(
-        self, by_view: dict[str, np.ndarray], scores: np.ndarray, views: list[str]
-    ) -> np.ndarray:
-        """Combine the per-view scores of ``views`` as the rule does; ``scores`` when all views are there."""
-        if len(views) == len(self.view_specs_):
-            return scores
-        present = {view: by_view[view] for view in views if view in by_view}
-        if len(present) == len(by_view):
-            return scores
-        if not present:
+    def _training_view_scores(self) -> dict[str, np.ndarray]:
+        return self.rule_.train_view_scores
+
+    def _combine_view_scores(self, by_view: dict[str, np.ndarray], views: list[str]) -> np.ndarray:
+        if not by_view:
             raise ValueError(f"score={self.params_.score!r} cannot score views {views} on their own")
-        return self.rule_.combine(present)
-
-    def _training_scores_for(self, views: list[str]) -> np.ndarray:
-        if len(views) == len(self.view_specs_):
-            return self.decision_scores_
-        return self._subset_scores(self.rule_.train_view_scores, self.decision_scores_, views)
-
-    def _reference_scores_for(self, views: list[str]) -> np.ndarray:
-        if self.calibration_scores_ is None:
-            return self._training_scores_for(views)
-        return self._subset_scores(self.calibration_view_scores_, self.calibration_scores_, views)
+        return self.rule_.combine(by_view)
 
     def _score_views_and_each(self, views: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         parts = [self.rule_.score_with_views(feats) for feats in self._batches(views, self.rule_.needs)]

@@ -49,6 +49,7 @@ from typing import Any
 
 from mmocc.model.nn import ArchConfig
 from mmocc.model.params import HYPERPARAMETER_CONSTRAINTS, MULTIMODAL_CONSTRAINTS, check_value, check_values
+from mmocc.model.patches import AUTOENCODER
 from mmocc.utils.text import did_you_mean
 
 
@@ -200,6 +201,23 @@ class HyperParams:
             bias=self.bias,
             bn_affine=self.bn_affine,
         )
+
+    def rule_options(self) -> dict[str, Any]:
+        """Return the options of the scoring rule, as :func:`mmocc.scoring.make_rule` takes them."""
+        return {
+            "n_neighbors": self.n_neighbors,
+            "knn_bank": self.knn_bank,
+            "knn_space": self.knn_space,
+            "knn_search": self.knn_search,
+            "coreset_ratio": self.coreset_ratio,
+            "patch_top_k": self.patch_top_k,
+            "view_combine": self.view_combine,
+        }
+
+    @property
+    def trains_autoencoder(self) -> bool:
+        """bool: False when the score reads nothing but a pretrained backbone's features."""
+        return not (self.score == "patch" and self.patch_backbone != AUTOENCODER)
 
 
 PAPER = HyperParams(

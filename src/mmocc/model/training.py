@@ -8,11 +8,14 @@ differs), under bf16 autocast where the device computes bf16 natively
 (:func:`~mmocc.model.device.resolve_amp`). What happens between epochs (a progress bar, early stopping) is a
 :class:`Callback`, not a branch in the loop. :func:`fit_scalers` learns the
 input scaling and :func:`initial_center` the Deep SVDD centre before
-training.
+training. :func:`fit_joint_model` is the whole set-up the estimator runs:
+build the model from seeded weights, fit its scaling, fix the centre, build
+the loss and the callbacks, train.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from mmocc.data.inputs import ViewSpec
 from mmocc.model.augment import augment_views
 from mmocc.model.device import resolve_amp
 from mmocc.model.hyperparams import HyperParams
@@ -333,3 +337,111 @@ def fit_autoencoder(
         for callback in callbacks:
             callback.on_train_end()
     return history
+
+
+def default_callbacks(verbose: bool | None, stop_tol: float | None) -> list[Callback]:
+    """Return the callbacks of the estimator's ``verbose`` and ``stop_tol``.
+
+    Parameters
+    ----------
+    verbose : bool or None
+        Show a :class:`ProgressBar`; None shows it when stderr is a terminal.
+    stop_tol : float or None
+        :class:`EarlyStopping` with this tolerance; None trains every epoch.
+
+    Returns
+    -------
+    list of Callback
+        The progress bar first, then early stopping.
+    """
+    show = sys.stderr.isatty() if verbose is None else verbose
+    callbacks: list[Callback] = [ProgressBar()] if show else []
+    if stop_tol is not None:
+        callbacks.append(EarlyStopping(stop_tol))
+    return callbacks
+
+
+def _train(
+    model: JointAutoencoder,
+    views: dict[str, np.ndarray],
+    hp: HyperParams,
+    seed: int,
+    *,
+    amp: bool | str,
+    batch_size: int,
+    verbose: bool | None,
+) -> tuple[Tensor | None, History]:
+    """Fix the compactness centre, then train ``model``; return the centre (None: the origin) and history."""
+    device = next(model.parameters()).device
+    data = {name: torch.from_numpy(np.ascontiguousarray(a)).to(device) for name, a in views.items()}
+    center = initial_center(model, data, batch_size) if hp.compactness == "center" else None
+    loss = JointLoss(
+        center=center,
+        units=model.bottleneck_units(),
+        compact_weight=hp.compact_weight,
+        recon_weight=hp.recon_weight,
+        diversity=hp.diversity,
+        diversity_weight=hp.diversity_weight,
+        diversity_gamma=hp.diversity_gamma,
+    )
+    generator = torch.Generator().manual_seed(seed)
+    callbacks = default_callbacks(verbose, hp.stop_tol)
+    return center, fit_autoencoder(model, data, hp, loss, generator=generator, amp=amp, callbacks=callbacks)
+
+
+def fit_joint_model(
+    specs: Sequence[ViewSpec],
+    views: dict[str, np.ndarray],
+    hp: HyperParams,
+    *,
+    device: torch.device,
+    seed: int,
+    amp: bool | str = "auto",
+    batch_size: int = 1024,
+    verbose: bool | None = False,
+) -> tuple[JointAutoencoder, Tensor | None, History]:
+    """Build a joint autoencoder for ``specs``, fit its input scaling and, when the score needs it, train it.
+
+    Weights are initialised from ``seed`` inside a forked torch RNG, so the
+    caller's random streams are left as they were. The autoencoder is not
+    trained when the score reads only a pretrained backbone's features
+    (:attr:`HyperParams.trains_autoencoder`).
+
+    Parameters
+    ----------
+    specs : sequence of ViewSpec
+        The views, in order.
+    views : dict of str to numpy.ndarray
+        Training arrays in canonical layout.
+    hp : HyperParams
+        The hyper-parameters.
+    device : torch.device
+        Where the model is trained.
+    seed : int
+        Seed of the initial weights, the shuffling and the augmentation.
+    amp : {"auto", True, False}, default "auto"
+        bf16 autocast (:func:`fit_autoencoder`).
+    batch_size : int, default 1024
+        Samples per forward pass when computing the initial centre.
+    verbose : bool or None, default False
+        Progress bar (:func:`default_callbacks`).
+
+    Returns
+    -------
+    model : JointAutoencoder
+        The model on ``device``, in eval mode.
+    center : Tensor or None
+        The compactness centre; None for the origin or when not trained.
+    history : History
+        One record per epoch run (empty when not trained).
+    """
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = JointAutoencoder(specs, hp.arch())
+        fit_scalers(model, views, hp.scaling)
+        model.to(device)
+        center: Tensor | None = None
+        history: History = []
+        if hp.trains_autoencoder:
+            center, history = _train(model, views, hp, seed, amp=amp, batch_size=batch_size, verbose=verbose)
+    return model.eval(), center, history
