@@ -21,12 +21,12 @@ from sklearn.utils import Tags, TransformerTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from mmocc.detectors.base import BaseMultiviewDetector
-from mmocc.model.backbones import load_backbone, wrap_backbone
+from mmocc.model.backbones import patch_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
 from mmocc.model.params import MULTIMODAL_CONSTRAINTS
-from mmocc.model.patches import AUTOENCODER, PatchFeatures, smooth_upsample
+from mmocc.model.patches import PatchFeatures, input_size_maps
 from mmocc.model.training import fit_joint_model
 from mmocc.scoring import Features, ScoringRule, make_rule
 
@@ -350,15 +350,6 @@ class MultimodalOCC(BaseMultiviewDetector):
         hp, groups = self.params_, self.model_.view_group
         return make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
 
-    def _backbone(self) -> torch.nn.Module | None:
-        """Return the frozen backbone of the patch features; None for the autoencoder's own maps."""
-        name = self.params_.patch_backbone
-        if name == AUTOENCODER:
-            return None
-        if isinstance(self.patch_backbone, torch.nn.Module):
-            return wrap_backbone(self.patch_backbone)
-        return load_backbone(name)
-
     def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         hp = self.params_ = self.resolved_params()
         device = resolve_device(self.device)
@@ -375,7 +366,7 @@ class MultimodalOCC(BaseMultiviewDetector):
             verbose=self.verbose,
         )
         self.model_ = model
-        backbone = self._backbone()
+        backbone = patch_backbone(hp.patch_backbone, self.patch_backbone)
         self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
         self.rule_ = self._make_rule()
@@ -486,13 +477,9 @@ class MultimodalOCC(BaseMultiviewDetector):
             For a rule without spatial scores (only ``patch`` and ``recon`` have them).
         """
         views = self._checked_views(X, allow_missing=True)
-        sizes = {spec.name: spec.shape[-2:] for spec in self.view_specs_ if spec.kind == "image"}
-        parts: dict[str, list[np.ndarray]] = {}
-        for feats in self._batches(views, self.rule_.map_needs):
-            for view, maps in self.rule_.anomaly_maps(feats).items():
-                size = (int(sizes[view][0]), int(sizes[view][1]))
-                parts.setdefault(view, []).append(smooth_upsample(torch.from_numpy(maps), size).numpy())
-        return {view: np.concatenate(chunks) for view, chunks in parts.items()}
+        sizes = {s.name: (int(s.shape[-2]), int(s.shape[-1])) for s in self.view_specs_ if s.kind == "image"}
+        batches = self._batches(views, self.rule_.map_needs)
+        return input_size_maps((self.rule_.anomaly_maps(feats) for feats in batches), sizes)
 
     def transform(self, X: Any) -> np.ndarray:
         """Joint latent phi of each sample.

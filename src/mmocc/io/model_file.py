@@ -34,7 +34,7 @@ from mmocc.io.tensors import (
     patch_channels,
     score_expectations,
 )
-from mmocc.model.backbones import FeatureBackbone, backbone_fingerprint
+from mmocc.model.backbones import FeatureBackbone, backbone_fingerprint, patch_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HyperParams
 from mmocc.model.nn import JointAutoencoder
@@ -335,7 +335,7 @@ def _stored_backbone(
             f"{str(path)!r} was fitted with a custom patch backbone: pass it again with "
             "load(path, backbone=module)"
         )
-    module = clf._backbone()
+    module = patch_backbone(clf.params_.patch_backbone, clf.patch_backbone)
     assert isinstance(module, FeatureBackbone)
     if backbone_fingerprint(module) != stored["fingerprint"]:
         raise ValueError(

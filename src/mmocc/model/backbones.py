@@ -44,6 +44,7 @@ from mmocc.model.efficientnet import (
     EfficientNetLite0,
     lite0_state_dict,
 )
+from mmocc.model.patches import AUTOENCODER
 from mmocc.utils.text import did_you_mean
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "backbone_fingerprint",
     "efficientnet_lite0",
     "load_backbone",
+    "patch_backbone",
     "wrap_backbone",
 ]
 
@@ -583,3 +585,25 @@ def load_backbone(name: str, **kwargs: Any) -> FeatureBackbone:
     """
     _check_name(name)
     return BACKBONES[name](**kwargs)
+
+
+def patch_backbone(name: str, module: Any = None) -> FeatureBackbone | None:
+    """Return the frozen backbone a ``patch_backbone`` setting names; None for the autoencoder's own maps.
+
+    Parameters
+    ----------
+    name : str
+        The resolved setting: ``"autoencoder"``, a shipped backbone's name, or ``"custom"``.
+    module : torch.nn.Module or str, optional
+        What the user passed as ``patch_backbone``: a module is wrapped (``"custom"``).
+
+    Returns
+    -------
+    FeatureBackbone or None
+        The backbone, or None when the patch features are the autoencoder's.
+    """
+    if name == AUTOENCODER:
+        return None
+    if isinstance(module, torch.nn.Module):
+        return wrap_backbone(module)
+    return load_backbone(name)

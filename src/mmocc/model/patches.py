@@ -16,6 +16,9 @@ a pretrained backbone (:mod:`mmocc.model.backbones`)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -157,3 +160,27 @@ def smooth_upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
     up = F.conv2d(up, kernel.reshape(1, 1, 1, -1))
     up = F.conv2d(up, kernel.reshape(1, 1, -1, 1))
     return up[:, 0]
+
+
+def input_size_maps(
+    parts: Iterable[dict[str, np.ndarray]], sizes: Mapping[str, tuple[int, int]]
+) -> dict[str, np.ndarray]:
+    """Bring each image view's position scores, batch by batch, to its input size (:func:`smooth_upsample`).
+
+    Parameters
+    ----------
+    parts : iterable of dict of str to numpy.ndarray
+        Per batch, the ``(n, h, w)`` position scores of each view present.
+    sizes : mapping of str to (int, int)
+        The input ``(H, W)`` of each image view.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of shape (n_samples, H, W)
+        One map stack per view, batches concatenated.
+    """
+    chunks: dict[str, list[np.ndarray]] = {}
+    for maps_by_view in parts:
+        for view, maps in maps_by_view.items():
+            chunks.setdefault(view, []).append(smooth_upsample(torch.from_numpy(maps), sizes[view]).numpy())
+    return {view: np.concatenate(stack) for view, stack in chunks.items()}
