@@ -1,16 +1,137 @@
-"""Load a dataset laid out as ``root/<label>/<sample_id>/<view>.<ext>``, or unlabelled without ``<label>``."""
+"""Load a dataset laid out as ``root/<label>/<sample_id>/<view>.<ext>``, or unlabelled without ``<label>``.
+
+Ground-truth masks may lie beside the images (:func:`images_and_masks`).
+"""
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
 from mmocc.data.listing import ImageListing
+from mmocc.data.mvtec import MASK_SUFFIX
 from mmocc.data.turntable import TURNTABLE_NAME
 from mmocc.data.view_map import ViewsOption, view_map
+
+#: What the ``extensions`` option of the folder and pairs sources accepts.
+ExtensionsOption = str | Iterable[str] | None
+
+#: One sample folder: its label (None without a label level), the folder, its images and its masks by view.
+_Found = tuple[str | None, Path, dict[str, Path], dict[str, Path]]
+
+
+def image_extensions(extensions: ExtensionsOption) -> frozenset[str] | None:
+    """Read the ``extensions`` option of the folder and pairs sources.
+
+    Parameters
+    ----------
+    extensions : str, iterable of str or None
+        The extensions of the image files: ``"jpg"``, ``"jpg,png"``,
+        ``[".jpg", "jpeg"]`` (case and leading dot do not matter); None:
+        every extension of :data:`mmocc.data.images.IMAGE_EXTENSIONS`.
+
+    Returns
+    -------
+    frozenset of str or None
+        The extensions as ``".jpg"``; None when ``extensions`` is None.
+
+    Raises
+    ------
+    TypeError
+        For a value of another type.
+    ValueError
+        For an extension that is not an image extension, or none at all.
+
+    Examples
+    --------
+    >>> sorted(image_extensions("JPG, .jpeg"))
+    ['.jpeg', '.jpg']
+    """
+    if extensions is None:
+        return None
+    if not isinstance(extensions, (str, list, tuple, set, frozenset)):
+        raise TypeError(f"extensions must be a string such as 'jpg,jpeg' or a list, got {extensions!r}")
+    items = extensions.split(",") if isinstance(extensions, str) else list(extensions)
+    chosen = set()
+    for item in items:
+        suffix = "." + str(item).strip().lstrip(".").lower()
+        if suffix not in IMAGE_EXTENSIONS:
+            known = ", ".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS))
+            raise ValueError(f"extensions: {item!r} is not an image extension; choose among {known}")
+        chosen.add(suffix)
+    if not chosen:
+        raise ValueError("extensions: give at least one, e.g. extensions=jpg")
+    return frozenset(chosen)
+
+
+def images_and_masks(
+    folder: Path, extensions: frozenset[str] | None, two_files: str
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Sort a folder's image files into images and masks, both by file stem.
+
+    The rule: an image is a file with one of ``extensions`` (by default any
+    image extension) whose stem does not end in ``_mask``. The mask of the
+    image ``<stem>.<ext>`` is ``<stem>_mask.<any image extension>`` or, when
+    ``extensions`` is given, ``<stem>.<an image extension not in it>``
+    (``extensions=jpg``: ``x.png`` is the mask of ``x.jpg``). Hidden files,
+    other files and files of an unchosen extension without an image of
+    their stem are ignored.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder; subfolders are not searched.
+    extensions : frozenset of str or None
+        The image extensions (:func:`image_extensions`).
+    two_files : str
+        How the error for two images of one stem starts, e.g. ``"{folder}:
+        two files for view"``; the stem and the files follow.
+
+    Returns
+    -------
+    images, masks : dict of str to pathlib.Path
+        The image files by stem, and the mask files by their image's stem.
+
+    Raises
+    ------
+    ValueError
+        For two images with one stem (with a hint on ``extensions``), two
+        masks for one image, or a ``<stem>_mask`` file without its image.
+    """
+    images: dict[str, Path] = {}
+    candidates: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if path.name.startswith(".") or suffix not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        if path.stem.endswith(MASK_SUFFIX) and path.stem != MASK_SUFFIX:
+            candidates.setdefault(path.stem[: -len(MASK_SUFFIX)], []).append(path)
+        elif extensions is None or suffix in extensions:
+            if path.stem in images:
+                first = images[path.stem]
+                raise ValueError(
+                    f"{two_files} {path.stem!r}: {first.name}, {path.name}; if one is the other's mask, "
+                    f"choose the images' extension (-O extensions={first.suffix[1:].lower()}: a file of "
+                    f"another extension is then the mask) or name the mask {path.stem}{MASK_SUFFIX}"
+                    f"{path.suffix}"
+                )
+            images[path.stem] = path
+        else:
+            candidates.setdefault(path.stem, []).append(path)
+    masks: dict[str, Path] = {}
+    for stem, paths in candidates.items():
+        if stem in images and len(paths) > 1:
+            names = ", ".join(path.name for path in paths)
+            raise ValueError(f"{folder}: two masks for {images[stem].name}: {names}")
+        if stem in images:
+            masks[stem] = paths[0]
+        elif paths[0].stem.endswith(MASK_SUFFIX):
+            raise ValueError(f"{paths[0]}: a mask without its image: no {stem}.<ext> in {folder}")
+    return images, masks
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -18,35 +139,30 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _view_files(sample_dir: Path) -> dict[str, Path]:
-    """Map view name (file stem) to image file in one sample folder."""
-    files: dict[str, Path] = {}
-    for path in sorted(sample_dir.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
-        if path.stem in files:
-            raise ValueError(
-                f"{sample_dir}: two files for view {path.stem!r}: {files[path.stem].name}, {path.name}"
-            )
-        files[path.stem] = path
-    return files
+def _view_files(
+    sample_dir: Path, extensions: frozenset[str] | None
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Map view name (file stem) to image file, and to mask file, in one sample folder."""
+    return images_and_masks(sample_dir, extensions, f"{sample_dir}: two files for view")
 
 
 def _samples(
-    found: list[tuple[str | None, Path, dict[str, Path]]], stems: dict[str, str], exact: bool, on_error: str
-) -> tuple[list[dict[str, Path]], list[str | None], list[str], list[str]]:
+    found: list[_Found], stems: dict[str, str], exact: bool, on_error: str
+) -> tuple[list[dict[str, Path]], dict[str, list[str]], list[str | None], list[str], list[str]]:
     """Keep the sample folders holding the files ``stems`` names (exactly those, when ``exact``).
 
     Returns the files by view name (``stems`` maps file stem to view name),
-    the label (None without a label level) and the id
-    (``"<label>/<sample_id>"``, or ``"<sample_id>"``) of each sample kept,
-    and the messages of the folders skipped.
+    the mask file of each sample kept per view (``""`` for none; no views
+    when no sample kept has a mask), the label (None without a label level)
+    and the id (``"<label>/<sample_id>"``, or ``"<sample_id>"``) of each
+    sample kept, and the messages of the folders skipped.
     """
     samples: list[dict[str, Path]] = []
+    masks: dict[str, list[str]] = {view: [] for view in stems.values()}
     labels: list[str | None] = []
     ids: list[str] = []
     skipped: list[str] = []
-    for label, sample_dir, files in found:
+    for label, sample_dir, files, mask_files in found:
         missing = [name for name in stems if name not in files]
         extra = sorted(set(files) - set(stems)) if exact else []
         if missing or extra:
@@ -57,9 +173,12 @@ def _samples(
             reject(message, on_error, skipped)
             continue
         samples.append({view: files[name] for name, view in stems.items()})
+        for name, view in stems.items():
+            masks[view].append(str(mask_files.get(name, "")))
         labels.append(label)
         ids.append(sample_dir.name if label is None else f"{label}/{sample_dir.name}")
-    return samples, labels, ids, skipped
+    known = any(any(column) for column in masks.values())
+    return samples, masks if known else {}, labels, ids, skipped
 
 
 def _no_samples_hint(root: Path) -> str:
@@ -75,8 +194,8 @@ def _no_samples_hint(root: Path) -> str:
     return ""
 
 
-def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
-    """List ``(label, sample folder, view files)``, telling the two layouts apart.
+def _find_samples(root: Path, extensions: frozenset[str] | None) -> list[_Found]:
+    """List ``(label, sample folder, view files, mask files)``, telling the two layouts apart.
 
     A top-level folder holding image files is a sample (no label level); one
     holding folders is a label; an empty one is ignored. Mixing the two is an
@@ -84,7 +203,7 @@ def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
     """
     sample_dirs, label_dirs = [], []
     for folder in _subfolders(root):
-        if _view_files(folder):
+        if _view_files(folder, extensions)[0]:
             sample_dirs.append(folder)
         elif _subfolders(folder):
             label_dirs.append(folder)
@@ -96,11 +215,11 @@ def _find_samples(root: Path) -> list[tuple[str | None, Path, dict[str, Path]]]:
         )
     if label_dirs:
         return [
-            (label_dir.name, sample_dir, _view_files(sample_dir))
+            (label_dir.name, sample_dir, *_view_files(sample_dir, extensions))
             for label_dir in label_dirs
             for sample_dir in _subfolders(label_dir)
         ]
-    return [(None, sample_dir, _view_files(sample_dir)) for sample_dir in sample_dirs]
+    return [(None, sample_dir, *_view_files(sample_dir, extensions)) for sample_dir in sample_dirs]
 
 
 def plan_folder(
@@ -112,16 +231,24 @@ def plan_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    extensions: ExtensionsOption = None,
 ) -> ImageListing:
     """List the samples of ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
 
     Nothing is decoded. Each sample folder holds one image per view, named
     after the view (``left.png``, ``right.jpg``); the extensions in
-    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised, other and
-    hidden files are ignored. The layout is told from the folders: a
-    top-level folder holding images is a sample, one holding folders a
-    label. Label folder names that are all integers written as Python
-    writes them (``"7"``, not ``"007"``) become int labels.
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are recognised (``extensions``
+    narrows them), other and hidden files are ignored. The layout is told
+    from the folders: a top-level folder holding images is a sample, one
+    holding folders a label. Label folder names that are all integers
+    written as Python writes them (``"7"``, not ``"007"``) become int labels.
+
+    Ground-truth masks (nonzero = defect) lie beside their images: the mask
+    of view ``top`` is ``top_mask.<ext>`` or, when ``extensions`` excludes
+    its extension, ``top.<ext>`` (``extensions="jpg"``: ``top.png`` is the
+    mask of ``top.jpg``); see :func:`images_and_masks`. Once any sample
+    folder holds a mask, every view of every sample has one: a view without
+    a mask file is defect-free (an all-False mask).
 
     Parameters
     ----------
@@ -149,12 +276,17 @@ def plan_folder(
         and warn once listing every skipped file.
     n_jobs : int, optional
         Decoding threads; default ``os.cpu_count()``.
+    extensions : str or sequence of str, optional
+        The extensions of the image files, e.g. ``"jpg"`` or ``"jpg,jpeg"``
+        (``-O extensions=jpg``); files of other image extensions are masks
+        when they share an image's stem, else ignored. Default: every image
+        extension.
 
     Returns
     -------
     ImageListing
-        The samples; :meth:`ImageListing.load` decodes them into what
-        :func:`load_folder` returns.
+        The samples, with their mask files; :meth:`ImageListing.load`
+        decodes them into what :func:`load_folder` returns.
 
     Raises
     ------
@@ -163,32 +295,36 @@ def plan_folder(
     ValueError
         For a malformed ``views``, no samples (with a hint when the folder
         looks like a turntable collection or a camera folder), a mix of the
-        two layouts, two files for one view in a sample folder, or (with
+        two layouts, two files for one view in a sample folder (with a hint
+        on ``extensions``), two masks for one view, a mask without its
+        image, an unknown extension, or (with
         ``on_error="raise"``) a sample folder with different views; the
         message names the folder. Bad images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     stems = view_map(views)
+    chosen = image_extensions(extensions)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    found = _find_samples(root)
+    found = _find_samples(root, chosen)
     if not found:
         raise ValueError(
             f"{root}: no samples found; expected {root}/<label>/<sample_id>/<view>.<ext> or "
             f"{root}/<sample_id>/<view>.<ext>{_no_samples_hint(root)}"
         )
     if stems is None:
-        common, _ = Counter(frozenset(files) for _, _, files in found).most_common(1)[0]
+        common, _ = Counter(frozenset(files) for _, _, files, _ in found).most_common(1)[0]
         stems = {name: name for name in sorted(common)}
     if not stems:
         raise ValueError(f"{root}: the sample folders hold no image files")
-    samples, labels, ids, skipped = _samples(found, stems, views is None, on_error)
+    samples, masks, labels, ids, skipped = _samples(found, stems, views is None, on_error)
     return ImageListing.build(
         samples,
         [f"sample {sample_id}" for sample_id in ids],
         ids=ids,
         labels=None if found[0][0] is None else labels_from_strings([str(label) for label in labels]),
+        masks=masks,
         skipped=skipped,
         size=size,
         mode=mode,
@@ -208,13 +344,14 @@ def load_folder(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    extensions: ExtensionsOption = None,
 ) -> MultiViewDataset:
     """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>``: :func:`plan_folder`, decoded.
 
     Parameters
     ----------
-    root, views, size, mode, cache, cache_dir, on_error, n_jobs
-        See :func:`plan_folder`, which also describes the two layouts.
+    root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions
+        See :func:`plan_folder`, which also describes the two layouts and the masks.
 
     Returns
     -------
@@ -222,12 +359,14 @@ def load_folder(
         uint8 ``(n, C, size, size)`` image views; labels from the label
         folder names (None without a label level); ids
         ``"<label>/<sample_id>"`` (or ``"<sample_id>"``); ``paths`` the
-        image files.
+        image files; ``masks`` and ``mask_paths`` of every view when the
+        folders hold masks, ``(n, size, size)``.
 
     Raises
     ------
     FileNotFoundError, ValueError
         As :func:`plan_folder`; with ``on_error="raise"`` also for an
-        unreadable image, named with its file.
+        unreadable image or mask, or a mask whose size differs from its
+        image's, named with its file.
     """
-    return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs).load()
+    return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions).load()

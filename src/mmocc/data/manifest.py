@@ -22,18 +22,28 @@ MASK_PREFIX = "mask_"
 
 
 def _view_path(root: Path, value: str, where: str) -> Path:
-    """Join a manifest cell to the manifest folder, refusing paths that leave it.
+    """Resolve a manifest cell: an absolute path as it is, a relative one against ``root``.
 
-    The check is on the normalised path (``..`` and absolute paths are
-    refused); symbolic links inside the folder are followed, since whoever
-    made them chose to.
+    Paths may leave ``root`` (``../store/x.png``, ``/data/x.png``): a
+    manifest points at the user's image store, wherever it is. What is not
+    a regular file (a folder, device or named pipe) is refused when decoded.
     """
     if "\x00" in value:
         raise ValueError(f"{where}: path {value!r} contains a NUL character")
-    candidate = Path(os.path.normpath(root / value))
-    if not candidate.is_relative_to(root):
-        raise ValueError(f"{where}: path {value!r} escapes the manifest folder {root}")
-    return candidate
+    return Path(os.path.normpath(root / value))
+
+
+def _paths_root(csv_path: Path, root: str | os.PathLike[str] | None) -> Path:
+    """Return the absolute folder relative paths are resolved against: ``root``, else the CSV's folder."""
+    if root is None:
+        return Path(os.path.abspath(csv_path.parent))
+    folder = Path(os.path.abspath(Path(root).expanduser()))
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{csv_path}: root folder {str(root)!r} (option root, against which the manifest's relative "
+            f"paths are resolved) {'is not a folder' if folder.exists() else 'does not exist'}"
+        )
+    return folder
 
 
 def _check_header(csv_path: Path, header: list[str]) -> None:
@@ -111,8 +121,9 @@ def _samples(
     columns: dict[str, str],
     mask_columns: dict[str, str],
     on_error: str,
+    root: Path,
 ) -> tuple[list[dict[str, Path]], dict[str, list[str]], list[str], list[int], list[str]]:
-    """Check ids, labels and paths row by row.
+    """Check ids, labels and paths row by row; relative paths are resolved against ``root``.
 
     Returns the files of each sample to decode by view name (``columns``
     maps view column to view name), the mask file of each sample per view
@@ -120,7 +131,6 @@ def _samples(
     empty cell gives ``""``), each sample's error-message context and row
     number, and the messages of the rows skipped.
     """
-    root = Path(os.path.abspath(csv_path.parent))
     first_line: dict[str, int] = {}
     samples: list[dict[str, Path]] = []
     masks: dict[str, list[str]] = {columns[name]: [] for name in columns if name in mask_columns}
@@ -166,6 +176,7 @@ def plan_manifest(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> ImageListing:
     """List the samples of a CSV manifest without decoding them.
 
@@ -178,8 +189,9 @@ def plan_manifest(
       unlabelled (new samples to score).
     - ``group`` (optional): specimen / individual / object id, used by
       group splits; read as labels are.
-    - one column per view, holding an image path relative to the manifest's
-      folder. Paths may not leave that folder.
+    - one column per view, holding an image path: absolute, or relative to
+      the manifest's folder (to ``root`` when given). Paths may lead out of
+      that folder, to wherever the images are stored.
     - ``mask_<view column>`` (optional): the ground-truth mask of that view,
       an image of the same size as the view's image whose nonzero pixels
       are defects, as a path like the view's; an empty cell is a sample
@@ -227,6 +239,11 @@ def plan_manifest(
         drop the sample and warn once listing every skipped file.
     n_jobs : int, optional
         Decoding threads; default ``os.cpu_count()``.
+    root : path-like, optional
+        The folder relative paths (of views and masks) are resolved against,
+        instead of the manifest's folder (``-O root=DIR`` on the command
+        line; a relative ``root`` is resolved against the current folder).
+        Absolute paths are used as they are.
 
     Returns
     -------
@@ -237,15 +254,14 @@ def plan_manifest(
     Raises
     ------
     FileNotFoundError
-        For a missing manifest.
+        For a missing manifest, or a ``root`` that is not a folder (naming it).
     ValueError
         For a manifest that is not UTF-8 (naming the first bad byte) or not
         valid CSV, a column without a name, missing or duplicate columns, an
         unknown view column or a malformed ``views``, a ``mask_<column>``
         column without its view column, a row with the wrong
         number of fields, an empty id or label (when the column exists), a
-        duplicate id, a path outside the manifest folder or with a NUL
-        character, or no samples; the message names the manifest and, where
+        duplicate id, a path with a NUL character, or no samples; the message names the manifest and, where
         there is one, the line. Bad images, and masks whose size differs
         from their image's, are found when decoding.
     """
@@ -257,7 +273,7 @@ def plan_manifest(
     if not rows:
         raise ValueError(f"{csv_path}: the manifest lists no samples")
     samples, masks, contexts, sample_rows, skipped = _samples(
-        csv_path, rows, columns, _mask_columns(csv_path, header), on_error
+        csv_path, rows, columns, _mask_columns(csv_path, header), on_error, _paths_root(csv_path, root)
     )
     take = np.asarray(sample_rows, dtype=np.intp)
 
@@ -293,12 +309,13 @@ def load_manifest(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> MultiViewDataset:
     """Load the images listed in a CSV manifest: :func:`plan_manifest`, decoded into memory.
 
     Parameters
     ----------
-    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs
+    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root
         See :func:`plan_manifest`, which also describes the manifest's columns.
 
     Returns
@@ -318,4 +335,4 @@ def load_manifest(
         file, or a mask whose size differs from its image's (naming the
         line, the view and both sizes).
     """
-    return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs).load()
+    return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root).load()

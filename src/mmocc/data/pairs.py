@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options
+from mmocc.data.folder import ExtensionsOption, image_extensions, images_and_masks
+from mmocc.data.images import check_image_options
 from mmocc.data.listing import ImageListing
 from mmocc.data.view_map import ViewsOption, view_map
 
@@ -55,21 +56,15 @@ def _select(named: dict[str, Path], views: ViewsOption) -> dict[str, Path]:
     return {view: named[name] for name, view in folders.items()}
 
 
-def _images_by_stem(view: str, folder: Path) -> dict[str, Path]:
-    """Map file stem to image file in one camera folder; two files with one stem is an error."""
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
-            continue
-        if path.stem in files:
-            raise ValueError(
-                f"view {view!r}: two files with the stem {path.stem!r} in {folder}: "
-                f"{files[path.stem].name}, {path.name}"
-            )
-        files[path.stem] = path
+def _images_by_stem(
+    view: str, folder: Path, extensions: frozenset[str] | None
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Map file stem to image file, and to mask file, in one camera folder (see :func:`images_and_masks`)."""
+    two_files = f"view {view!r}: in {folder}, two files with the stem"
+    files, masks = images_and_masks(folder, extensions, two_files)
     if not files:
         raise ValueError(f"view {view!r}: no image files in {folder}")
-    return files
+    return files, masks
 
 
 def _unpaired(by_view: dict[str, dict[str, Path]], paired: set[str]) -> list[str]:
@@ -92,14 +87,24 @@ def plan_pairs(
     on_error: str = "raise",
     n_jobs: int | None = None,
     views: ViewsOption = None,
+    extensions: ExtensionsOption = None,
 ) -> ImageListing:
     """List unlabelled samples from one folder per camera, paired by file stem, without decoding them.
 
     ``left/0001.png`` and ``right/0001.jpg`` are the two views of sample
     ``0001``. This is how two cameras usually write their images; such data
     has no labels and is meant to be scored. Files with the extensions in
-    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are used; hidden and other
-    files are ignored; subfolders are not searched.
+    :data:`mmocc.data.images.IMAGE_EXTENSIONS` are used (``extensions``
+    narrows them); hidden and other files are ignored; subfolders are not
+    searched.
+
+    Ground-truth masks (nonzero = defect) lie beside the images, as in the
+    folder source (:func:`mmocc.data.folder.images_and_masks`): the mask of
+    ``left/0001.jpg`` is ``left/0001_mask.<ext>`` or, when ``extensions``
+    excludes its extension, ``left/0001.<ext>`` (``extensions="jpg"``:
+    ``left/0001.png``). Masks do not take part in the pairing. Once any
+    camera folder holds a mask, every view of every sample has one: a view
+    without a mask file is defect-free (an all-False mask).
 
     Parameters
     ----------
@@ -127,12 +132,17 @@ def plan_pairs(
         default all. A mapping ``{name: view}``, or the string
         ``"cam1:front,cam2:side"``, also renames them (see
         :mod:`mmocc.data.view_map`).
+    extensions : str or sequence of str, optional
+        The extensions of the image files, e.g. ``"jpg"`` or ``"jpg,jpeg"``
+        (``-O extensions=jpg``); files of other image extensions are masks
+        when they share an image's stem, else ignored. Default: every image
+        extension.
 
     Returns
     -------
     ImageListing
-        The samples; :meth:`ImageListing.load` decodes them into what
-        :func:`load_pairs` returns.
+        The samples, with their mask files; :meth:`ImageListing.load`
+        decodes them into what :func:`load_pairs` returns.
 
     Raises
     ------
@@ -141,13 +151,17 @@ def plan_pairs(
     ValueError
         For folders sharing a name (name the views instead), a malformed
         ``views`` or one naming no folder, a folder without images, two
-        files with one stem in a folder, no common stem, or (with
+        files with one stem in a folder (with a hint on ``extensions``), two
+        masks for one image, a mask without its image, an unknown
+        extension, no common stem, or (with
         ``on_error="raise"``) unpaired files, which the message names. Bad
         images are found when decoding.
     """
     n_threads = check_image_options(size, mode, on_error, n_jobs)
     named = _select(_named_folders(folders), views)
-    by_view = {view: _images_by_stem(view, folder) for view, folder in named.items()}
+    chosen = image_extensions(extensions)
+    found = {view: _images_by_stem(view, folder, chosen) for view, folder in named.items()}
+    by_view = {view: files for view, (files, _) in found.items()}
     stems = [set(files) for files in by_view.values()]
     paired = set.intersection(*stems)
     skipped: list[str] = []
@@ -158,10 +172,12 @@ def plan_pairs(
             raise ValueError(f"{len(unpaired)} unpaired file(s): {'; '.join(unpaired[:_SHOWN])}{more}")
         skipped.extend(unpaired)
     order = sorted(paired)
+    masks = {view: [str(found[view][1].get(stem, "")) for stem in order] for view in named}
     return ImageListing.build(
         [{view: by_view[view][stem] for view in named} for stem in order],
         [f"sample {stem!r}" for stem in order],
         ids=order,
+        masks=masks if any(any(column) for column in masks.values()) else None,
         skipped=skipped,
         size=size,
         mode=mode,
@@ -181,19 +197,21 @@ def load_pairs(
     on_error: str = "raise",
     n_jobs: int | None = None,
     views: ViewsOption = None,
+    extensions: ExtensionsOption = None,
 ) -> MultiViewDataset:
     """Load unlabelled samples from one folder per camera, paired by stem: :func:`plan_pairs`, decoded.
 
     Parameters
     ----------
-    folders, size, mode, cache, cache_dir, on_error, n_jobs, views
-        See :func:`plan_pairs`, which also says how files are paired.
+    folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions
+        See :func:`plan_pairs`, which also says how files are paired and masks found.
 
     Returns
     -------
     MultiViewDataset
         Unlabelled (``labels`` is None); ids are the file stems, in sorted
-        order; ``paths`` the image files.
+        order; ``paths`` the image files; ``masks`` and ``mask_paths`` of
+        every view when the folders hold masks.
 
     Raises
     ------
@@ -214,4 +232,4 @@ def load_pairs(
     >>> ds.view_names, ds.ids.tolist(), ds.labels is None, ds.views["left"].shape
     (['left', 'right'], ['a', 'b'], True, (2, 1, 8, 8))
     """
-    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs, views).load()
+    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions).load()
