@@ -82,6 +82,34 @@ def _held_out(n: int, groups: np.ndarray | None, fraction: float, rng: np.random
     return mask
 
 
+def sample_groups(groups: Any) -> np.ndarray | None:
+    """Integer group codes of the training samples, when they come from several objects.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n,) or None
+        The dataset's groups (a tile, a specimen), or None.
+
+    Returns
+    -------
+    numpy.ndarray of int64 or None
+        One code per sample, or None when there are no groups, only one, or
+        as many as samples (then leave-one-group-out is leave-one-out).
+
+    Examples
+    --------
+    >>> sample_groups(["t1", "t1", "t2"]).tolist(), sample_groups(["a", "b"]), sample_groups(None)
+    ([0, 0, 1], None, None)
+    """
+    if groups is None:
+        return None
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    if n_groups < 2 or n_groups == len(codes):
+        return None
+    return codes.astype(np.int64)
+
+
 class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Threshold, label and probability logic for multiview detectors.
 
@@ -136,8 +164,13 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return check_values(self._param_constraints, self.get_params(deep=False))
 
     @abstractmethod
-    def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
-        """Fit on canonical training views and return their anomaly scores."""
+    def _fit_views(self, views: dict[str, np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
+        """Fit on canonical training views and return their (leave-one-out, where it applies) scores.
+
+        ``groups`` is an integer code per sample when the samples come from
+        several objects (:func:`sample_groups`), for leave-one-group-out
+        training scores; None when every sample is its own object.
+        """
 
     @abstractmethod
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
@@ -169,9 +202,12 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         self.view_specs_: list[ViewSpec] = view_specs(views)
         self.n_samples_in_ = len(next(iter(views.values())))
         self.train_fingerprints_: np.ndarray | None = sample_fingerprints(views)
-        held = self._holdout_mask(getattr(X, "groups", None))
+        groups = getattr(X, "groups", None)
+        held = self._holdout_mask(groups)
         fit_views = views if held is None else {name: array[~held] for name, array in views.items()}
-        scores = np.asarray(self._fit_views(fit_views), dtype=np.float64)
+        fit_groups = None if groups is None or held is None else np.asarray(groups)[~held]
+        codes = sample_groups(groups if fit_groups is None else fit_groups)
+        scores = np.asarray(self._fit_views(fit_views, codes), dtype=np.float64)
         self._set_threshold(scores)
         if held is not None:
             self._calibrate_views({name: array[held] for name, array in views.items()}, "holdout")

@@ -302,8 +302,8 @@ class BaselineOCC(BaseMultiviewDetector):
             )
         return cls(**kwargs)
 
-    def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
-        """Scale each view, fit the detector(s) and return the training scores."""
+    def _fit_views(self, views: dict[str, np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
+        """Scale each view, fit the detector(s) and return the training scores (PyOD's own; groups unused)."""
         params = self.check_params()
         if self.fusion == "single" and len(views) != 1:
             raise ValueError(

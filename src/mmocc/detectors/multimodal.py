@@ -350,7 +350,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         hp, groups = self.params_, self.model_.view_group
         return make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
 
-    def _fit_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
+    def _fit_views(self, views: dict[str, np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
         hp = self.params_ = self.resolved_params()
         device = resolve_device(self.device)
         self.device_ = str(device)
@@ -370,7 +370,9 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
         self.rule_ = self._make_rule()
-        return self.rule_.fit(self._features(views, self.rule_.needs))
+        features = self._features(views, self.rule_.needs)
+        features.sample_groups = groups
+        return self.rule_.fit(features)
 
     # ----------------------------------------------------------------- scoring
     def _batches(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Iterator[Features]:

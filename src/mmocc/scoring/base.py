@@ -33,6 +33,12 @@ class Features:
         (summed over channels).
     patches : dict of str to numpy.ndarray
         Local feature vectors ``(n, C, h, w)`` of each image view.
+    sample_groups : numpy.ndarray or None
+        For training features: an integer code per sample saying which
+        samples come from one object (a tile's lightings, a specimen's poses).
+        Leave-one-out training scores then leave the whole group out, so a
+        training sample is not judged against its own object's other views.
+        None: every sample is its own group.
     """
 
     latents: dict[str, np.ndarray] = field(default_factory=dict)
@@ -40,6 +46,7 @@ class Features:
     recons: dict[str, np.ndarray] = field(default_factory=dict)
     recon_maps: dict[str, np.ndarray] = field(default_factory=dict)
     patches: dict[str, np.ndarray] = field(default_factory=dict)
+    sample_groups: np.ndarray | None = None
 
     def _groups(self) -> tuple[dict[str, np.ndarray], ...]:
         return (self.latents, self.inputs, self.recons, self.recon_maps, self.patches)
@@ -93,12 +100,16 @@ class Features:
         Features
             All samples.
         """
-        names = ("latents", "inputs", "recons", "recon_maps", "patches")
-        joined = {
-            name: {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in getattr(parts[0], name)}
-            for name in names
-        }
-        return Features(**joined)
+        def joined(name: str) -> dict[str, np.ndarray]:
+            return {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in getattr(parts[0], name)}
+
+        return Features(
+            latents=joined("latents"),
+            inputs=joined("inputs"),
+            recons=joined("recons"),
+            recon_maps=joined("recon_maps"),
+            patches=joined("patches"),
+        )
 
 
 def standardize(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

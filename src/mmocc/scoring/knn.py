@@ -119,7 +119,8 @@ class KNNScore(ScoringRule):
         """k-NN distances ``(n, columns present)``, the index and the view of each column.
 
         With ``leave_self_out`` the features are the training features, whose
-        rows sit in each bank in column order; each query leaves out its own row.
+        rows sit in each bank in column order; each query leaves out its own row,
+        or every row of its group when the features have ``sample_groups``.
         """
         columns, index, views = [], [], []
         offsets: dict[str, int] = {}
@@ -127,7 +128,10 @@ class KNNScore(ScoringRule):
             search = self._index(key)
             k = max(1, min(self.n_neighbors, len(search) - 1))
             own = None
-            if leave_self_out:
+            if leave_self_out and feats.sample_groups is not None:  # leave the sample's whole group out
+                own = feats.sample_groups
+                k = max(1, min(k, len(search) - search.max_owned))
+            elif leave_self_out:
                 start = offsets.get(key, 0)
                 own = np.arange(start, start + len(queries))
                 offsets[key] = start + len(queries)
@@ -142,13 +146,18 @@ class KNNScore(ScoringRule):
         return (raw - self.mean[index]) / self.std[index], views
 
     def fit(self, train: Features) -> np.ndarray:
-        """Store the memory banks; score each training sample leaving itself out."""
+        """Store the memory banks; score each training sample leaving itself (or its group) out."""
         if train.n < 2:
             raise ValueError("the knn score needs at least 2 training samples")
         self.banks, self._indexes = {}, {}
+        owners: dict[str, list[np.ndarray]] = {}
         for _, key, _, values in self._columns(train):
             part = np.asarray(values, dtype=np.float32)
             self.banks[key] = np.concatenate([self.banks[key], part]) if key in self.banks else part
+            if train.sample_groups is not None:
+                owners.setdefault(key, []).append(train.sample_groups)
+        for key, parts in owners.items():
+            self._indexes[key] = NeighborIndex(self.banks[key], self.search, owners=np.concatenate(parts))
         raw, _, views = self._raw(train, leave_self_out=True)
         self.mean, self.std = standardize(raw)
         z = (raw - self.mean) / self.std

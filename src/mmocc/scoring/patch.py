@@ -8,7 +8,8 @@ encoder form one memory bank, thinned by greedy coreset selection. A query
 position scores its distance to the nearest bank patch; a view scores the mean
 of its ``top_k`` highest positions (1 = the maximum); each view's score is
 standardized by its leave-one-out training scores (a training image is scored
-against the bank without any patch of its own sample), and the views are
+against the bank without any patch of its own sample, or of its own object when
+the training samples have groups), and the views are
 combined by their maximum or mean. The position scores, standardized alike,
 are the anomaly maps.
 """
@@ -27,6 +28,13 @@ from mmocc.search.index import NeighborIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
+
+def _owners(feats: Features, n: int) -> torch.Tensor:
+    """Leave-one-out owner of each of ``n`` training samples: its group code, or itself."""
+    if feats.sample_groups is None:
+        return torch.arange(n)
+    return torch.from_numpy(np.asarray(feats.sample_groups, dtype=np.int64))
+
 
 def _as_rows(maps: np.ndarray) -> torch.Tensor:
     """``(n, C, h, w)`` maps to ``(n * h * w, C)`` patch rows."""
@@ -100,14 +108,15 @@ class PatchScore(ScoringRule):
         """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present.
 
         With ``leave_own_out`` the features are the training features, and each
-        patch ignores the bank rows of its own sample.
+        patch ignores the bank rows of its own sample (of its group, when the
+        features have ``sample_groups``).
         """
         out = {}
         for view, maps in feats.patches.items():
             if view not in self.view_groups:
                 raise ValueError(f"view {view!r} was not seen in training")
             n, _, h, w = maps.shape
-            own = torch.arange(n).repeat_interleave(h * w) if leave_own_out else None
+            own = _owners(feats, n).repeat_interleave(h * w) if leave_own_out else None
             dist = self._index(self.view_groups[view]).nearest_distance(_as_rows(maps), own)
             out[view] = dist.reshape(n, h, w).numpy()
         return out
@@ -137,7 +146,7 @@ class PatchScore(ScoringRule):
             n, _, h, w = maps.shape
             group = self.view_groups[view]
             rows.setdefault(group, []).append(_as_rows(maps))
-            owners.setdefault(group, []).append(torch.arange(n).repeat_interleave(h * w))
+            owners.setdefault(group, []).append(_owners(train, n).repeat_interleave(h * w))
         for offset, group in enumerate(sorted(rows)):
             points, owner = torch.cat(rows[group]), torch.cat(owners[group])
             keep = greedy_coreset(
