@@ -66,6 +66,27 @@ def _model_params(items: Sequence[str], explicit: dict[str, Any]) -> dict[str, A
     return merged
 
 
+def _patch_size_follows(hyper: dict[str, Any], size: Any, quiet: bool) -> dict[str, Any]:
+    """Let a pretrained backbone's ``patch_size`` follow the image size loaded, unless ``hyper`` sets it."""
+    if isinstance(size, bool) or not isinstance(size, int) or "patch_size" in hyper:
+        return hyper
+    from mmocc.detectors.multimodal import MultimodalOCC
+    from mmocc.model.patches import AUTOENCODER
+
+    resolved = MultimodalOCC(**hyper).resolved_params()
+    backbone = resolved.score == "patch" and resolved.patch_backbone != AUTOENCODER
+    if not backbone or resolved.patch_size in (None, size):
+        return hyper
+    try:
+        MultimodalOCC(**hyper, patch_size=size).resolved_params()
+    except ValueError as exc:
+        note(quiet, f"patch_size stays {resolved.patch_size}, not the image size {size}: {exc}")
+        return hyper
+    followed = f"patch_size={size} follows the image size (instead of {resolved.patch_size})"
+    note(quiet, f"{followed}; -p patch_size=N sets it")
+    return {**hyper, "patch_size": size}
+
+
 def _resolve_views(text: str | None, view_names: list[str]) -> list[str] | None:
     """Turn ``--views`` into the dataset's view names."""
     from mmocc.evaluation.models import ConfigError, resolve_views
@@ -141,7 +162,12 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
     type=click.FloatRange(0, 0.5, min_open=True),
     help="Fraction of training samples above the threshold.  [default: 0.05]",
 )
-@click.option("--size", type=click.IntRange(min=1), help="Image size to load (default: the loader's).")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    help="Image size to load (default: the loader's). With a pretrained backbone (preset pretrained) "
+    "its input, patch_size, follows it unless -p patch_size=N is given.",
+)
 @click.option(
     "--mode",
     type=click.Choice(["auto", "RGB", "L"]),
@@ -180,6 +206,13 @@ def train(
     `mmocc evaluate`. The model file records the normal class, SRC, each
     view's source and the training samples' fingerprints, so that
     `evaluate` needs no --normal and leaves the training samples out.
+
+    The threshold comes from the training scores (-p threshold=train, the
+    default); -p threshold=holdout [-p validation_fraction=0.2] takes it
+    from normals held out of fitting (whole groups when SRC has groups),
+    which is honest when new normals come from new specimens or sessions.
+    From Python, clf.calibrate(normals) takes it from normals you pass.
+    --holdout does not change it. The last line says which source was used.
     """
     from mmocc.data.sources import find_label, load_source
     from mmocc.detectors.multimodal import MultimodalOCC
@@ -187,6 +220,7 @@ def train(
     options = parse_data_options(data_options)
     options.update({key: value for key, value in (("size", size), ("mode", mode)) if value is not None})
     hyper = _model_params(params, {"preset": preset, "epochs": epochs, "contamination": contamination})
+    hyper = _patch_size_follows(hyper, options.get("size"), quiet)
     dataset = load_source(src, **options)
     label = find_label(dataset, normal)
     seed = 0 if seed is None else seed
@@ -208,7 +242,14 @@ def train(
     view_sources = _view_sources(train_set)
     metadata = {"normal": [label], "source": src, "view_sources": view_sources, **split}
     clf.save(out, metadata=metadata)
-    note(quiet, f"threshold {clf.threshold_:.6g} (from {clf.threshold_source_}); model written to {out}")
+    hint = (
+        " scores; -p threshold=holdout takes it from held-out normals"
+        if clf.threshold_source_ == "train"
+        else ""
+    )
+    note(
+        quiet, f"threshold {clf.threshold_:.6g} (from {clf.threshold_source_}{hint}); model written to {out}"
+    )
 
 
 @contextmanager
@@ -406,48 +447,6 @@ def evaluate(
         click.echo(f"{name:<{width}}  {value:.4f}")
 
 
-def _info_lines(model: Path, config: dict[str, Any]) -> list[str]:
-    """Return the readable summary ``mmocc info`` prints."""
-    explicit = {k: v for k, v in config["estimator_params"].items() if v is not None}
-    meta = config.get("metadata") or {}
-    training = config.get("training") or {}
-    view_sources = meta.get("view_sources")
-    sources: dict[str, Any] = view_sources if isinstance(view_sources, dict) else {}
-    holdout = meta.get("holdout") if isinstance(meta.get("holdout"), dict) else None
-    held = (
-        f"; {holdout.get('n_held_out')} normal samples held out ({holdout.get('split')} split, "
-        f"fraction {holdout.get('fraction')}, seed {holdout.get('seed')})"
-        if holdout
-        else ""
-    )
-    fingerprint = training.get("fingerprint")
-    lines = [
-        f"model:      {model}",
-        f"created:    {config.get('created', '?')} by mmocc {config['mmocc_version']}, "
-        f"torch {config['torch_version']}; trained on {config.get('trained_on', '?')}",
-        f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
-        f"data:       {meta.get('source', '(not recorded)')}",
-        "views:",
-        *(
-            f"  {v['name']:<16} {v['kind']:<7} {str(tuple(v['shape'])):<14} {sources.get(v['name'], '')}"
-            for v in config["views"]
-        ),
-        f"threshold:  {config['threshold']:.6g} (from {config.get('threshold_source', 'train')}; "
-        f"contamination {explicit.get('contamination')})",
-        f"training:   {config['n_samples_in']} samples{held}",
-        f"            {training.get('n_calibration', 0)} of them held out to set the threshold"
-        if training.get("n_calibration")
-        else "",
-        f"            fingerprint {fingerprint[:16]}" if fingerprint else "",
-        f"preset:     {explicit.get('preset')}",
-        "parameters: " + ", ".join(f"{k}={v}" for k, v in config["params"].items()),
-    ]
-    history = config.get("history") or []
-    if history:
-        lines.append(f"history:    {len(history)} epochs, final loss {history[-1]['loss']:.6g}")
-    return [line for line in lines if line]
-
-
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the model's whole JSON header.")
@@ -458,12 +457,18 @@ def info(model: Path, as_json: bool, quiet: bool) -> None:
     The normal class and data source it was trained on, views with shapes
     and sources, threshold and where it comes from, training set (size,
     held-out share, fingerprint), creation time, versions and the resolved
-    hyper-parameters. --json prints the whole header, machine-readable.
+    hyper-parameters that its score and backbone read (those that were not
+    used are named apart: a pretrained backbone trains no autoencoder).
+    --json prints the whole header, machine-readable, plus the lists
+    used_params and unused_params.
     """
+    from mmocc.cli.model_info import info_lines, used_settings
     from mmocc.io.format import read_config
 
     config, _ = read_config(model)
+    used = used_settings(config["params"])
+    config = {**config, "used_params": used, "unused_params": [k for k in config["params"] if k not in used]}
     if as_json:
         click.echo(json.dumps(config, indent=2))
         return
-    click.echo("\n".join(_info_lines(model, config)))
+    click.echo("\n".join(info_lines(model, config)))

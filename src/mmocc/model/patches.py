@@ -16,6 +16,7 @@ a pretrained backbone (:mod:`mmocc.model.backbones`)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -102,7 +103,9 @@ class PatchFeatures:
         returning a list of feature maps, finest first; None uses the
         autoencoder's own encoder.
     size : int or None, default None
-        Side to which images are resized before the backbone; None keeps them.
+        Side to which images are resized before the backbone; None keeps
+        them. Images of another size are resized with a warning
+        (:func:`warn_resized`).
 
     Examples
     --------
@@ -127,9 +130,37 @@ class PatchFeatures:
             return aggregate(pooled_block_outputs(layers, scaler(raw), blocks))
         x = scaler.unit(raw).clamp(0.0, 1.0)
         if self.size is not None and x.shape[-1] != self.size:
+            warn_resized(tuple(x.shape[-2:]), self.size)
             antialias = self.size < x.shape[-1]
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
         return aggregate(list(self.backbone(x)))
+
+
+def warn_resized(shape: tuple[int, ...], size: int) -> None:
+    """Warn that images of ``shape`` (H, W) are resized to ``patch_size`` = ``size`` for the backbone.
+
+    Enlarging adds no detail and costs time; shrinking loses small defects.
+    The message is the same for every batch, so Python's default warning
+    filter shows it once per process.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The images' ``(H, W)``.
+    size : int
+        The backbone's input side, ``patch_size``.
+    """
+    height, width = shape
+    how = "resized"
+    if size > max(height, width) or size < min(height, width):
+        how = "upscaled" if size > height else "downscaled"
+    warnings.warn(
+        f"the images are {height}x{width} px but patch_size={size}: the pretrained backbone sees them "
+        f"{how} to {size}x{size} px; to align them, load the images at {size} px (mmocc train --size "
+        f"{size}, or size={size}) or set patch_size={height} (--param patch_size={height})",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def smooth_upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

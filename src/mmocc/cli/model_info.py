@@ -1,0 +1,114 @@
+"""What ``mmocc info`` says about a model file: its summary, and the hyper-parameters its model reads.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: The hyper-parameters of each scoring rule that reads some; all others but ``score`` are the autoencoder's.
+_RULE_SETTINGS = {
+    "knn": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
+    "ensemble": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
+    "patch": ("patch_backbone", "patch_size", "coreset_ratio", "patch_top_k", "view_combine"),
+}
+
+
+def used_settings(params: dict[str, Any]) -> list[str]:
+    """Return the hyper-parameters that a model with these resolved ``params`` reads, in their order.
+
+    The score and its rule's settings; the autoencoder's unless the score
+    reads only a pretrained backbone, which trains none (the view grouping,
+    ``shared_weights``, still decides the banks), and ``patch_size`` only
+    then; the shift and diversity settings only when that augmentation or
+    regularizer is on.
+
+    Parameters
+    ----------
+    params : dict
+        The resolved hyper-parameters, as a model file's header stores them.
+
+    Returns
+    -------
+    list of str
+        The names read by the model's score, backbone or autoencoder.
+
+    Examples
+    --------
+    >>> used_settings({"epochs": 15, "score": "patch", "patch_backbone": "efficientnet_lite0"})
+    ['score', 'patch_backbone']
+    >>> used_settings({"epochs": 15, "score": "knn", "patch_backbone": "autoencoder", "n_neighbors": 5})
+    ['epochs', 'score', 'n_neighbors']
+    """
+    own = _RULE_SETTINGS.get(params.get("score", ""), ())
+    if "patch_size" in own and params.get("patch_backbone", "autoencoder") != "autoencoder":
+        used = {"score", "shared_weights", *own}
+    else:
+        rules = {name for names in _RULE_SETTINGS.values() for name in names}
+        used = {name for name in params if name not in rules} | set(own) - {"patch_size"}
+    if params.get("augment") == "none":
+        used.discard("augment_shift")
+    if params.get("diversity") is None:
+        used -= {"diversity_weight", "diversity_gamma"}
+    return [name for name in params if name in used]
+
+
+def info_lines(model: Path, config: dict[str, Any]) -> list[str]:
+    """Return the readable summary ``mmocc info`` prints.
+
+    Parameters
+    ----------
+    model : pathlib.Path
+        The model file, as given.
+    config : dict
+        Its JSON header, plus ``used_params`` and ``unused_params``
+        (:func:`used_settings` and the rest).
+
+    Returns
+    -------
+    list of str
+        The lines.
+    """
+    explicit = {k: v for k, v in config["estimator_params"].items() if v is not None}
+    meta = config.get("metadata") or {}
+    training = config.get("training") or {}
+    view_sources = meta.get("view_sources")
+    sources: dict[str, Any] = view_sources if isinstance(view_sources, dict) else {}
+    holdout = meta.get("holdout") if isinstance(meta.get("holdout"), dict) else None
+    held = (
+        f"; {holdout.get('n_held_out')} normal samples held out ({holdout.get('split')} split, "
+        f"fraction {holdout.get('fraction')}, seed {holdout.get('seed')})"
+        if holdout
+        else ""
+    )
+    fingerprint = training.get("fingerprint")
+    lines = [
+        f"model:      {model}",
+        f"created:    {config.get('created', '?')} by mmocc {config['mmocc_version']}, "
+        f"torch {config['torch_version']}; trained on {config.get('trained_on', '?')}",
+        f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
+        f"data:       {meta.get('source', '(not recorded)')}",
+        "views:",
+        *(
+            f"  {v['name']:<16} {v['kind']:<7} {str(tuple(v['shape'])):<14} {sources.get(v['name'], '')}"
+            for v in config["views"]
+        ),
+        f"threshold:  {config['threshold']:.6g} (from {config.get('threshold_source', 'train')}; "
+        f"contamination {explicit.get('contamination')})",
+        f"training:   {config['n_samples_in']} samples{held}",
+        f"            {training.get('n_calibration', 0)} of them held out to set the threshold"
+        if training.get("n_calibration")
+        else "",
+        f"            fingerprint {fingerprint[:16]}" if fingerprint else "",
+        f"preset:     {explicit.get('preset')}",
+        "parameters: " + ", ".join(f"{k}={config['params'][k]}" for k in config["used_params"]),
+        f"not used:   {', '.join(config['unused_params'])} (not read by this model's score or backbone)"
+        if config["unused_params"]
+        else "",
+    ]
+    history = config.get("history") or []
+    if history:
+        lines.append(f"history:    {len(history)} epochs, final loss {history[-1]['loss']:.6g}")
+    return [line for line in lines if line]
