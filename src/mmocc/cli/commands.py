@@ -214,14 +214,16 @@ def train(
     From Python, clf.calibrate(normals) takes it from normals you pass.
     --holdout does not change it. The last line says which source was used.
     """
-    from mmocc.data.sources import find_label, load_source
+    from mmocc.data.sources import find_label
+    from mmocc.data.streaming import plan_source
     from mmocc.detectors.multimodal import MultimodalOCC
 
     options = parse_data_options(data_options)
     options.update({key: value for key, value in (("size", size), ("mode", mode)) if value is not None})
     hyper = _model_params(params, {"preset": preset, "epochs": epochs, "contamination": contamination})
     hyper = _patch_size_follows(hyper, options.get("size"), quiet)
-    dataset = load_source(src, **options)
+    plan = plan_source(src, **options)
+    dataset = plan.load()
     label = find_label(dataset, normal)
     seed = 0 if seed is None else seed
     train_set, split = _training_split(dataset, label, holdout, seed)
@@ -241,6 +243,8 @@ def train(
     clf.fit(train_set)
     view_sources = _view_sources(train_set)
     metadata = {"normal": [label], "source": src, "view_sources": view_sources, **split}
+    if "resize" in plan.options:  # an image source: score, evaluate and report read new data alike
+        metadata["resize"] = plan.options["resize"]
     clf.save(out, metadata=metadata)
     hint = (
         " scores; -p threshold=holdout takes it from held-out normals"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
+from mmocc.data.images import DEFAULT_RESIZE, IMAGE_EXTENSIONS, check_image_options, reject
 from mmocc.data.listing import ImageListing
 from mmocc.data.mvtec import MASK_SUFFIX
 from mmocc.data.turntable import TURNTABLE_NAME
@@ -232,6 +232,7 @@ def plan_folder(
     on_error: str = "raise",
     n_jobs: int | None = None,
     extensions: ExtensionsOption = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageListing:
     """List the samples of ``root/<label>/<sample_id>/<view>.<ext>`` or ``root/<sample_id>/<view>.<ext>``.
 
@@ -261,8 +262,8 @@ def plan_folder(
         ``"left:front,right:side"``, also renames them (see
         :mod:`mmocc.data.view_map`).
     size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
-        kept).
+        Images are resized to ``size`` x ``size`` (Lanczos; the aspect ratio
+        as ``resize`` says).
     mode : {"auto", "RGB", "L"}, default "auto"
         Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
         first sample's images are greyscale.
@@ -281,6 +282,11 @@ def plan_folder(
         (``-O extensions=jpg``); files of other image extensions are masks
         when they share an image's stem, else ignored. Default: every image
         extension.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks) are brought to ``size`` x ``size``:
+        ``"stretch"`` does not keep the aspect ratio; ``"pad"`` fits the
+        image inside and pads it with zeros (defect-free in masks); ``"crop"`` covers the square and keeps its
+        centre (see :mod:`mmocc.data.images`).
 
     Returns
     -------
@@ -301,7 +307,7 @@ def plan_folder(
         ``on_error="raise"``) a sample folder with different views; the
         message names the folder. Bad images are found when decoding.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    n_threads = check_image_options(size, mode, on_error, n_jobs, resize)
     stems = view_map(views)
     chosen = image_extensions(extensions)
     root = Path(root)
@@ -332,6 +338,7 @@ def plan_folder(
         cache_dir=cache_dir,
         on_error=on_error,
         n_jobs=n_threads,
+        resize=resize,
     )
 
 
@@ -345,12 +352,13 @@ def load_folder(
     on_error: str = "raise",
     n_jobs: int | None = None,
     extensions: ExtensionsOption = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> MultiViewDataset:
     """Load images laid out as ``root/<label>/<sample_id>/<view>.<ext>``: :func:`plan_folder`, decoded.
 
     Parameters
     ----------
-    root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions
+    root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions, resize
         See :func:`plan_folder`, which also describes the two layouts and the masks.
 
     Returns
@@ -369,4 +377,4 @@ def load_folder(
         unreadable image or mask, or a mask whose size differs from its
         image's, named with its file.
     """
-    return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions).load()
+    return plan_folder(root, views, size, mode, cache, cache_dir, on_error, n_jobs, extensions, resize).load()

@@ -3,9 +3,23 @@
 Every file goes through :func:`decode_image`: open with Pillow (its
 decompression-bomb guard stays on), let JPEG decode at a reduced scale when
 that still leaves at least ``size`` pixels per side, convert to ``mode``
-(16-bit greyscale is scaled to 8 bits, not clipped), resize to
-``size`` x ``size`` with :data:`RESAMPLE` (Lanczos, antialiased; the aspect
-ratio is not kept), and return ``(C, size, size)`` uint8.
+(16-bit greyscale is scaled to 8 bits, not clipped), bring it to
+``size`` x ``size`` with :data:`RESAMPLE` (Lanczos, antialiased) as the
+``resize`` mode says (:data:`RESIZE_MODES`, :func:`square_geometry`), and
+return ``(C, size, size)`` uint8:
+
+- ``"stretch"`` (the default): scale each side to ``size``; the aspect ratio
+  is not kept;
+- ``"pad"``: keep the aspect ratio, scale the long side to ``size``, centre
+  the image and fill the rest with zeros (black; False in masks). Zeros,
+  not the image's repeated edge pixels: a defect at the border (on
+  Magnetic-tile 38% of the defect regions touch the image border, in 58%
+  of the defective images) would be copied across the padding, where its
+  mask, which holds only what the image shows, says there is no defect.
+  The price is a sharp edge where the image ends, the same in every
+  image of one shape;
+- ``"crop"``: keep the aspect ratio, scale the short side to ``size`` and
+  keep the centre square; the ends of the long side are lost.
 
 :func:`decode_files` runs it over many files in a thread pool (Pillow releases
 the GIL while decoding and resizing; each task decodes a run of files) and
@@ -18,7 +32,9 @@ dropping or refusing samples with a bad file.
 Masks take the same path with :data:`MASK_MODE`: :func:`decode_mask` reads
 a mask image (nonzero = defect), checks that it has its image's size and
 shrinks or enlarges it with :func:`resize_mask`, which keeps every defect
-(a cell is defective if any source pixel it overlaps is). The logger
+(a cell is defective if any source pixel it overlaps is), with the
+geometry of its image (:func:`fit_mask`): a defect pixel lands where its
+image pixel lands, and padding is defect-free. The logger
 ``mmocc.data.images`` reports, at DEBUG level, whether a load was decoded
 or served from the cache.
 """
@@ -40,6 +56,7 @@ import PIL
 from PIL import Image
 
 from mmocc.data import cache as _cache
+from mmocc.utils.text import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +72,10 @@ GREY_PILLOW_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
 )
+#: How an image is brought to ``size`` x ``size``; see the module docstring.
+RESIZE_MODES = ("stretch", "pad", "crop")
+#: The resize mode of every source unless told otherwise: what they did before the option existed.
+DEFAULT_RESIZE = "stretch"
 #: The decoding "mode" of ground-truth masks: one channel of 0 (normal) or 1 (defect).
 MASK_MODE = "mask"
 #: Bump when decoding or the cache entry layout changes, so that old entries are not reused
@@ -69,7 +90,9 @@ _MASK_RESAMPLE = "area-max"
 _FILES_PER_TASK = 64
 
 
-def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None) -> int:
+def check_image_options(
+    size: int, mode: str, on_error: str, n_jobs: int | None, resize: str = DEFAULT_RESIZE
+) -> int:
     """Validate the options shared by the image sources.
 
     Parameters
@@ -82,6 +105,8 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
         What to do with a bad sample.
     n_jobs : int or None
         Decoding threads, at least 1; None means ``os.cpu_count()``.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images are brought to a square (see the module docstring).
 
     Returns
     -------
@@ -91,7 +116,8 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
     Raises
     ------
     ValueError
-        For any invalid option, naming it.
+        For any invalid option, naming it (an unknown ``resize`` with the
+        closest valid one).
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
@@ -99,6 +125,11 @@ def check_image_options(size: int, mode: str, on_error: str, n_jobs: int | None)
         raise ValueError(f"mode must be one of {[*sorted(MODES), AUTO_MODE]}, got {mode!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(
+            f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}, got {resize!r}"
+            f"{did_you_mean(resize, RESIZE_MODES)}"
+        )
     if n_jobs is None:
         return os.cpu_count() or 1
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
@@ -170,7 +201,75 @@ def _key_stats(
     return stats, errors
 
 
-def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
+def square_geometry(
+    width: int, height: int, size: int, resize: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Return how an image of ``width`` x ``height`` pixels is brought to ``size`` x ``size``.
+
+    The image is first scaled to ``(height, width)`` = ``scaled``, then
+    placed in the square with its top-left corner at ``corner`` (row,
+    column): a positive offset is padding before it, a negative one the
+    rows or columns cropped away. Images and their masks share this, so
+    that a mask pixel lands where its image pixel lands.
+
+    Parameters
+    ----------
+    width, height : int
+        The source size in pixels.
+    size : int
+        Output side length in pixels.
+    resize : {"stretch", "pad", "crop"}
+        See the module docstring.
+
+    Returns
+    -------
+    scaled : tuple of int
+        ``(height, width)`` of the scaled image: ``(size, size)`` for
+        ``"stretch"``; the long side ``size`` for ``"pad"``, the short side
+        ``size`` for ``"crop"`` (each side at least 1).
+    corner : tuple of int
+        ``(row, column)`` of the scaled image's top-left pixel in the
+        square: ``(0, 0)`` for ``"stretch"``, centred otherwise.
+
+    Examples
+    --------
+    >>> square_geometry(200, 100, 64, "pad"), square_geometry(200, 100, 64, "crop")
+    (((32, 64), (16, 0)), ((64, 128), (0, -32)))
+    """
+    if resize == "stretch":
+        return (size, size), (0, 0)
+    scale = size / (max(width, height) if resize == "pad" else min(width, height))
+    scaled = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return scaled, ((size - scaled[0]) // 2, (size - scaled[1]) // 2)
+
+
+def place(array: np.ndarray, corner: tuple[int, int], size: int) -> np.ndarray:
+    """Put a scaled ``(..., h, w)`` array into a ``size`` x ``size`` square at ``corner``, padding with zeros.
+
+    Parameters
+    ----------
+    array : numpy.ndarray of shape (..., h, w)
+        The scaled image or mask (see :func:`square_geometry`).
+    corner : tuple of int
+        Where its top-left pixel lands: positive offsets pad, negative ones crop.
+    size : int
+        Output side length in pixels.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., size, size)
+        The square.
+    """
+    top, left = (max(0, -offset) for offset in corner)
+    array = array[..., top : top + size, left : left + size]
+    before = [max(0, offset) for offset in corner]
+    widths = [(b, size - b - n) for b, n in zip(before, array.shape[-2:], strict=True)]
+    return np.pad(array, [(0, 0)] * (array.ndim - 2) + widths)
+
+
+def decode_image(
+    path: str | os.PathLike[str], size: int, mode: str, resize: str = DEFAULT_RESIZE
+) -> np.ndarray:
     """Decode one image file into a ``(C, size, size)`` uint8 array.
 
     Parameters
@@ -181,6 +280,9 @@ def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarr
         Output side length in pixels.
     mode : {"RGB", "L"}
         Output colour mode (3 or 1 channels).
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How the image is brought to a square (see the module docstring);
+        the geometry comes from the file's size (:func:`square_geometry`).
 
     Returns
     -------
@@ -196,21 +298,23 @@ def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarr
         If the image is larger than Pillow's decompression-bomb limit.
     """
     with Image.open(path) as image:
+        (height, width), corner = square_geometry(*image.size, size, resize)
         image.draft(mode, (size, size))
         if image.mode in _SIXTEEN_BIT_MODES:
             eight_bit = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
             converted = Image.fromarray(eight_bit).convert(mode)
         else:
             converted = image.convert(mode)
-    array = np.asarray(converted.resize((size, size), RESAMPLE), dtype=np.uint8)
-    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+    array = np.asarray(converted.resize((width, height), RESAMPLE), dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return np.ascontiguousarray(place(array, corner, size))
 
 
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Resize a boolean mask to ``size`` x ``size`` so that no defect is lost.
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize a boolean mask to ``size`` x ``size`` (or ``(h, w)``) so that no defect is lost.
 
-    Output cell ``(i, j)`` covers the source rows ``[i H / size, (i + 1) H /
-    size)`` and columns alike; it is True when any source pixel overlapping
+    Output cell ``(i, j)`` covers the source rows ``[i H / h, (i + 1) H /
+    h)`` and columns alike; it is True when any source pixel overlapping
     it is (the maximum over the cell's area, not the nearest pixel), so a
     one-pixel defect survives any shrinking, and enlarging keeps its place.
 
@@ -218,12 +322,12 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     ----------
     mask : numpy.ndarray of shape (H, W), dtype bool
         The mask at its source resolution.
-    size : int
-        Output side length in pixels.
+    size : int or tuple of int
+        Output side length in pixels, or ``(h, w)``.
 
     Returns
     -------
-    numpy.ndarray of shape (size, size), dtype bool
+    numpy.ndarray of shape (size, size) or (h, w), dtype bool
         The resized mask.
 
     Examples
@@ -234,15 +338,49 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     [[2, 6]]
     """
     source = np.asarray(mask, dtype=bool)
-    for axis in (0, 1):
+    shape = (size, size) if isinstance(size, (int, np.integer)) else size
+    for axis, cells_out in enumerate(shape):
         length = source.shape[axis]
-        cells = np.arange(size + 1)
-        first = cells[:-1] * length // size
-        stop = -(-cells[1:] * length // size)  # ceiling: a cell ends past any pixel it overlaps
+        cells = np.arange(cells_out + 1)
+        first = cells[:-1] * length // cells_out
+        stop = -(-cells[1:] * length // cells_out)  # ceiling: a cell ends past any pixel it overlaps
         counts = np.cumsum(source, axis=axis, dtype=np.int32)
         counts = np.insert(counts, 0, 0, axis=axis)
         source = (np.take(counts, stop, axis=axis) - np.take(counts, first, axis=axis)) > 0
     return source
+
+
+def fit_mask(mask: np.ndarray, size: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
+    """Bring a boolean mask to ``size`` x ``size`` with the geometry its image gets.
+
+    The mask is scaled as its image is (:func:`square_geometry`), keeping
+    every defect (:func:`resize_mask`), then padded with False or cropped
+    as the image is: a defect pixel lands where its image pixel lands, and
+    padding is defect-free.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of shape (H, W), dtype bool
+        The mask at its image's resolution.
+    size : int
+        Output side length in pixels.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        See the module docstring.
+
+    Returns
+    -------
+    numpy.ndarray of shape (size, size), dtype bool
+        The mask in the square.
+
+    Examples
+    --------
+    >>> mask = np.zeros((10, 40), bool)
+    >>> mask[0, 0] = True
+    >>> np.argwhere(fit_mask(mask, 8, "pad")).tolist(), bool(fit_mask(mask, 8, "crop").any())
+    ([[3, 0]], False)
+    """
+    scaled, corner = square_geometry(mask.shape[1], mask.shape[0], size, resize)
+    return place(resize_mask(mask, scaled), corner, size)
 
 
 def _defect_pixels(image: Image.Image) -> np.ndarray:
@@ -255,7 +393,10 @@ def _defect_pixels(image: Image.Image) -> np.ndarray:
 
 
 def decode_mask(
-    path: str | os.PathLike[str], size: int, image: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    size: int,
+    image: str | os.PathLike[str] | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> np.ndarray:
     """Decode a ground-truth mask image into a ``(1, size, size)`` uint8 array of 0 and 1.
 
@@ -268,6 +409,8 @@ def decode_mask(
     image : path-like, optional
         The image the mask belongs to; its header is read to check that
         both have one size.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        The image's resize mode, which the mask follows (:func:`fit_mask`).
 
     Returns
     -------
@@ -291,7 +434,7 @@ def decode_mask(
                     f"is {expected[0]}x{expected[1]} px (width x height)"
                 )
         defect = _defect_pixels(mask)
-    return resize_mask(defect, size)[None].astype(np.uint8)
+    return fit_mask(defect, size, resize)[None].astype(np.uint8)
 
 
 def decode_files(
@@ -304,6 +447,7 @@ def decode_files(
     n_jobs: int = 1,
     fail_fast: bool = False,
     images_of: Sequence[str | os.PathLike[str]] | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> tuple[np.ndarray, dict[int, BaseException]]:
     """Decode image files into one ``(n, C, size, size)`` uint8 array, with caching.
 
@@ -327,6 +471,10 @@ def decode_files(
     images_of : sequence of path-like, optional
         With :data:`MASK_MODE`: the image of each mask, whose size it must
         have; their stats join the cache key.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks, alike) are brought to a square (see the
+        module docstring); part of the cache key, so an entry decoded with
+        another mode is never served.
 
     Returns
     -------
@@ -347,6 +495,7 @@ def decode_files(
         settings = {
             "size": int(size),
             "mode": mode,
+            "resize": resize,
             "resample": _MASK_RESAMPLE if mode == MASK_MODE else RESAMPLE.name,
             "format": CACHE_FORMAT_VERSION,
             "pillow": PIL.__version__,
@@ -357,14 +506,19 @@ def decode_files(
             logger.debug("cache hit: %d images from %s", len(cached), target)
             return cached, {}
 
+    # the default mode is not passed: a decode_image wrapped with its old signature keeps working
+    fit = () if resize == DEFAULT_RESIZE else (resize,)
+
     def work(block: Sequence[int]) -> dict[int, BaseException]:
         failed: dict[int, BaseException] = {}
         for i in block:
             try:
                 if mode == MASK_MODE:
-                    images[i] = decode_mask(paths[i], size, None if images_of is None else images_of[i])
+                    images[i] = decode_mask(
+                        paths[i], size, None if images_of is None else images_of[i], resize
+                    )
                 else:
-                    images[i] = decode_image(paths[i], size, mode)
+                    images[i] = decode_image(paths[i], size, mode, *fit)
             except Exception as exc:  # any failure of one file is reported against that file
                 failed[i] = exc
         return failed
@@ -474,6 +628,7 @@ def _decode_columns(
     cache_dir: str | os.PathLike[str] | None,
     on_error: str,
     n_jobs: int,
+    resize: str,
     images_of: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
     """Decode the files of some samples per view; see :func:`decode_samples`.
@@ -498,6 +653,7 @@ def _decode_columns(
         n_jobs=n_jobs,
         fail_fast=on_error == "raise",
         images_of=None if images_of is None else references,
+        resize=resize,
     )
     what = "mask" if mode == MASK_MODE else "image"
     keep = np.ones(len(contexts), dtype=bool)
@@ -536,6 +692,7 @@ def decode_samples(
     on_error: str,
     n_jobs: int,
     masks: Mapping[str, Sequence[str]] | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, list[str]]:
     """Decode the view files of some samples, and their masks, handling bad files per sample.
 
@@ -564,6 +721,9 @@ def decode_samples(
         (see :func:`decode_mask`); an empty string is a sample without
         defect (an all-False mask). A mask of another size than its image
         is a bad file.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images and their masks are brought to a square (see the module
+        docstring).
 
     Returns
     -------
@@ -585,7 +745,13 @@ def decode_samples(
         ``on_error="raise"``.
     """
     decode = functools.partial(
-        _decode_columns, size=size, cache=cache, cache_dir=cache_dir, on_error=on_error, n_jobs=n_jobs
+        _decode_columns,
+        size=size,
+        cache=cache,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        n_jobs=n_jobs,
+        resize=resize,
     )
     views, keep, messages = decode(files, contexts, mode=mode)
     if not masks:

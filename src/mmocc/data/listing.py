@@ -1,6 +1,6 @@
 """Image sources listed before they are decoded, and decoded chunk by chunk.
 
-Every image source (manifest, folder, pairs, turntable, mvtec) first lists its
+Every image source (manifest, folder, pairs, turntable, mvtec, mtile) first lists its
 samples: ids, labels, the file of each view (and of its ground-truth mask,
 where the source has masks), and the decoding options, with
 ``mode="auto"`` already resolved from the files. That listing is an
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import decode_samples, resolve_mode, warn_skipped
+from mmocc.data.images import DEFAULT_RESIZE, decode_samples, resolve_mode, warn_skipped
 
 T = TypeVar("T")
 
@@ -57,8 +57,8 @@ class ImageListing:
         the first chunk's bad files.
     options : dict
         The decoding options: ``size``, ``mode`` (resolved: ``"L"`` or
-        ``"RGB"``), ``cache``, ``cache_dir``, ``on_error`` and ``n_jobs``
-        (the thread count).
+        ``"RGB"``), ``cache``, ``cache_dir``, ``on_error``, ``n_jobs``
+        (the thread count) and ``resize``.
     origin : str
         Prefix of the error raised when no sample is usable (the manifest
         names itself there); empty or ending in ``": "``.
@@ -94,6 +94,7 @@ class ImageListing:
         masks: Mapping[str, Sequence[str]] | None = None,
         skipped: Sequence[str] = (),
         origin: str = "",
+        resize: str = DEFAULT_RESIZE,
     ) -> ImageListing:
         """List samples for decoding, resolving ``mode="auto"`` from the first sample's files.
 
@@ -121,6 +122,9 @@ class ImageListing:
             Samples already dropped while listing.
         origin : str, default ""
             Prefix of the "no usable samples" error.
+        resize : {"stretch", "pad", "crop"}, default "stretch"
+            How images and masks are brought to a square, already checked
+            (see :mod:`mmocc.data.images`).
 
         Returns
         -------
@@ -148,6 +152,7 @@ class ImageListing:
                 "cache_dir": cache_dir,
                 "on_error": on_error,
                 "n_jobs": n_jobs,
+                "resize": resize,
             },
             labels=labels,
             groups=groups,

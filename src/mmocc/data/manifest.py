@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import check_image_options, reject
+from mmocc.data.images import DEFAULT_RESIZE, check_image_options, reject
 from mmocc.data.listing import ImageListing
 from mmocc.data.view_map import ViewsOption, view_map
 from mmocc.utils.files import read_utf8
@@ -177,6 +177,7 @@ def plan_manifest(
     on_error: str = "raise",
     n_jobs: int | None = None,
     root: str | os.PathLike[str] | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageListing:
     """List the samples of a CSV manifest without decoding them.
 
@@ -225,8 +226,8 @@ def plan_manifest(
         ``"left:front,right:side"``, also renames them (see
         :mod:`mmocc.data.view_map`).
     size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
-        kept).
+        Images are resized to ``size`` x ``size`` (Lanczos; the aspect ratio
+        as ``resize`` says).
     mode : {"auto", "RGB", "L"}, default "auto"
         Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
         first row's images are greyscale.
@@ -244,6 +245,11 @@ def plan_manifest(
         instead of the manifest's folder (``-O root=DIR`` on the command
         line; a relative ``root`` is resolved against the current folder).
         Absolute paths are used as they are.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks) are brought to ``size`` x ``size``:
+        ``"stretch"`` does not keep the aspect ratio; ``"pad"`` fits the
+        image inside and pads it with zeros (defect-free in masks); ``"crop"`` covers the square and keeps its
+        centre (see :mod:`mmocc.data.images`).
 
     Returns
     -------
@@ -265,7 +271,7 @@ def plan_manifest(
         there is one, the line. Bad images, and masks whose size differs
         from their image's, are found when decoding.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    n_threads = check_image_options(size, mode, on_error, n_jobs, resize)
     columns = view_map(views)
     csv_path = Path(csv_path)
     header, rows = _read_rows(csv_path)
@@ -297,6 +303,7 @@ def plan_manifest(
         cache_dir=cache_dir,
         on_error=on_error,
         n_jobs=n_threads,
+        resize=resize,
     )
 
 
@@ -310,12 +317,13 @@ def load_manifest(
     on_error: str = "raise",
     n_jobs: int | None = None,
     root: str | os.PathLike[str] | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> MultiViewDataset:
     """Load the images listed in a CSV manifest: :func:`plan_manifest`, decoded into memory.
 
     Parameters
     ----------
-    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root
+    csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root, resize
         See :func:`plan_manifest`, which also describes the manifest's columns.
 
     Returns
@@ -335,4 +343,4 @@ def load_manifest(
         file, or a mask whose size differs from its image's (naming the
         line, the view and both sizes).
     """
-    return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root).load()
+    return plan_manifest(csv_path, views, size, mode, cache, cache_dir, on_error, n_jobs, root, resize).load()

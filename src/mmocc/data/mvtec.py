@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
-from mmocc.data.images import check_image_options, reject
+from mmocc.data.images import DEFAULT_RESIZE, check_image_options, reject
 from mmocc.data.listing import ImageListing
 from mmocc.data.tasks import OneClassSplit, one_class_split
 from mmocc.data.view_map import ViewsOption, view_map
@@ -237,6 +237,7 @@ def plan_mvtec(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageListing:
     """List the samples of an MVTec AD folder (see the module docstring) without decoding them.
 
@@ -252,7 +253,7 @@ def plan_mvtec(
         them (see :mod:`mmocc.data.view_map`).
     size : int, default 32
         Images and masks are resized to ``size`` x ``size`` (images with
-        Lanczos, masks keeping every defective pixel; aspect ratio not kept).
+        Lanczos, masks keeping every defective pixel; see ``resize``).
     mode : {"auto", "RGB", "L"}, default "auto"
         Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
         first sample's images are greyscale.
@@ -266,6 +267,11 @@ def plan_mvtec(
         raise, or drop the sample and warn once listing every skipped file.
     n_jobs : int, optional
         Decoding threads; default ``os.cpu_count()``.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks) are brought to ``size`` x ``size``:
+        ``"stretch"`` does not keep the aspect ratio; ``"pad"`` fits the
+        image inside and pads it with zeros (defect-free in masks); ``"crop"`` covers the square and keeps its
+        centre (see :mod:`mmocc.data.images`).
 
     Returns
     -------
@@ -292,7 +298,7 @@ def plan_mvtec(
         When ``ground_truth/`` exists but a defective test sample has no
         mask: the masks of the dataset are then unknown.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    n_threads = check_image_options(size, mode, on_error, n_jobs, resize)
     stems = view_map(views)
     root = Path(root)
     if not root.is_dir():
@@ -324,6 +330,7 @@ def plan_mvtec(
         cache_dir=cache_dir,
         on_error=on_error,
         n_jobs=n_threads,
+        resize=resize,
     )
 
 
@@ -336,12 +343,13 @@ def load_mvtec(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> MultiViewDataset:
     """Load an MVTec AD folder: :func:`plan_mvtec`, decoded into memory.
 
     Parameters
     ----------
-    root, views, size, mode, cache, cache_dir, on_error, n_jobs
+    root, views, size, mode, cache, cache_dir, on_error, n_jobs, resize
         See :func:`plan_mvtec`; the module docstring describes the layouts.
 
     Returns
@@ -375,7 +383,7 @@ def load_mvtec(
     >>> ds.labels.tolist(), ds.metadata["split"].tolist(), ds.view_names, ds.masks
     (['good', 'good', 'crack', 'good'], ['train', 'train', 'test', 'test'], ['image'], {})
     """
-    return plan_mvtec(root, views, size, mode, cache, cache_dir, on_error, n_jobs).load()
+    return plan_mvtec(root, views, size, mode, cache, cache_dir, on_error, n_jobs, resize).load()
 
 
 def mvtec_task(dataset: MultiViewDataset) -> OneClassSplit:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import ExtensionsOption, image_extensions, images_and_masks
-from mmocc.data.images import check_image_options
+from mmocc.data.images import DEFAULT_RESIZE, check_image_options
 from mmocc.data.listing import ImageListing
 from mmocc.data.view_map import ViewsOption, view_map
 
@@ -88,6 +88,7 @@ def plan_pairs(
     n_jobs: int | None = None,
     views: ViewsOption = None,
     extensions: ExtensionsOption = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageListing:
     """List unlabelled samples from one folder per camera, paired by file stem, without decoding them.
 
@@ -112,8 +113,8 @@ def plan_pairs(
         The folder of each view. From a sequence, the views are named after
         the folders (``pairs:cam1,cam2`` gives views ``cam1`` and ``cam2``).
     size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos, aspect ratio not
-        kept).
+        Images are resized to ``size`` x ``size`` (Lanczos; the aspect ratio
+        as ``resize`` says).
     mode : {"auto", "RGB", "L"}, default "auto"
         Colour mode: 3 or 1 channels; ``"auto"`` gives 1 channel when the
         first sample's images are greyscale.
@@ -137,6 +138,11 @@ def plan_pairs(
         (``-O extensions=jpg``); files of other image extensions are masks
         when they share an image's stem, else ignored. Default: every image
         extension.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks) are brought to ``size`` x ``size``:
+        ``"stretch"`` does not keep the aspect ratio; ``"pad"`` fits the
+        image inside and pads it with zeros (defect-free in masks); ``"crop"`` covers the square and keeps its
+        centre (see :mod:`mmocc.data.images`).
 
     Returns
     -------
@@ -157,7 +163,7 @@ def plan_pairs(
         ``on_error="raise"``) unpaired files, which the message names. Bad
         images are found when decoding.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    n_threads = check_image_options(size, mode, on_error, n_jobs, resize)
     named = _select(_named_folders(folders), views)
     chosen = image_extensions(extensions)
     found = {view: _images_by_stem(view, folder, chosen) for view, folder in named.items()}
@@ -185,6 +191,7 @@ def plan_pairs(
         cache_dir=cache_dir,
         on_error=on_error,
         n_jobs=n_threads,
+        resize=resize,
     )
 
 
@@ -198,12 +205,13 @@ def load_pairs(
     n_jobs: int | None = None,
     views: ViewsOption = None,
     extensions: ExtensionsOption = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> MultiViewDataset:
     """Load unlabelled samples from one folder per camera, paired by stem: :func:`plan_pairs`, decoded.
 
     Parameters
     ----------
-    folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions
+    folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions, resize
         See :func:`plan_pairs`, which also says how files are paired and masks found.
 
     Returns
@@ -232,4 +240,6 @@ def load_pairs(
     >>> ds.view_names, ds.ids.tolist(), ds.labels is None, ds.views["left"].shape
     (['left', 'right'], ['a', 'b'], True, (2, 1, 8, 8))
     """
-    return plan_pairs(folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions).load()
+    return plan_pairs(
+        folders, size, mode, cache, cache_dir, on_error, n_jobs, views, extensions, resize
+    ).load()

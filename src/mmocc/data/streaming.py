@@ -45,7 +45,8 @@ class SourcePlan:
     options : dict
         The resolved loader options: for image sources ``size``, ``mode``
         (``"L"`` or ``"RGB"``, never ``"auto"``), ``cache``, ``cache_dir``,
-        ``on_error`` and ``n_jobs`` (threads); otherwise the options given.
+        ``on_error``, ``n_jobs`` (threads) and ``resize``; otherwise the
+        options given.
     listing : ImageListing or None
         The samples of an image source.
     dataset : MultiViewDataset or None

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmocc.data.dataset import MultiViewDataset
-from mmocc.data.images import IMAGE_EXTENSIONS, check_image_options, reject
+from mmocc.data.images import DEFAULT_RESIZE, IMAGE_EXTENSIONS, check_image_options, reject
 from mmocc.data.listing import ImageListing
 
 #: File stems of a turntable collection: ``obj{K}__{P}``.
@@ -94,6 +94,7 @@ def plan_turntable(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> ImageListing:
     """List turntable photos as two views of each object, ``delta_deg`` apart, without decoding them.
 
@@ -110,7 +111,7 @@ def plan_turntable(
         Angle between the two views, in degrees, in 1..359 and a multiple of
         the angle step. 90 gives two perpendicular views.
     size : int, default 32
-        Images are resized to ``size`` x ``size`` (Lanczos).
+        Images are resized to ``size`` x ``size`` (Lanczos; see ``resize``).
     mode : {"L", "RGB"}, default "L"
         Colour mode: 1 or 3 channels.
     angle_step : int, optional
@@ -130,6 +131,11 @@ def plan_turntable(
         skipped file.
     n_jobs : int, optional
         Decoding threads; default ``os.cpu_count()``.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        How images (and masks) are brought to ``size`` x ``size``:
+        ``"stretch"`` does not keep the aspect ratio; ``"pad"`` fits the
+        image inside and pads it with zeros (defect-free in masks); ``"crop"`` covers the square and keeps its
+        centre (see :mod:`mmocc.data.images`).
 
     Returns
     -------
@@ -147,7 +153,7 @@ def plan_turntable(
         a partner; the message names the file. Bad images are found when
         decoding.
     """
-    n_threads = check_image_options(size, mode, on_error, n_jobs)
+    n_threads = check_image_options(size, mode, on_error, n_jobs, resize)
     delta_deg = _positive_int("delta_deg", delta_deg)
     names = list(view_names)
     if len(names) != 2 or len(set(names)) != 2 or not all(isinstance(n, str) and n for n in names):
@@ -176,6 +182,7 @@ def plan_turntable(
         cache_dir=cache_dir,
         on_error=on_error,
         n_jobs=n_threads,
+        resize=resize,
     )
 
 
@@ -190,12 +197,13 @@ def load_turntable(
     cache_dir: str | os.PathLike[str] | None = None,
     on_error: str = "raise",
     n_jobs: int | None = None,
+    resize: str = DEFAULT_RESIZE,
 ) -> MultiViewDataset:
     """Load turntable photos as two views of each object: :func:`plan_turntable`, decoded.
 
     Parameters
     ----------
-    root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
+    root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs, resize
         See :func:`plan_turntable`, which also says how photos are paired.
 
     Returns
@@ -218,5 +226,5 @@ def load_turntable(
     (1440, ['front', 'side'], 20)
     """
     return plan_turntable(
-        root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs
+        root, delta_deg, size, mode, angle_step, view_names, cache, cache_dir, on_error, n_jobs, resize
     ).load()

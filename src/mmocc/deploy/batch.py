@@ -38,7 +38,10 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
     -------
     dict
         ``options`` plus the image ``size`` and colour ``mode`` of the
-        model's first image view, where the source accepts them, and the
+        model's first image view and the ``resize`` mode its training data
+        was read with (``metadata_["resize"]``, which ``mmocc train``
+        records; none for older models, which read with the loaders'
+        default), where the source accepts them, and the
         model's ``views`` where the source's kind selects views for a model
         (:attr:`mmocc.data.sources.SourceKind.model_views`), unless its SRC
         string or ``options`` sets them.
@@ -52,6 +55,9 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
         derived["size"] = images[0].shape[1]
     if images and "mode" in accepted and images[0].shape[0] in (1, 3):
         derived["mode"] = "L" if images[0].shape[0] == 1 else "RGB"
+    resize = (getattr(clf, "metadata_", None) or {}).get("resize")
+    if resize is not None and "resize" in accepted:
+        derived["resize"] = resize
     if SOURCES[source.kind].model_views:
         derived["views"] = [spec.name for spec in clf.view_specs_]
     derived = {key: value for key, value in derived.items() if key not in source.options}
