@@ -7,6 +7,7 @@
 - :func:`load_turntable`: COIL-20 / COIL-100 style ``obj{K}__{P}`` photos.
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
 - :func:`load_mvtec`: the MVTec AD layout (``train/good``, ``test/<type>``, ``ground_truth/<type>``).
+- :func:`load_mtile`: Magnetic-tile (``MT_<class>/Imgs/exp<k>_num_<n>.jpg``), six lightings per tile.
 - :func:`make_synthetic`: procedural two-camera demo data.
 """
 
@@ -15,6 +16,7 @@ from mmocc.data import (
     load_folder,
     load_manifest,
     load_mfeat,
+    load_mtile,
     load_mvtec,
     load_pairs,
     load_turntable,
@@ -26,6 +28,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_mtile",
     "load_mvtec",
     "load_pairs",
     "load_turntable",

@@ -1,7 +1,8 @@
 """Multi-view datasets: the in-memory container and the sources that build it.
 
 Every source returns a :class:`MultiViewDataset`. Image sources decode with
-Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
+Pillow, resize with Lanczos to ``size`` x ``size`` (stretched, or padded or
+cropped to keep the aspect ratio: the ``resize`` option), store uint8
 ``(n, C, H, W)`` arrays and cache them on disk (see
 :mod:`mmocc.data.images` and :mod:`mmocc.data.cache`).
 
@@ -14,6 +15,8 @@ Pillow, resize with Lanczos to ``size`` x ``size``, store uint8
 - :func:`load_mfeat`: UCI Multiple Features digits, an image plus vectors.
 - :func:`load_mvtec`: the MVTec AD layout ``train/good``, ``test/<type>``,
   ``ground_truth/<type>``, with one view or one folder of views per sample.
+- :func:`load_mtile`: Magnetic-tile ``MT_<class>/Imgs/exp<k>_num_<n>.jpg``, six
+  lightings of each tile (or one image at a time), with masks.
 - :func:`make_synthetic`: procedural two-camera demo data.
 """
 
@@ -21,6 +24,7 @@ from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import load_folder
 from mmocc.data.manifest import load_manifest
 from mmocc.data.mfeat import load_mfeat
+from mmocc.data.mtile import load_mtile
 from mmocc.data.mvtec import load_mvtec
 from mmocc.data.pairs import load_pairs
 from mmocc.data.synthetic import make_synthetic
@@ -31,6 +35,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_mfeat",
+    "load_mtile",
     "load_mvtec",
     "load_pairs",
     "load_turntable",

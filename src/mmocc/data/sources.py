@@ -11,6 +11,8 @@ A SRC string is one of:
 - ``turntable:PATH``: :func:`mmocc.datasets.load_turntable` (COIL-20 / COIL-100);
 - ``mvtec:PATH``: :func:`mmocc.datasets.load_mvtec` (the MVTec AD layout,
   one view or several, with masks);
+- ``mtile:PATH``: :func:`mmocc.datasets.load_mtile` (Magnetic-tile: six
+  lightings of each tile, or one image at a time, with masks);
 - ``mfeat:PATH``: :func:`mmocc.datasets.load_mfeat` (UCI Multiple Features);
 - ``synthetic`` or ``synthetic:n_per_class=40,size=32``:
   :func:`mmocc.datasets.make_synthetic`.
@@ -18,7 +20,7 @@ A SRC string is one of:
 Each kind is declared once, in :data:`SOURCES`: its SRC string form, its
 loader and, for image sources, its planner.
 Relative paths are resolved against the current working directory. Loader
-options (``size``, ``mode``, ``delta_deg``, ...) come from the caller and are
+options (``size``, ``mode``, ``resize``, ``delta_deg``, ...) come from the caller and are
 checked against the loader's signature.
 :func:`mmocc.data.streaming.plan_source` lists a source without decoding it
 (with the kind's planner), for decoding chunk by chunk.
@@ -40,6 +42,7 @@ from mmocc.data.dataset import MultiViewDataset
 from mmocc.data.folder import load_folder, plan_folder
 from mmocc.data.manifest import load_manifest, plan_manifest
 from mmocc.data.mfeat import load_mfeat
+from mmocc.data.mtile import load_mtile, plan_mtile
 from mmocc.data.mvtec import load_mvtec, plan_mvtec
 from mmocc.data.pairs import load_pairs, plan_pairs
 from mmocc.data.synthetic import make_synthetic
@@ -279,6 +282,7 @@ SOURCES: Mapping[str, SourceKind] = MappingProxyType(
             SourceKind("pairs", load_pairs, plan_pairs, parse=_pair_folders),
             SourceKind("turntable", load_turntable, plan_turntable),
             SourceKind("mvtec", load_mvtec, plan_mvtec, model_views=True),
+            SourceKind("mtile", load_mtile, plan_mtile),
             SourceKind("mfeat", load_mfeat, model_views=True),
             SourceKind("synthetic", make_synthetic, parse=_synthetic_options, bare=True),
         )
