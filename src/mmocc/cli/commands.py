@@ -1,4 +1,4 @@
-"""The ``mmocc train``, ``score``, ``evaluate`` and ``info`` commands.
+"""The ``mmocc train``, ``score`` and ``info`` commands (``evaluate`` is :mod:`mmocc.cli.evaluate`).
 
 numpy, tqdm, torch and the estimators are imported inside the command
 bodies, so ``mmocc --help`` stays fast.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -117,6 +117,9 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
 
     from mmocc.data.tasks import one_class_split
 
+    split_of = dataset.metadata.get("split")
+    if split_of is not None:  # the data's own protocol (MVTec AD): train on its training split only
+        dataset = dataset[np.asarray(split_of) == "train"]
     is_normal = dataset.labels == label
     if holdout is None:
         return dataset[is_normal], {"n_normal": int(is_normal.sum()), "holdout": None}
@@ -328,127 +331,6 @@ def score(
             writer.writerows(zip(*columns.values(), strict=True))
     where = "standard output" if out == STDOUT else out
     note(quiet, f"scored {n_samples} samples, {n_anomalies} above the threshold; written to {where}")
-
-
-def _normal_labels(clf: Any, dataset: Any, normal: tuple[str, ...]) -> list[Any]:
-    """Return the normal class(es): from --normal, else from the model file."""
-    from mmocc.data.sources import find_label
-
-    wanted = list(normal) or list(clf.metadata_.get("normal") or [])
-    if not wanted:
-        raise click.UsageError(
-            "the model file does not record its normal class (not written by `mmocc train`): give --normal"
-        )
-    return [find_label(dataset, label) for label in wanted]
-
-
-class _TrainingFilter:
-    """Leaves the training samples out of a stream of chunks (unless ``include``) and counts them."""
-
-    def __init__(self, clf: Any, include: bool) -> None:
-        self.clf = clf
-        self.include = include
-        self.n_seen = 0
-
-    def __call__(self, chunks: Iterable[Any]) -> Iterator[Any]:
-        """Yield each chunk without its training samples (all of it when ``include``)."""
-        for chunk in chunks:
-            seen = self.clf.seen_in_training(chunk) if self.clf.train_fingerprints_ is not None else None
-            if seen is None or not seen.any():
-                yield chunk
-                continue
-            self.n_seen += int(seen.sum())
-            yield chunk if self.include else chunk[~seen]
-
-    def note(self) -> str:
-        """Say what was done with the training samples, once the stream is consumed."""
-        if self.clf.train_fingerprints_ is None:
-            return "the model file records no training samples (older mmocc): cannot leave them out"
-        if not self.n_seen:
-            return "none of these samples was used in training"
-        if self.include:
-            return f"warning: {self.n_seen} of these samples were used in training; metrics are optimistic"
-        return f"left out {self.n_seen} samples the model was trained on"
-
-
-@click.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "src", required=True, metavar="SRC", help=SRC_HELP)
-@click.option(
-    "--normal",
-    multiple=True,
-    metavar="LABEL",
-    help="The normal class (repeat for several); every other class is an anomaly. Default: the class the "
-    "model was trained on, as its file records.",
-)
-@click.option(
-    "--include-training",
-    is_flag=True,
-    help="Keep the samples the model was trained on (recognised by content); metrics are then optimistic.",
-)
-@data_option
-@batch_option
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@common()
-def evaluate(
-    model: Path,
-    src: str,
-    normal: tuple[str, ...],
-    include_training: bool,
-    data_options: tuple[str, ...],
-    batch_size: int,
-    as_json: bool,
-    quiet: bool,
-    device: str,
-) -> None:
-    """Print the metrics of MODEL on the labelled samples of SRC it was not trained on.
-
-    Samples the model was trained on are recognised by content and left out
-    (--include-training keeps them). When no normal sample is left, the
-    command says so: train with --holdout, or evaluate on other data.
-    """
-    import numpy as np
-
-    from mmocc.deploy.batch import plan_for_model, score_chunks
-    from mmocc.evaluation.metrics import evaluate as compute_metrics
-
-    clf, plan = plan_for_model(model, src, parse_data_options(data_options), device)
-    known = plan.require_labels("evaluate")
-    labels = _normal_labels(clf, plan, normal)
-    normal_values = np.asarray(labels, dtype=known.dtype)
-    leave_out = _TrainingFilter(clf, include_training)
-    ys, parts = [], []
-    for chunk, part, _ in score_chunks(clf, leave_out(plan.chunks(batch_size)), batch_size, quiet):
-        ys.append((~np.isin(chunk.labels, normal_values)).astype(np.int64))
-        parts.append(part)
-    y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
-    n_seen, seen_note = leave_out.n_seen, leave_out.note()
-    if not (y == 0).any():
-        raise click.ClickException(
-            f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
-            "train with --holdout 0.34 to keep some out, or evaluate on other data"
-        )
-    metrics = compute_metrics(y, np.concatenate(parts), clf.threshold_)
-    summary = {
-        "n_samples": len(y),
-        "n_normal": int((y == 0).sum()),
-        "n_anomalies": int(y.sum()),
-        "n_training_samples": n_seen,
-        "training_samples_included": bool(include_training and n_seen),
-    }
-    if as_json:
-        click.echo(
-            json.dumps({**summary, "normal": labels, "threshold": clf.threshold_, **metrics}, indent=2)
-        )
-        return
-    click.echo(seen_note, err=True) if include_training and n_seen else note(quiet, seen_note)
-    click.echo(
-        f"{summary['n_samples']} samples ({summary['n_normal']} normal of {labels}, "
-        f"{summary['n_anomalies']} anomalies), threshold {clf.threshold_:.6g} (from {clf.threshold_source_})"
-    )
-    width = max(map(len, metrics))
-    for name, value in metrics.items():
-        click.echo(f"{name:<{width}}  {value:.4f}")
 
 
 @click.command()

@@ -24,7 +24,8 @@ from typing import Any
 import click
 
 from mmocc import __version__
-from mmocc.cli.commands import evaluate, info, score, train
+from mmocc.cli.commands import info, score, train
+from mmocc.cli.evaluate import evaluate
 from mmocc.cli.experiment import demo, experiment
 from mmocc.cli.report import report
 

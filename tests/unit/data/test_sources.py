@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmocc.data import folder, manifest, mvtec, pairs, turntable
+from mmocc.data import folder, manifest, mtile, mvtec, pairs, turntable
 from mmocc.data.sources import SOURCE_KINDS, SOURCES, Source, SourceKind, load_source, parse_source
 from mmocc.data.streaming import plan_source
 from mmocc.deploy import batch
@@ -19,6 +19,7 @@ PLANNED = {
     "folder": (folder.plan_folder, folder.load_folder),
     "pairs": (pairs.plan_pairs, pairs.load_pairs),
     "mvtec": (mvtec.plan_mvtec, mvtec.load_mvtec),
+    "mtile": (mtile.plan_mtile, mtile.load_mtile),
     "turntable": (turntable.plan_turntable, turntable.load_turntable),
 }
 
@@ -37,6 +38,8 @@ def files(tmp_path: Path, ds_write_image) -> dict[str, str]:
     for pose in range(4):
         ds_write_image(tmp_path / "coil" / f"obj1__{pose}.png", value=pose, mode="L")
     mvtec = (("train", "good", "a"), ("train", "good", "b"), ("test", "good", "c"), ("test", "dent", "d"))
+    for light in range(1, 7):
+        ds_write_image(tmp_path / "mt" / "MT_Free" / "Imgs" / f"exp{light}_num_{10 + light}.jpg", value=light)
     for split, label, name in mvtec:
         ds_write_image(tmp_path / "mv" / split / label / f"{name}.png", value=ord(name) % 7)
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
@@ -46,11 +49,13 @@ def files(tmp_path: Path, ds_write_image) -> dict[str, str]:
         "pairs": f"pairs:{tmp_path / 'cam_a'},{tmp_path / 'cam_b'}",
         "turntable": f"turntable:{tmp_path / 'coil'}",
         "mvtec": f"mvtec:{tmp_path / 'mv'}",
+        "mtile": f"mtile:{tmp_path / 'mt'}",
     }
 
 
 def test_every_kind_is_declared_once_in_order():
-    assert SOURCE_KINDS == ("manifest", "folder", "pairs", "turntable", "mvtec", "mfeat", "synthetic")
+    kinds = ("manifest", "folder", "pairs", "turntable", "mvtec", "mtile", "mfeat", "synthetic")
+    assert SOURCE_KINDS == kinds
     assert tuple(SOURCES) == SOURCE_KINDS
     assert all(isinstance(kind, SourceKind) and kind.name == name for name, kind in SOURCES.items())
     with pytest.raises(TypeError):
