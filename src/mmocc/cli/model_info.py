@@ -12,7 +12,15 @@ from typing import Any
 _RULE_SETTINGS = {
     "knn": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
     "ensemble": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
-    "patch": ("patch_backbone", "patch_size", "coreset_ratio", "patch_top_k", "view_combine"),
+    "patch": (
+        "patch_backbone",
+        "patch_size",
+        "tile_size",
+        "tile_overlap",
+        "coreset_ratio",
+        "patch_top_k",
+        "view_combine",
+    ),
 }
 
 

@@ -143,6 +143,13 @@ class MultimodalOCC(BaseMultiviewDetector):
         exact (blocked matmul + top-k, the presets' choice), or a faiss HNSW
         graph for large memory banks (``pip install "mmocc[faiss]"``; recall
         slightly below 1).
+    tile_size : int, optional
+        Cut each image (after ``patch_size``) into overlapping tiles of this
+        side before a pretrained or custom backbone, and stitch their feature
+        maps back (:mod:`mmocc.model.tiling`): the backbone sees small defects
+        at its own scale on large images. None (the presets): the whole image.
+    tile_overlap : float, optional
+        Share of a tile overlapping its neighbour, in [0, 1) (0.25 by default).
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -259,6 +266,8 @@ class MultimodalOCC(BaseMultiviewDetector):
         patch_top_k: int | None = None,
         view_combine: str | None = None,
         knn_search: str | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -302,6 +311,8 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.patch_top_k = patch_top_k
         self.view_combine = view_combine
         self.knn_search = knn_search
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
         self.contamination = contamination
         self.threshold = threshold
         self.validation_fraction = validation_fraction
@@ -377,7 +388,10 @@ class MultimodalOCC(BaseMultiviewDetector):
     # ----------------------------------------------------------------- scoring
     def _batches(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Iterator[Features]:
         """Yield the features ``needs`` names, one batch of samples at a time."""
-        patches = PatchFeatures(self.backbone_, self.params_.patch_size) if "patch" in needs else None
+        hp = self.params_
+        patches = None
+        if "patch" in needs:
+            patches = PatchFeatures(self.backbone_, hp.patch_size, hp.tile_size, hp.tile_overlap)
         yield from extract_features(
             self.model_, views, needs, batch_size=self.score_batch_size, amp=self.amp, patches=patches
         )

@@ -112,6 +112,8 @@ class HyperParams:
     patch_top_k: int = 1
     view_combine: str = "max"
     knn_search: str = "exact"
+    tile_size: int | None = None
+    tile_overlap: float = 0.25
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -294,6 +296,8 @@ LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "patch_top_k": 1,
         "view_combine": "max",
         "knn_search": "exact",
+        "tile_size": None,
+        "tile_overlap": 0.25,
     }
 )
 """Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""

@@ -452,6 +452,8 @@ HYPERPARAMETER_CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType(
         "patch_top_k": _POSITIVE_INT,
         "view_combine": Options(VIEW_COMBINATIONS),
         "knn_search": Options(SEARCH_MODES),
+        "tile_size": nullable(Interval(int, 16, 1024)),
+        "tile_overlap": Interval(float, 0, 1, closed="left"),
     }
 )
 """One constraint per field of :class:`~mmocc.model.hyperparams.HyperParams`, in field order."""

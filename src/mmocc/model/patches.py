@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmocc.model.nn import JointAutoencoder
+from mmocc.model.tiling import tiled_features
 
 AUTOENCODER = "autoencoder"
 """The patch source that uses the trained autoencoder's own encoder maps."""
@@ -106,6 +107,12 @@ class PatchFeatures:
         Side to which images are resized before the backbone; None keeps
         them. Images of another size are resized with a warning
         (:func:`warn_resized`).
+    tile : int or None, default None
+        Tile side: a backbone sees overlapping tiles of the (resized) image,
+        their maps stitched back (:func:`mmocc.model.tiling.tiled_features`);
+        None: the whole image. The autoencoder's own maps are never tiled.
+    overlap : float, default 0.25
+        Share of a tile overlapping its neighbour.
 
     Examples
     --------
@@ -116,9 +123,17 @@ class PatchFeatures:
     torch.Size([2, 12, 8, 8])
     """
 
-    def __init__(self, backbone: nn.Module | None, size: int | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module | None,
+        size: int | None = None,
+        tile: int | None = None,
+        overlap: float = 0.25,
+    ) -> None:
         self.backbone = backbone
         self.size = size
+        self.tile = tile
+        self.overlap = overlap
 
     def __call__(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
         """Return the patch features ``(n, C, h, w)`` of a raw batch of ``view``."""
@@ -133,6 +148,9 @@ class PatchFeatures:
             warn_resized(tuple(x.shape[-2:]), self.size)
             antialias = self.size < x.shape[-1]
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
+        if self.tile is not None:
+            backbone = self.backbone
+            return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
         return aggregate(list(self.backbone(x)))
 
 
