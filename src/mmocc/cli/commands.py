@@ -168,8 +168,10 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
 @click.option(
     "--size",
     type=click.IntRange(min=1),
-    help="Image size to load (default: the loader's). With a pretrained backbone (preset pretrained) "
-    "its input, patch_size, follows it unless -p patch_size=N is given.",
+    help="Image size to load (default: the loader's). Images are stretched to a square unless "
+    "-O resize=pad (keep the aspect, zero padding) or -O resize=crop (centre crop); the model records "
+    "it. With a pretrained backbone (preset pretrained) its input, patch_size, follows the size unless "
+    "-p patch_size=N is given; -p tile_size=64 shows it 64 px tiles of larger images.",
 )
 @click.option(
     "--mode",
