@@ -18,6 +18,7 @@ _RULE_SETTINGS = {
         "tile_size",
         "tile_overlap",
         "coreset_ratio",
+        "coreset_candidates",
         "patch_top_k",
         "view_combine",
     ),

@@ -150,6 +150,11 @@ class MultimodalOCC(BaseMultiviewDetector):
         at its own scale on large images. None (the presets): the whole image.
     tile_overlap : float, optional
         Share of a tile overlapping its neighbour, in [0, 1) (0.25 by default).
+    coreset_candidates : int, optional
+        Select each patch bank greedily among at most this many training
+        patches drawn at random, so bank building stops growing with the
+        data (approximate; ``benchmarks/coreset_coverage.py`` measures what it
+        costs). None (the presets): among all patches.
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -268,6 +273,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         knn_search: str | None = None,
         tile_size: int | None = None,
         tile_overlap: float | None = None,
+        coreset_candidates: int | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -313,6 +319,7 @@ class MultimodalOCC(BaseMultiviewDetector):
         self.knn_search = knn_search
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
+        self.coreset_candidates = coreset_candidates
         self.contamination = contamination
         self.threshold = threshold
         self.validation_fraction = validation_fraction

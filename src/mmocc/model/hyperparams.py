@@ -114,6 +114,7 @@ class HyperParams:
     knn_search: str = "exact"
     tile_size: int | None = None
     tile_overlap: float = 0.25
+    coreset_candidates: int | None = None
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -212,6 +213,7 @@ class HyperParams:
             "knn_space": self.knn_space,
             "knn_search": self.knn_search,
             "coreset_ratio": self.coreset_ratio,
+            "coreset_candidates": self.coreset_candidates,
             "patch_top_k": self.patch_top_k,
             "view_combine": self.view_combine,
         }
@@ -298,6 +300,7 @@ LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "knn_search": "exact",
         "tile_size": None,
         "tile_overlap": 0.25,
+        "coreset_candidates": None,
     }
 )
 """Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""

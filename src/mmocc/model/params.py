@@ -454,6 +454,7 @@ HYPERPARAMETER_CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType(
         "knn_search": Options(SEARCH_MODES),
         "tile_size": nullable(Interval(int, 16, 1024)),
         "tile_overlap": Interval(float, 0, 1, closed="left"),
+        "coreset_candidates": nullable(_POSITIVE_INT),
     }
 )
 """One constraint per field of :class:`~mmocc.model.hyperparams.HyperParams`, in field order."""

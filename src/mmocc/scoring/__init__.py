@@ -63,6 +63,7 @@ def make_rule(
     knn_search: str = "exact",
     view_groups: dict[str, str] | None = None,
     coreset_ratio: float = 0.1,
+    coreset_candidates: int | None = None,
     patch_top_k: int = 1,
     view_combine: str = "max",
     seed: int = 0,
@@ -85,7 +86,7 @@ def make_rule(
         Neighbour search of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
     view_groups : dict of str to str, optional
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
-    coreset_ratio, patch_top_k, view_combine, seed
+    coreset_ratio, coreset_candidates, patch_top_k, view_combine, seed
         Parameters of ``patch`` (see :class:`PatchScore`).
 
     Returns
@@ -110,6 +111,7 @@ def make_rule(
         return PatchScore(
             dict(view_groups or {}),
             coreset_ratio=coreset_ratio,
+            coreset_candidates=coreset_candidates,
             top_k=patch_top_k,
             combine=view_combine,
             seed=seed,

@@ -51,6 +51,9 @@ class PatchScore(ScoringRule):
         View name to bank (views of one group share an encoder and a bank).
     coreset_ratio : float, default 0.1
         Fraction of the training patches kept in each bank, in (0, 1].
+    coreset_candidates : int, optional
+        Greedy selection among at most this many training patches drawn at
+        random (:func:`mmocc.search.coreset.greedy_coreset`); None: all.
     top_k : int, default 1
         A view's score is the mean of its ``top_k`` highest position scores.
     combine : {"max", "mean"}, default "max"
@@ -67,6 +70,7 @@ class PatchScore(ScoringRule):
         view_groups: dict[str, str],
         *,
         coreset_ratio: float = 0.1,
+        coreset_candidates: int | None = None,
         top_k: int = 1,
         combine: str = "max",
         seed: int = 0,
@@ -81,6 +85,7 @@ class PatchScore(ScoringRule):
             )
         self.view_groups = dict(view_groups)
         self.coreset_ratio = float(coreset_ratio)
+        self.coreset_candidates = coreset_candidates
         self.top_k = int(top_k)
         self.view_combine = combine
         self.seed = int(seed)
@@ -150,7 +155,10 @@ class PatchScore(ScoringRule):
         for offset, group in enumerate(sorted(rows)):
             points, owner = torch.cat(rows[group]), torch.cat(owners[group])
             keep = greedy_coreset(
-                points, math.ceil(self.coreset_ratio * len(points)), seed=self.seed + offset
+                points,
+                math.ceil(self.coreset_ratio * len(points)),
+                seed=self.seed + offset,
+                max_candidates=self.coreset_candidates,
             )
             self.banks[group] = points[keep].contiguous()
             self._indexes[group] = NeighborIndex(self.banks[group], owners=owner[keep])

@@ -12,16 +12,23 @@ import math
 
 import torch
 
+from mmocc.search.index import NeighborIndex
+
 PROJECTION_DIM = 128
 """Dimensions of the random projection distances are measured in."""
 
 
-def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.Tensor:
+def greedy_coreset(
+    points: torch.Tensor, size: int, *, seed: int = 0, max_candidates: int | None = None
+) -> torch.Tensor:
     """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
 
     Distances are measured after a random Gaussian projection to at most 128
     dimensions (Roth et al., 2022), which keeps selection fast. When ``size``
     reaches ``m`` every point is kept, in their order, without selection.
+    Selection costs ``O(candidates x size)``: with ``max_candidates``, greedy
+    selection runs on that many points drawn at random (an approximation whose
+    coverage :func:`coverage` measures), so the cost stops growing with ``m``.
 
     Parameters
     ----------
@@ -30,7 +37,10 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
     size : int
         How many to select (at most ``m``; at least 1).
     seed : int, default 0
-        Seed of the projection and of the first point.
+        Seed of the projection, of the first point and of the candidate draw.
+    max_candidates : int, optional
+        Select among at most this many points drawn at random; None: all
+        points (exact greedy selection).
 
     Returns
     -------
@@ -47,6 +57,10 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
     size = min(max(int(size), 1), m)
     if size >= m:
         return torch.arange(m)
+    if max_candidates is not None and size < max_candidates < m:
+        draw = torch.Generator().manual_seed(int(seed) + 1)
+        subset = torch.randperm(m, generator=draw)[:max_candidates].sort().values
+        return subset[greedy_coreset(points[subset], size, seed=seed)]
     generator = torch.Generator().manual_seed(int(seed))
     x = points.float()
     if x.shape[1] > PROJECTION_DIM:
@@ -77,3 +91,27 @@ def greedy_coreset(points: torch.Tensor, size: int, *, seed: int = 0) -> torch.T
     finally:
         torch.set_num_threads(threads)
     return chosen
+
+
+def coverage(points: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Distance of every point to its nearest chosen point: how well a bank covers its training patches.
+
+    Parameters
+    ----------
+    points : Tensor of shape (m, C)
+        All candidates.
+    chosen : Tensor of shape (k,)
+        Indices of the bank rows among them.
+
+    Returns
+    -------
+    Tensor of shape (m,)
+        Euclidean distances (0 for the chosen points), exact.
+
+    Examples
+    --------
+    >>> pts = torch.tensor([[0.0], [1.0], [4.0]])
+    >>> coverage(pts, torch.tensor([0, 2])).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    return NeighborIndex(points[chosen]).nearest_distance(points)

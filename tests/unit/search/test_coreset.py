@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmocc.search.coreset import greedy_coreset
+from mmocc.search.coreset import coverage, greedy_coreset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,3 +36,32 @@ def test_each_selected_point_is_the_farthest_from_those_already_chosen() -> None
     for i in range(1, len(chosen)):
         nearest = torch.cdist(points.double(), points[chosen[:i]].double()).min(dim=1).values
         assert float(nearest[chosen[i]]) == pytest.approx(float(nearest.max()), rel=1e-5)
+
+
+def _clusters(n: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.randn(200, 16, generator=generator) * 4
+    return (
+        centres[torch.randint(200, (n,), generator=generator)] + torch.randn(n, 16, generator=generator) * 0.3
+    )
+
+
+def test_selection_among_drawn_candidates_is_a_valid_bank_and_deterministic() -> None:
+    points = _clusters(5000)
+    chosen = greedy_coreset(points, 100, seed=4, max_candidates=1000)
+    assert len(chosen) == 100 and len(set(chosen.tolist())) == 100
+    assert 0 <= int(chosen.min()) and int(chosen.max()) < 5000
+    assert torch.equal(chosen, greedy_coreset(points, 100, seed=4, max_candidates=1000))
+    assert torch.equal(
+        greedy_coreset(points, 100, seed=4, max_candidates=10**6), greedy_coreset(points, 100, seed=4)
+    )
+
+
+def test_coverage_of_drawn_candidates_stays_close_to_exact_greedy() -> None:
+    """Stated bound on clustered toy data: 99th percentile within 1.1x of exact greedy, maximum within 1.5x."""
+    points = _clusters(20000)
+    exact = coverage(points, greedy_coreset(points, 400, seed=0))
+    drawn = coverage(points, greedy_coreset(points, 400, seed=0, max_candidates=2000))
+    assert float(drawn.quantile(0.99)) <= 1.1 * float(exact.quantile(0.99))
+    assert float(drawn.max()) <= 1.5 * float(exact.max())
+    assert float(coverage(points, torch.arange(len(points))).max()) == 0.0
