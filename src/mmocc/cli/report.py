@@ -97,14 +97,16 @@ def report(
 
     The page holds a header (model, preset and score rule, threshold,
     counts, data source), a histogram of the scores with the threshold
-    marked, cards of the --top highest-scoring samples above the threshold
-    and of the --near samples nearest below it (every image view, with the
-    anomaly map blended over it where the model's score rule has maps: patch,
-    recon), and a table of every sample, sorted by clicking a header. It
-    embeds its images and makes no network request; open it in any browser.
-    The image size and colour mode are read from the model. Samples are
-    decoded and scored in chunks; only the scores are kept, and the samples
-    shown as cards are decoded again.
+    marked (bars stacked and coloured by label when SRC has labels), cards
+    of the --top highest-scoring samples above the threshold and of the
+    --near samples nearest below it (every image view, with the anomaly map
+    blended over it where the model's score rule has maps: patch, recon;
+    where SRC has ground-truth masks, each defect's outline is drawn in cyan
+    over the image and the map), and a table of every sample, sorted by
+    clicking a header. It embeds its images and makes no network request;
+    open it in any browser. The image size and colour mode are read from the
+    model. Samples are decoded and scored in chunks; only the scores are
+    kept, and the samples shown as cards are decoded again, with their masks.
     """
     import numpy as np
 

@@ -1,4 +1,4 @@
-"""The cards of a report: which samples are shown, and each as an HTML card of its views and maps."""
+"""The cards of a report: which samples are shown, and each as an HTML card of its views, maps and masks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmocc.evaluation.html.images import heat_overlay, png_img, to_display
+from mmocc.evaluation.html.images import (
+    draw_outline,
+    heat_overlay,
+    mask_outline,
+    outline_width,
+    png_img,
+    to_display,
+)
 from mmocc.evaluation.html.samples import ScoredSamples
 
 if TYPE_CHECKING:
@@ -29,11 +36,16 @@ class CardContext:
 
 @dataclass(frozen=True)
 class Card:
-    """One sample shown as a card: its row in the samples, images and anomaly maps (empty without maps)."""
+    """One sample shown as a card: its row in the samples, images, anomaly maps and ground-truth masks.
+
+    ``maps`` is empty for a model without maps; ``masks`` holds the bool
+    ``(H, W)`` masks of the views where the sample has a non-empty one.
+    """
 
     index: int
     images: dict[str, np.ndarray]
     maps: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
 
 
 def select_cards(
@@ -72,21 +84,21 @@ def select_cards(
 
 
 def make_cards(clf: MultimodalOCC, chosen: MultiViewDataset, indices: np.ndarray) -> list[Card]:
-    """Build the cards of the samples shown, with their anomaly maps where the model has maps.
+    """Build the cards of the samples shown, with their anomaly maps and their masks where there are some.
 
     Parameters
     ----------
     clf : MultimodalOCC
         The fitted detector that gives the maps.
     chosen : MultiViewDataset
-        The samples shown, with their views, in the order of ``indices``.
+        The samples shown, with their views (and masks, where known), in the order of ``indices``.
     indices : numpy.ndarray of int
         The rows of ``chosen``'s samples in the report.
 
     Returns
     -------
     list of Card
-        One card per sample of ``chosen``.
+        One card per sample of ``chosen``; a sample's empty masks are left out of its card.
     """
     maps: dict[str, np.ndarray] = {}
     if clf.has_anomaly_maps:
@@ -96,6 +108,7 @@ def make_cards(clf: MultimodalOCC, chosen: MultiViewDataset, indices: np.ndarray
             index,
             {view: array[i] for view, array in chosen.views.items()},
             {view: stack[i] for view, stack in maps.items()},
+            {view: stack[i] for view, stack in chosen.masks.items() if stack[i].any()},
         )
         for i, index in enumerate(indices.tolist())
     ]
@@ -129,17 +142,25 @@ def _scaled(heat: np.ndarray, span: tuple[float, float]) -> np.ndarray:
 
 
 def _picture(ctx: CardContext, card: Card, spec: ViewSpec) -> str:
-    """Show the image of one view of a card and its anomaly overlay, or a vector view placeholder."""
+    """Show the image of one view of a card and its anomaly overlay, with the mask outlined, or a placeholder.
+
+    The image, its map and its mask share the view's loaded resolution, so
+    the outline is painted over both pixel for pixel before they are encoded.
+    """
     if spec.kind != "image":
         return f'<div class="vector">vector view ({"×".join(map(str, spec.shape))})</div>'
     sample = str(ctx.scored.ids[card.index])
     pixels = to_display(np.asarray(card.images[spec.name]))
-    images = [png_img(pixels, "thumb", f"{spec.name} of sample {sample}")]
+    outline, masked = None, ""
+    if spec.name in card.masks:
+        outline = mask_outline(card.masks[spec.name], outline_width(*pixels.shape[:2]))
+        masked = ", mask outlined"
+    shown = pixels if outline is None else draw_outline(pixels, outline)
+    images = [png_img(shown, "thumb", f"{spec.name} of sample {sample}{masked}")]
     if spec.name in card.maps:
-        heat = _scaled(card.maps[spec.name], ctx.ranges[spec.name])
-        images.append(
-            png_img(heat_overlay(pixels, heat), "heat", f"anomaly map of {spec.name}, sample {sample}")
-        )
+        overlay = heat_overlay(pixels, _scaled(card.maps[spec.name], ctx.ranges[spec.name]))
+        shown = overlay if outline is None else draw_outline(overlay, outline)
+        images.append(png_img(shown, "heat", f"anomaly map of {spec.name}, sample {sample}{masked}"))
     return f'<div class="pair">{"".join(images)}</div>'
 
 

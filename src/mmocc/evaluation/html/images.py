@@ -1,4 +1,4 @@
-"""Pixels of a report's cards: display conversion, heat-map overlay and PNG ``<img>`` encoding."""
+"""Pixels of a report's cards: display conversion, heat-map overlay, mask outlines, PNG ``<img>`` encoding."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from html import escape
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 THUMB_PX = 128
 """Displayed size (px) of the longer side of a card image; small images are scaled up pixelated."""
@@ -23,6 +24,9 @@ _HEAT_LUT = np.stack(
     axis=1,
 )
 """The 256-entry colour lookup of the heat map, (256, 3) in [0, 255]."""
+
+OUTLINE_RGB = (0, 229, 255)
+"""Colour of ground-truth mask outlines: cyan, which the heat map's black-purple-red-yellow never reaches."""
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -120,3 +124,82 @@ def png_img(pixels: np.ndarray, css_class: str, alt: str) -> str:
     image.save(buffer, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img class="px {css_class}" src="{uri}" width="{width}" height="{height}" alt="{escape(alt)}">'
+
+
+def outline_width(height: int, width: int) -> int:
+    """Return how many image pixels wide an outline must be to stay one displayed pixel wide.
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size at the view's loaded resolution.
+
+    Returns
+    -------
+    int
+        1 for images shown at their size or scaled up (longer side up to
+        :data:`THUMB_PX`); for larger images, which :func:`png_img` scales
+        down, the scale factor rounded up.
+
+    Examples
+    --------
+    >>> outline_width(64, 64), outline_width(256, 200), outline_width(300, 100)
+    (1, 2, 3)
+    """
+    return max(1, -(-max(height, width) // THUMB_PX))
+
+
+def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Return the boundary pixels of a mask: the inner contour that a binary erosion takes away.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, shape (H, W)
+        A ground-truth mask (True = defect).
+    width : int, default 1
+        Width of the contour in pixels: the mask pixels at most ``width``
+        4-neighbour steps from a pixel outside the mask, beyond the image's
+        edge included (1 = every mask pixel with a 4-neighbour outside it).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (H, W)
+        The contour; all False for an empty mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((5, 5), bool)
+    >>> mask[1:4, 1:4] = True
+    >>> mask_outline(mask).astype(int).tolist()[1:4]
+    [[0, 1, 1, 1, 0], [0, 1, 0, 1, 0], [0, 1, 1, 1, 0]]
+    """
+    inside = np.asarray(mask, dtype=bool)
+    return inside & ~ndimage.binary_erosion(inside, iterations=width, border_value=0)
+
+
+def draw_outline(pixels: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """Paint an outline over an image, in :data:`OUTLINE_RGB`.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray of uint8, shape (H, W) or (H, W, 3)
+        The image or its heat overlay, at the mask's resolution.
+    outline : numpy.ndarray of bool, shape (H, W)
+        The pixels to paint, as :func:`mask_outline` returns them.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (H, W, 3)
+        A copy of the image with the outline's pixels painted, every other pixel unchanged.
+
+    Raises
+    ------
+    ValueError
+        When the outline and the image differ in size: they would not align.
+    """
+    if outline.shape != pixels.shape[:2]:
+        raise ValueError(f"a mask outline of shape {outline.shape} does not fit an image of {pixels.shape}")
+    rgb = np.array(pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2), dtype=np.uint8)
+    rgb[outline] = OUTLINE_RGB
+    return rgb

@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mmocc import __version__
-from mmocc.evaluation.html.cards import CardContext, cards_section, make_cards, map_ranges, select_cards
+from mmocc.evaluation.html.cards import (
+    Card,
+    CardContext,
+    cards_section,
+    make_cards,
+    map_ranges,
+    select_cards,
+)
 from mmocc.evaluation.html.samples import ScoredSamples
-from mmocc.evaluation.html.svg import histogram_svg
+from mmocc.evaluation.html.svg import histogram_legend, histogram_svg, label_groups
 from mmocc.evaluation.html.table import samples_table
 from mmocc.utils.files import atomic_open
 
@@ -62,6 +69,32 @@ def _header(
         )
     rows = "".join(f"<dt>{escape(key)}</dt><dd>{escape(value)}</dd>" for key, value in items)
     return f'<dl class="meta">{rows}</dl>'
+
+
+def _histogram(clf: MultimodalOCC, scored: ScoredSamples) -> str:
+    """Return the histogram section: one colour per label group when labels are known, with its legend."""
+    if scored.labels is None:
+        return f"<section><h2>Score histogram</h2>{histogram_svg(scored.total, scored.threshold)}</section>"
+    groups = label_groups(scored.labels, getattr(clf, "metadata_", {}).get("normal") or ())
+    svg = histogram_svg(scored.total, scored.threshold, groups=groups)
+    note = '<p class="note">Bars stacked by label; the dashed line is τ.</p>'
+    return f"<section><h2>Score histogram</h2>{svg}{histogram_legend(groups)}{note}</section>"
+
+
+def _legend_notes(ctx: CardContext, cards: Sequence[Card]) -> list[str]:
+    """Explain the overlays of the cards: the heat map's colours and the mask outlines, where shown."""
+    notes = []
+    if ctx.ranges:
+        notes.append(
+            '<p class="note">Anomaly maps (right of each image): <span class="legend"></span> '
+            "low to high, one scale per view over the cards shown.</p>"
+        )
+    if any(card.masks for card in cards):
+        notes.append(
+            '<p class="note">Ground-truth masks: the boundary of each defect region is outlined in '
+            '<span class="outline-key"></span> cyan, over the image and over its anomaly map.</p>'
+        )
+    return notes
 
 
 def _page(title: str, body: Sequence[str]) -> str:
@@ -114,8 +147,8 @@ def build_report(
     clf : MultimodalOCC
         A fitted detector.
     dataset : MultiViewDataset
-        The samples to score, with the views the model was fitted on; labels
-        and source paths are shown when the data set has them.
+        The samples to score, with the views the model was fitted on; labels,
+        source paths and ground-truth masks are shown when the data set has them.
     top_k : int, default 24
         Cards of at most this many highest-scoring samples above the threshold.
     n_near : int, default 12
@@ -130,9 +163,11 @@ def build_report(
     Returns
     -------
     str
-        The HTML document: a header, a score histogram, the cards (image
-        views side by side, with anomaly maps blended over them where the
-        model's score rule gives maps) and a sortable table of every sample.
+        The HTML document: a header, a score histogram (stacked by label,
+        with a legend, when labels are known), the cards (image views side by
+        side, with anomaly maps blended over them where the model's score
+        rule gives maps, and the outline of each non-empty mask over both)
+        and a sortable table of every sample.
 
     Raises
     ------
@@ -191,7 +226,7 @@ def render_report(
         Every sample and its scores.
     load : callable
         ``load(indices)`` returns the samples at those rows of ``scored``,
-        in that order, with their views.
+        in that order, with their views (and masks, to outline them).
     top_k, n_near, title, source, model_path
         As for :func:`build_report`.
 
@@ -218,17 +253,13 @@ def render_report(
     body = [
         f"<h1>{escape(page_title)}</h1>",
         _header(clf, scored, model_path, source),
-        f"<section><h2>Score histogram</h2>{histogram_svg(scored.total, scored.threshold)}</section>",
+        _histogram(clf, scored),
         cards_section(ctx, cards[: top.size], f"Highest scores above τ ({top.size} of {n_above})"),
     ]
     if n_near:
         heading = f"Nearest below τ ({near.size} of {n - n_above})"
         body.append(cards_section(ctx, cards[top.size :], heading))
-    if ctx.ranges:
-        body.append(
-            '<p class="note">Anomaly maps (right of each image): <span class="legend"></span> '
-            "low to high, one scale per view over the cards shown.</p>"
-        )
+    body += _legend_notes(ctx, cards)
     paths = [spec.name for spec in ctx.specs if spec.name in scored.paths]
     body.append(f"<section><h2>All samples ({n})</h2>{_SORT_NOTE}{samples_table(scored, paths)}</section>")
     return _page(page_title, body)

@@ -1,16 +1,88 @@
-"""The score histogram of a report, drawn as inline SVG with the threshold marked."""
+"""The score histogram of a report, drawn as inline SVG with the threshold marked, coloured by label."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 
+MAX_LABEL_SERIES = 6
+"""Labelled data with at most this many labels gets one histogram series per label."""
 
-def histogram_svg(scores: np.ndarray, threshold: float, *, bins: int | None = None) -> str:
+
+@dataclass(frozen=True)
+class LabelGroups:
+    """The series of a histogram coloured by label: each sample's group, and each group's legend name.
+
+    Attributes
+    ----------
+    names : list of str
+        The legend name of each group, in drawing order (the first at the bottom of a stack).
+    index : numpy.ndarray of int, shape (n,)
+        The group of each sample.
+    """
+
+    names: list[str]
+    index: np.ndarray
+
+
+def label_groups(labels: np.ndarray, normal: Iterable[object] = ()) -> LabelGroups:
+    """Group the samples by label for the histogram's series.
+
+    With at most :data:`MAX_LABEL_SERIES` labels, each label is a group,
+    the normal ones first (marked ``(normal)``), then the others in sorted
+    order. With more labels, the groups are ``normal`` and ``anomalous``
+    when the normal labels are known and present; otherwise the
+    ``MAX_LABEL_SERIES - 1`` most frequent labels and one group of the rest.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of shape (n,)
+        The samples' labels.
+    normal : iterable, optional
+        The normal labels (as the model file records them; compared as text).
+
+    Returns
+    -------
+    LabelGroups
+        The groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> groups = label_groups(np.array(["scratch", "good", "dent", "good"]), normal=["good"])
+    >>> groups.names, groups.index.tolist()
+    (['good (normal)', 'dent', 'scratch'], [2, 0, 1, 0])
+    """
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    text = classes.astype(str)
+    is_normal = np.isin(text, [str(label) for label in normal])
+    if classes.size <= MAX_LABEL_SERIES:
+        order = np.argsort(~is_normal, kind="stable")
+        names = [text[i] + (" (normal)" if is_normal[i] else "") for i in order.tolist()]
+        return LabelGroups(names, np.argsort(order)[inverse])
+    if is_normal.any():
+        names = [f"normal ({', '.join(text[is_normal])})", f"anomalous ({int((~is_normal).sum())} labels)"]
+        return LabelGroups(names, (~is_normal[inverse]).astype(np.intp))
+    top = np.argsort(-counts, kind="stable")[: MAX_LABEL_SERIES - 1]
+    rank = np.full(classes.size, top.size)
+    rank[top] = np.arange(top.size)
+    names = [*text[top].tolist(), f"other ({classes.size - top.size} labels)"]
+    return LabelGroups(names, rank[inverse])
+
+
+def histogram_svg(
+    scores: np.ndarray, threshold: float, *, bins: int | None = None, groups: LabelGroups | None = None
+) -> str:
     """Draw the histogram of the scores as inline SVG, with the threshold marked.
 
-    Bars above the threshold are red, the others blue; non-finite scores are left out.
+    Without ``groups``, bars above the threshold are red and the others
+    blue. With them, each bin stacks one bar per group, in the group's
+    colour (CSS classes ``g0``, ``g1``, ...), and each group is one
+    ``<g class="series">`` element with ``data-label`` and ``data-count``.
+    Non-finite scores are left out.
 
     Parameters
     ----------
@@ -20,6 +92,8 @@ def histogram_svg(scores: np.ndarray, threshold: float, *, bins: int | None = No
         Drawn as a dashed vertical line labelled τ.
     bins : int, optional
         Number of bins; default ``sqrt(n)`` clipped to [10, 60].
+    groups : LabelGroups, optional
+        The group of each score, as :func:`label_groups` returns it.
 
     Returns
     -------
@@ -33,15 +107,20 @@ def histogram_svg(scores: np.ndarray, threshold: float, *, bins: int | None = No
     >>> svg.startswith("<svg") and "anomaly score" in svg and "τ = 2" in svg
     True
     """
-    finite = scores[np.isfinite(scores)]
+    keep = np.isfinite(scores)
+    finite = scores[keep]
     lo, hi = _span(finite, threshold)
     n_bins = bins or int(np.clip(np.sqrt(finite.size), 10, 60))
     counts, edges = np.histogram(finite, bins=n_bins, range=(lo, hi))
     frame = _Frame(lo, hi, max(int(counts.max(initial=0)), 1))
+    if groups is None:
+        bars = _bars(frame, counts, edges, threshold)
+    else:
+        bars = _stacked_bars(frame, finite, groups.index[keep], groups.names, edges)
     parts = [
         f'<svg class="hist" viewBox="0 0 {frame.width} {frame.height}" width="{frame.width}" '
         f'height="{frame.height}" role="img" aria-label="Histogram of {finite.size} anomaly scores">',
-        *_bars(frame, counts, edges, threshold),
+        *bars,
         *_axes(frame),
         *_threshold_line(frame, threshold),
         "</svg>",
@@ -95,6 +174,49 @@ def _bars(frame: _Frame, counts: np.ndarray, edges: np.ndarray, threshold: float
             f'height="{frame.y(0) - y:.1f}"><title>[{start:.4g}, {stop:.4g}): {count}</title></rect>'
         )
     return bars
+
+
+def _stacked_bars(
+    frame: _Frame, scores: np.ndarray, index: np.ndarray, names: list[str], edges: np.ndarray
+) -> list[str]:
+    """One ``<g class="series">`` per group, its bars stacked on those of the groups before it."""
+    counts = np.stack([np.histogram(scores[index == g], bins=edges)[0] for g in range(len(names))])
+    below = np.cumsum(counts, axis=0) - counts
+    parts = []
+    for g, name in enumerate(names):
+        label = escape(name)
+        parts.append(f'<g class="series g{g}" data-label="{label}" data-count="{int(counts[g].sum())}">')
+        for b in np.flatnonzero(counts[g]).tolist():
+            x0, x1 = frame.x(edges[b]), frame.x(edges[b + 1])
+            y0, y1 = frame.y(below[g, b]), frame.y(below[g, b] + counts[g, b])
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y1:.1f}" width="{max(x1 - x0 - 1, 1):.1f}" height="{y0 - y1:.1f}">'
+                f"<title>{label}, [{edges[b]:.4g}, {edges[b + 1]:.4g}): {counts[g, b]}</title></rect>"
+            )
+        parts.append("</g>")
+    return parts
+
+
+def histogram_legend(groups: LabelGroups) -> str:
+    """Return the legend of a histogram coloured by label: each group's colour, name and count.
+
+    Parameters
+    ----------
+    groups : LabelGroups
+        The groups drawn.
+
+    Returns
+    -------
+    str
+        A ``<ul class="hist-legend">`` element; names are escaped. A count is
+        every sample of the group; the bars leave non-finite scores out.
+    """
+    counts = np.bincount(groups.index, minlength=len(groups.names))
+    items = "".join(
+        f'<li><span class="swatch g{g}"></span>{escape(name)}: {int(count)}</li>'
+        for g, (name, count) in enumerate(zip(groups.names, counts.tolist(), strict=True))
+    )
+    return f'<ul class="hist-legend">{items}</ul>'
 
 
 def _axes(frame: _Frame) -> list[str]:
