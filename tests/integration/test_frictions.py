@@ -120,7 +120,7 @@ def test_train_help_says_how_to_choose_the_threshold_source():
     assert "-p threshold=holdout [-p validation_fraction=0.2]" in text
     assert "-p threshold=train, the default" in text and "clf.calibrate(normals)" in text
     assert "--holdout does not change it" in text
-    assert "patch_size, follows it unless -p patch_size=N is given" in text
+    assert "patch_size, follows the size unless -p patch_size=N is given" in text
 
 
 @pytest.mark.parametrize(
@@ -158,6 +158,9 @@ def test_info_of_a_pretrained_model_hides_the_autoencoder(tmp_path, data, pretra
         "coreset_ratio",
         "patch_top_k",
         "view_combine",
+        "tile_size",
+        "tile_overlap",
+        "coreset_candidates",
     ]
     assert sorted(shown["used_params"] + shown["unused_params"]) == sorted(header["params"])
 
