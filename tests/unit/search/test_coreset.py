@@ -58,7 +58,7 @@ def test_selection_among_drawn_candidates_is_a_valid_bank_and_deterministic() ->
 
 
 def test_coverage_of_drawn_candidates_stays_close_to_exact_greedy() -> None:
-    """Stated bound on clustered toy data: 99th percentile within 1.1x of exact greedy, maximum within 1.5x."""
+    """Bound stated on clustered toy data: q99 coverage within 1.1x of exact greedy, maximum within 1.5x."""
     points = _clusters(20000)
     exact = coverage(points, greedy_coreset(points, 400, seed=0))
     drawn = coverage(points, greedy_coreset(points, 400, seed=0, max_candidates=2000))
