@@ -37,6 +37,12 @@ geometry of its image (:func:`fit_mask`): a defect pixel lands where its
 image pixel lands, and padding is defect-free. The logger
 ``mmocc.data.images`` reports, at DEBUG level, whether a load was decoded
 or served from the cache.
+
+The way back: :func:`map_to_source` brings a map made at the loaded
+resolution back to its source image's size under each ``resize`` mode
+(NaN where ``"crop"`` cut the image away), and :func:`read_mask` reads a
+mask at full resolution, so that maps can be compared with the original
+masks.
 """
 
 from __future__ import annotations
@@ -381,6 +387,121 @@ def fit_mask(mask: np.ndarray, size: int, resize: str = DEFAULT_RESIZE) -> np.nd
     """
     scaled, corner = square_geometry(mask.shape[1], mask.shape[0], size, resize)
     return place(resize_mask(mask, scaled), corner, size)
+
+
+def _source_axis(
+    n_source: int, n_scaled: int, offset: int, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Place the source pixels of one axis on the square's cells, for :func:`map_to_source`.
+
+    Source pixel ``i`` has its centre at ``(i + 0.5) n_scaled / n_source +
+    offset`` in the square (cell ``j`` spans ``[j, j + 1)``). Returns the
+    two cells it is interpolated between, the weight of the second, and
+    whether the centre lies inside the square. Positions are clamped to the
+    cells the scaled image covers, so padding never leaks in.
+    """
+    centre = (np.arange(n_source) + 0.5) * (n_scaled / n_source) + offset
+    first_cell, last_cell = max(offset, 0), min(offset + n_scaled, size) - 1
+    position = np.clip(centre - 0.5, first_cell, last_cell)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, last_cell)
+    return below, above, position - below, (centre >= 0) & (centre < size)
+
+
+def map_to_source(array: np.ndarray, shape: tuple[int, int], resize: str = DEFAULT_RESIZE) -> np.ndarray:
+    """Bring a ``size`` x ``size`` map back to its source image's ``(H, W)``, undoing :func:`square_geometry`.
+
+    The inverse of the geometry images and masks get (:func:`decode_image`,
+    :func:`fit_mask`), for anomaly maps: source pixel ``(y, x)`` takes the
+    bilinear interpolation of the map at the point its centre lands on in
+    the square (cell centres at half-integers, edges clamped).
+
+    - ``"stretch"``: a bilinear resize from ``(size, size)`` to ``(H, W)``;
+    - ``"pad"``: the padding is cut away (never interpolated with) and the
+      image's part resized to ``(H, W)``;
+    - ``"crop"``: the square is resized back onto the region of the source
+      it shows; the pixels whose centre falls outside it, cropped away
+      before the model saw them, are unknown: NaN.
+
+    A mask made by :func:`fit_mask` and mapped back is positive on every
+    defect pixel the square shows, and only less than 1.5 cells plus half a
+    pixel from a defect pixel along each axis (a cell spans ``H / h`` source
+    rows and ``W / w`` columns, ``(h, w)`` the scaled size): one cell from
+    :func:`resize_mask`, which marks every cell a defect touches, and half a
+    cell from the interpolation.
+
+    Parameters
+    ----------
+    array : numpy.ndarray of shape (..., size, size)
+        The map (or maps) at the loaded resolution.
+    shape : tuple of int
+        ``(H, W)`` of the source image.
+    resize : {"stretch", "pad", "crop"}, default "stretch"
+        The resize mode the image was loaded with.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., H, W), floating
+        The map at the source size, float32 for float32 or smaller input,
+        float64 otherwise; NaN on the pixels ``"crop"`` cut away (a band of
+        whole rows or whole columns, so the known pixels form a rectangle).
+
+    Raises
+    ------
+    ValueError
+        For a map that is not square, or an unknown ``resize``.
+
+    Examples
+    --------
+    >>> square = np.zeros((4, 4))
+    >>> square[1:3, 0] = 1.0  # the image's first column, padded above and below
+    >>> map_to_source(square, (2, 4), "pad")
+    array([[1., 0., 0., 0.],
+           [1., 0., 0., 0.]])
+    >>> np.isnan(map_to_source(np.zeros((2, 2)), (2, 4), "crop")[0]).tolist()
+    [True, False, False, True]
+    """
+    values = np.asarray(array)
+    size = values.shape[-1]
+    if values.ndim < 2 or values.shape[-2] != size:
+        raise ValueError(f"the map must be (..., size, size), got shape {values.shape}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(map(repr, RESIZE_MODES))}, got {resize!r}")
+    height, width = shape
+    (scaled_h, scaled_w), (top, left) = square_geometry(width, height, size, resize)
+    row_lo, row_hi, row_w, known_rows = _source_axis(height, scaled_h, top, size)
+    col_lo, col_hi, col_w, known_cols = _source_axis(width, scaled_w, left, size)
+    values = values.astype(np.result_type(values.dtype, np.float32), copy=False)
+    row_w, col_w = row_w.astype(values.dtype), col_w.astype(values.dtype)
+    rows = values[..., row_lo, :] * (1 - row_w)[:, None] + values[..., row_hi, :] * row_w[:, None]
+    out = rows[..., col_lo] * (1 - col_w) + rows[..., col_hi] * col_w
+    out[..., ~known_rows, :] = np.nan
+    out[..., ~known_cols] = np.nan
+    return out
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a ground-truth mask image at its own resolution: True where it is nonzero.
+
+    Parameters
+    ----------
+    path : path-like
+        The mask image: nonzero pixels (in any colour channel, alpha
+        ignored) are defects, as for :func:`decode_mask`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (H, W), dtype bool
+        The defect pixels.
+
+    Raises
+    ------
+    OSError
+        If Pillow cannot open or decode the file.
+    """
+    stat_image_file(path)
+    with Image.open(path) as mask:
+        return np.asarray(_defect_pixels(mask), dtype=bool)
 
 
 def _defect_pixels(image: Image.Image) -> np.ndarray:
