@@ -72,6 +72,16 @@ class _TrainingFilter:
     is_flag=True,
     help="Keep the samples the model was trained on (recognised by content); metrics are then optimistic.",
 )
+@click.option(
+    "--pixel-resolution",
+    type=click.Choice(["loaded", "source"]),
+    default="loaded",
+    show_default=True,
+    help="Where pixel metrics compare anomaly maps with masks: at the loaded size (masks resized keeping "
+    "every defect cell: optimistic about tiny defects), or at each image's source size, maps brought "
+    "back through the resize mode, against the original mask files (pixels a crop cut away count in "
+    "neither class).",
+)
 @data_option
 @batch_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -81,6 +91,7 @@ def evaluate(
     src: str,
     normal: tuple[str, ...],
     include_training: bool,
+    pixel_resolution: str,
     data_options: tuple[str, ...],
     batch_size: int,
     as_json: bool,
@@ -105,7 +116,8 @@ def evaluate(
     normal_values = np.asarray(labels, dtype=known.dtype)
     leave_out = _TrainingFilter(clf, include_training)
     chunks = leave_out(plan.chunks(batch_size))
-    y, scores, pixels = _score_labelled(clf, chunks, normal_values, batch_size, quiet)
+    pixels = _pixel_evaluation(clf, pixel_resolution, plan.options)
+    y, scores = _score_labelled(clf, chunks, normal_values, batch_size, quiet, pixels)
     n_seen, seen_note = leave_out.n_seen, leave_out.note()
     if not (y == 0).any():
         raise click.ClickException(
@@ -125,7 +137,7 @@ def evaluate(
     if tau_note:
         click.echo(tau_note, err=True)
     if as_json:
-        extra = {"pixel_metrics": by_pixel} if by_pixel else {}
+        extra = {"pixel_resolution": pixel_resolution, "pixel_metrics": by_pixel} if by_pixel else {}
         record = {**summary, "normal": labels, "threshold": clf.threshold_, **metrics, **extra}
         click.echo(json.dumps(record, indent=2))
         return
@@ -137,19 +149,27 @@ def evaluate(
     width = max(map(len, metrics))
     for name, value in metrics.items():
         click.echo(f"{name:<{width}}  {value:.4f}")
-    _echo_pixel_metrics(by_pixel)
+    _echo_pixel_metrics(by_pixel, pixel_resolution)
+
+
+def _pixel_evaluation(clf: Any, resolution: str, options: dict[str, Any]) -> Any:
+    """Return the PixelEvaluation of a model that gives anomaly maps (None otherwise), at ``resolution``."""
+    from mmocc.data.images import DEFAULT_RESIZE
+    from mmocc.evaluation.localization import PixelEvaluation
+
+    if not clf.has_anomaly_maps:
+        return None
+    return PixelEvaluation(clf, resolution=resolution, resize=options.get("resize", DEFAULT_RESIZE))
 
 
 def _score_labelled(
-    clf: Any, chunks: Iterable[Any], normal_values: Any, batch_size: int, quiet: bool
-) -> tuple[Any, Any, Any]:
-    """Score labelled chunks: 0/1 labels, scores, and anomaly maps against masks where the data has them."""
+    clf: Any, chunks: Iterable[Any], normal_values: Any, batch_size: int, quiet: bool, pixels: Any
+) -> tuple[Any, Any]:
+    """Score labelled chunks: 0/1 labels and scores; ``pixels`` (if any) collects maps against masks."""
     import numpy as np
 
     from mmocc.deploy.batch import score_chunks
-    from mmocc.evaluation.localization import PixelEvaluation
 
-    pixels = PixelEvaluation(clf) if clf.has_anomaly_maps else None
     ys, parts = [], []
     for chunk, part, _ in score_chunks(clf, chunks, batch_size, quiet):
         ys.append((~np.isin(chunk.labels, normal_values)).astype(np.int64))
@@ -157,11 +177,19 @@ def _score_labelled(
         if pixels is not None:
             pixels.add(chunk, chunk.labels)
     y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
-    return y, np.concatenate(parts) if parts else np.zeros(0), pixels
+    return y, np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _echo_pixel_metrics(by_pixel: dict[str, dict[str, dict[str, float]]]) -> None:
-    """Print pixel ROC AUC and AUPRO per view and defect type, one line each."""
+_RESOLUTION_NOTES = {
+    "loaded": "at the loaded resolution (masks resized to it keeping every defect cell)",
+    "source": "at the source resolution (maps brought back to each image's size, original masks)",
+}
+
+
+def _echo_pixel_metrics(by_pixel: dict[str, dict[str, dict[str, float]]], resolution: str) -> None:
+    """Print which resolution the pixel metrics were computed at, then one line per view and defect type."""
+    if by_pixel:
+        click.echo(f"pixel metrics {_RESOLUTION_NOTES[resolution]}:")
     for view, rows in by_pixel.items():
         click.echo(f"pixel metrics, {view} (ROC AUC, AUPRO up to FPR 0.3):")
         for kind, row in rows.items():

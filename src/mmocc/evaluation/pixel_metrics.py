@@ -51,6 +51,11 @@ pixels, 0.4% defect pixels), one contended core: :func:`aupro` 8.5 s and
 per-type breakdown reuses the one pass: each image is counted once, and a
 type's row adds its images' counts to those of the normal images.
 
+Images of different sizes cannot be stacked:
+:func:`pixel_metrics_by_type_ragged` takes them as sequences, one image at a
+time, in two passes (the defect scores, then the counts), and gives what
+:func:`pixel_metrics_by_type` gives on a stack of the same images.
+
 Why not a library: ``adeval`` 1.1.0 computes the same pooled definition but
 requires ``opencv-python`` and ``torch``, bins the scores into 1,000
 equal-width bins between the global minimum and maximum (a few outlier pixels
@@ -437,6 +442,143 @@ def pixel_metrics_by_type(
     levels = _levels(m, s)
     base = _tally(m, s, levels, normals)
     own = {kind: _tally(m, s, levels, images) for kind, images in types.items()}
+    rows = {kind: _row(base + tally, limit) for kind, tally in own.items()}
+    rows[OVERALL] = _row(sum(own.values(), start=base), limit)
+    return rows
+
+
+def _ragged_pair(index: int, mask: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check one image of a ragged input; return its mask and map as arrays.
+
+    Raises
+    ------
+    ValueError
+        As :func:`_validate`, naming the image.
+    """
+    m, s = np.asarray(mask), np.asarray(score)
+    if m.ndim != 2 or m.shape != s.shape or m.size == 0:
+        raise ValueError(
+            f"image {index}: mask and map must be non-empty 2-D arrays of one shape, "
+            f"got {m.shape} and {s.shape}"
+        )
+    if not (m.dtype == np.bool_ or np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+        raise ValueError(f"image {index}: masks must be boolean (or 0/1), got dtype {m.dtype}")
+    if m.dtype != np.bool_ and ((m != 0) & (m != 1)).any():
+        raise ValueError(f"image {index}: masks must be boolean or 0/1; this one has other values")
+    if not (np.issubdtype(s.dtype, np.integer) or np.issubdtype(s.dtype, np.floating)):
+        raise ValueError(f"image {index}: maps must be real numbers, got dtype {s.dtype}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"image {index}: the map contains NaN or infinite values")
+    return m, s
+
+
+def _ragged_levels(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First pass: check each image; return its defect and all pixel counts, and the defect scores."""
+    counts = np.zeros(len(masks), dtype=np.int64)
+    pixels = np.zeros(len(masks), dtype=np.int64)
+    found = [np.zeros(0)]
+    for i in range(len(masks)):
+        m, s = _ragged_pair(i, masks[i], maps[i])
+        defect = m.astype(bool, copy=False)
+        counts[i], pixels[i] = np.count_nonzero(defect), m.size
+        found.append(s[defect].astype(np.float64))
+    return counts, pixels, np.unique(np.concatenate(found))
+
+
+def _ragged_tallies(masks: Any, maps: Any, levels: np.ndarray, group: np.ndarray) -> dict[int, _Tally]:
+    """Second pass: count image ``i`` into the tally of ``group[i]``.
+
+    Consecutive images of one group and one shape are stacked, up to about
+    ``_CHUNK_PIXELS`` pixels, and counted at once.
+    """
+    tallies = {int(g): _Tally.empty(len(levels)) for g in np.unique(group)}
+    run: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def flush(g: int) -> None:
+        if run:
+            stack = np.stack([m for m, _ in run]), np.stack([s for _, s in run])
+            tallies[g] += _tally(*stack, levels, np.arange(len(run)))
+            run.clear()
+
+    for i in range(len(masks)):
+        pair = np.asarray(masks[i]), np.asarray(maps[i])
+        if run and (
+            group[i] != group[i - 1]
+            or pair[0].shape != run[0][0].shape
+            or (len(run) + 1) * pair[0].size > _CHUNK_PIXELS
+        ):
+            flush(int(group[i - 1]))
+        run.append(pair)
+    flush(int(group[-1]))
+    return tallies
+
+
+def pixel_metrics_by_type_ragged(
+    masks: Any, maps: Any, labels: Sequence[Any] | np.ndarray, *, normal: Any = 0, max_fpr: float = 0.3
+) -> dict[Any, dict[str, float]]:
+    """:func:`pixel_metrics_by_type` for images of different sizes, one image at a time.
+
+    The same metrics and rows as :func:`pixel_metrics_by_type` (equal on
+    images of one size, up to the rounding of sums taken in another order),
+    from a sequence of ``(H_i, W_i)`` masks and maps instead of one stack.
+    No stack of all images is built: ``masks[i]`` and ``maps[i]`` are read
+    twice, in the order ``i = 0, 1, ...``, once to check them and collect the
+    defect pixels' scores, once to count; sequences that read or compute
+    image ``i`` when it is asked for keep one image (and a run of at most
+    about two million pixels of same-size images) in memory.
+
+    Parameters
+    ----------
+    masks : sequence of array-like of bool, each of shape (H_i, W_i)
+        Ground truth, True (or 1) on defect pixels; anything with ``len``
+        and ``[i]``.
+    maps : sequence of array-like of float, each of shape (H_i, W_i)
+        Anomaly maps, higher is more anomalous, each the shape of its mask.
+    labels : sequence of length n_images
+        Each image's defect type, or a normal label.
+    normal : label or list of labels, default=0
+        The label(s) of defect-free images.
+    max_fpr : float, default=0.3
+        Upper limit of the false-positive rate for AUPRO.
+
+    Returns
+    -------
+    dict
+        As :func:`pixel_metrics_by_type`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`pixel_metrics_by_type` (naming the image for a bad mask
+        or map), and for ``masks`` and ``maps`` of different lengths or none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = [np.zeros((2, 3), bool), np.eye(4, dtype=bool)]
+    >>> maps = [np.zeros((2, 3)), np.eye(4) + 0.5]
+    >>> rows = pixel_metrics_by_type_ragged(masks, maps, ["good", "crack"], normal="good")
+    >>> rows["crack"]["aupro"], rows["overall"]["n_images"]
+    (1.0, 2)
+    """
+    limit = _check_max_fpr(max_fpr)
+    if len(masks) != len(maps) or not len(masks):
+        raise ValueError(f"masks and maps need as many images (at least one), got {len(masks)}, {len(maps)}")
+    normals, types = _groups(labels, len(masks), _normal_set(normal))
+    counts, pixels, levels = _ragged_levels(masks, maps)
+    if counts[normals].any():
+        first = int(normals[np.flatnonzero(counts[normals])[0]])
+        raise ValueError(f"image {first} is labelled normal but its mask has {counts[first]} defect pixels")
+    _require_pixels(int(counts.sum()), int(pixels.sum()), "masks")
+    for kind, images in types.items():
+        inside = np.r_[images, normals]
+        _require_pixels(int(counts[images].sum()), int(pixels[inside].sum()), f"type {kind!r}")
+    group = np.full(len(masks), -1)
+    for number, images in enumerate(types.values()):
+        group[images] = number
+    tallies = _ragged_tallies(masks, maps, levels, group)
+    base = tallies.get(-1, _Tally.empty(len(levels)))
+    own = {kind: tallies[number] for number, kind in enumerate(types)}
     rows = {kind: _row(base + tally, limit) for kind, tally in own.items()}
     rows[OVERALL] = _row(sum(own.values(), start=base), limit)
     return rows
