@@ -12,7 +12,7 @@ Usage::
 
     python benchmarks/coreset_coverage.py [--images 100 300] [--size 128] [--ratio 0.01]
 
-Prints one Markdown table and writes ``benchmarks/results/coreset_coverage.json``.
+Prints one Markdown table and writes its rows to ``benchmarks/out/coreset_coverage.json``.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
                 flush=True,
             )
             records.append(row)
-    write_json(HERE / "results" / "coreset_coverage.json", {"machine": machine(), "rows": records})
+    write_json(HERE / "out" / "coreset_coverage.json", {"machine": machine(), "rows": records})
 
 
 if __name__ == "__main__":
