@@ -98,6 +98,7 @@ def main() -> None:
                 flush=True,
             )
             records.append(row)
+    (HERE / "out").mkdir(exist_ok=True)
     write_json(HERE / "out" / "coreset_coverage.json", {"machine": machine(), "rows": records})
 
 
