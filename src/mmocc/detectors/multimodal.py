@@ -18,20 +18,20 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.utils import Tags, TransformerTags, check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from mmocc.detectors.base import BaseMultiviewDetector
+from mmocc.detectors.views import ViewScoresMixin
 from mmocc.model.backbones import patch_backbone
 from mmocc.model.device import resolve_device
 from mmocc.model.hyperparams import HYPERPARAMETERS, HyperParams
 from mmocc.model.inference import extract_features
 from mmocc.model.params import MULTIMODAL_CONSTRAINTS
-from mmocc.model.patches import PatchFeatures, input_size_maps
+from mmocc.model.patches import PatchFeatures
 from mmocc.model.training import fit_joint_model
 from mmocc.scoring import Features, ScoringRule, make_rule
 
 
-class MultimodalOCC(BaseMultiviewDetector):
+class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
     """Multimodal one-class classifier: a joint convolutional autoencoder.
 
     One autoencoder per view (weights shared between views of the same shape
@@ -421,88 +421,6 @@ class MultimodalOCC(BaseMultiviewDetector):
         if not by_view:
             raise ValueError(f"score={self.params_.score!r} cannot score views {views} on their own")
         return self.rule_.combine(by_view)
-
-    def _score_views_and_each(self, views: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        parts = [self.rule_.score_with_views(feats) for feats in self._batches(views, self.rule_.needs)]
-        if not parts:
-            return np.zeros(0), {}
-        scores = np.concatenate([p[0] for p in parts]).astype(np.float64)
-        return scores, {view: np.concatenate([p[1][view] for p in parts]) for view in parts[0][1]}
-
-    def decision_function_by_view(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Anomaly scores and, where the rule has them, per-view scores, from one pass over ``X``.
-
-        Parameters
-        ----------
-        X : dict of str to array-like, or dataset with a ``views`` mapping
-            Views as for :meth:`decision_function`.
-
-        Returns
-        -------
-        scores : numpy.ndarray of shape (n_samples,)
-            As :meth:`decision_function`.
-        view_scores : dict of str to numpy.ndarray
-            As :meth:`view_scores`; empty for rules that score the views jointly.
-        """
-        return self._score_views_and_each(self._checked_views(X))
-
-    def view_scores(self, X: Any) -> dict[str, np.ndarray]:
-        """Standardized anomaly score of each view, comparable across views.
-
-        A high value in one view only says which camera saw the anomaly.
-        Views may be missing from ``X``.
-
-        Parameters
-        ----------
-        X : dict of str to array-like, or dataset with a ``views`` mapping
-            Views as seen at fit time (a subset is allowed).
-
-        Returns
-        -------
-        dict of str to numpy.ndarray of shape (n_samples,)
-            One score per view present (image views only for ``score="patch"``).
-
-        Raises
-        ------
-        ValueError
-            For a rule that scores the views jointly (``norm``, ``center``,
-            ``mahalanobis``, ``ensemble``, ``knn`` with ``knn_bank="joint"``).
-        """
-        views = self._checked_views(X, allow_missing=True)
-        parts = [self.rule_.view_scores(feats) for feats in self._batches(views, self.rule_.needs)]
-        return {view: np.concatenate([p[view] for p in parts]) for view in parts[0]} if parts else {}
-
-    @property
-    def has_anomaly_maps(self) -> bool:
-        """bool: whether the fitted scoring rule gives :meth:`anomaly_maps` (``patch`` and ``recon`` do)."""
-        check_is_fitted(self, "threshold_")
-        return bool(self.rule_.has_maps)
-
-    def anomaly_maps(self, X: Any) -> dict[str, np.ndarray]:
-        """Anomaly map of each image view at input resolution, on the scale of its view score.
-
-        Position scores are upsampled bilinearly and smoothed with a Gaussian
-        (sigma 4 px at 224 px, scaled to the image size).
-
-        Parameters
-        ----------
-        X : dict of str to array-like, or dataset with a ``views`` mapping
-            Views as seen at fit time (a subset is allowed).
-
-        Returns
-        -------
-        dict of str to numpy.ndarray of shape (n_samples, H, W)
-            One map stack per image view present.
-
-        Raises
-        ------
-        ValueError
-            For a rule without spatial scores (only ``patch`` and ``recon`` have them).
-        """
-        views = self._checked_views(X, allow_missing=True)
-        sizes = {s.name: (int(s.shape[-2]), int(s.shape[-1])) for s in self.view_specs_ if s.kind == "image"}
-        batches = self._batches(views, self.rule_.map_needs)
-        return input_size_maps((self.rule_.anomaly_maps(feats) for feats in batches), sizes)
 
     def transform(self, X: Any) -> np.ndarray:
         """Joint latent phi of each sample.
