@@ -52,6 +52,7 @@ TOPICS = {
     "patch_speed": "PATCH_SPEED.md",
     "streaming": "STREAMING.md",
     "cluster": "CLUSTER.md",
+    "real": "REAL.md",
 }
 """Topic -> the Markdown file it renders (beside this script); ``render_<topic>`` holds its renderer."""
 RENDERERS = {"knn": "render_scale", "patch_speed": "render_scale", "streaming": "render_scale",

@@ -55,6 +55,7 @@ def _drop_a_field(records: list[dict], field: str) -> tuple[list[dict], str]:
 @pytest.mark.parametrize(("topic", "field"), [
     ("results", "seconds"), ("results", "machine"), ("speed", "pairs_per_s"), ("speed", "exact_vs_old"),
     ("ablations", "ratio"), ("calibration", "n_reference"), ("defects", "seconds"), ("threads", "spin"),
+    ("real", "aupro_loaded"), ("real", "partial"),
 ])
 def test_a_missing_field_names_the_field_and_the_topic(render: ModuleType, topic: str, field: str) -> None:
     records = json.loads((BENCHMARKS / "results" / f"{topic}.json").read_text(encoding="utf-8"))
