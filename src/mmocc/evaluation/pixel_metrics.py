@@ -156,6 +156,11 @@ def _levels(masks: np.ndarray, maps: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(found))
 
 
+_Binned = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Binned pixels of some images: the bins of the defect-free pixels, of the defect pixels, and the
+defect pixels' weights (one over the size of their region)."""
+
+
 @dataclass
 class _Tally:
     """Pixel counts on the bins of the defect score levels.
@@ -187,24 +192,37 @@ class _Tally:
         )
 
 
+def _binned(masks: np.ndarray, maps: np.ndarray, levels: np.ndarray) -> tuple[_Binned, int]:
+    """Place the pixels of an ``(n, H, W)`` stack on the bins of ``levels``; return them and the regions."""
+    defect = masks.astype(bool, copy=False)
+    regions, n_regions = ndimage.label(defect, structure=_STRUCTURE)
+    area = np.bincount(regions.ravel())[regions[defect]]
+    scores = maps.astype(np.float64, copy=False).ravel()
+    slot = np.searchsorted(levels, scores)
+    equal = levels[np.minimum(slot, len(levels) - 1)] == scores
+    bins = 2 * slot + equal
+    flat = defect.ravel()
+    return (bins[~flat], bins[flat], 1.0 / area), int(n_regions)
+
+
+def _count(total: _Tally, parts: list[_Binned]) -> None:
+    """Add binned pixels to ``total`` in place, with one :func:`numpy.bincount` per count."""
+    if not parts:
+        return
+    size = len(total.negatives)
+    negatives, positives, weights = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    total.negatives += np.bincount(negatives, minlength=size)
+    total.positives += np.bincount(positives, minlength=size)
+    total.weights += np.bincount(positives, weights=weights, minlength=size)
+
+
 def _tally(masks: np.ndarray, maps: np.ndarray, levels: np.ndarray, images: np.ndarray) -> _Tally:
     """Count the pixels of ``images`` (indices) on the bins of ``levels``."""
     total = _Tally.empty(len(levels))
     total.n_images = len(images)
-    size = len(total.negatives)
     for part in _chunks(len(images), masks[0].size):
-        chunk = images[part]
-        defect = masks[chunk].astype(bool, copy=False)
-        regions, n_regions = ndimage.label(defect, structure=_STRUCTURE)
-        area = np.bincount(regions.ravel())[regions[defect]]
-        scores = maps[chunk].astype(np.float64, copy=False).ravel()
-        slot = np.searchsorted(levels, scores)
-        equal = levels[np.minimum(slot, len(levels) - 1)] == scores
-        bins = 2 * slot + equal
-        flat = defect.ravel()
-        total.negatives += np.bincount(bins[~flat], minlength=size)
-        total.positives += np.bincount(bins[flat], minlength=size)
-        total.weights += np.bincount(bins[flat], weights=1.0 / area, minlength=size)
+        binned, n_regions = _binned(masks[images[part]], maps[images[part]], levels)
+        _count(total, [binned])
         total.n_regions += n_regions
     return total
 
@@ -488,28 +506,26 @@ def _ragged_levels(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray, np.nd
 def _ragged_tallies(masks: Any, maps: Any, levels: np.ndarray, group: np.ndarray) -> dict[int, _Tally]:
     """Second pass: count image ``i`` into the tally of ``group[i]``.
 
-    Consecutive images of one group and one shape are stacked, up to about
-    ``_CHUNK_PIXELS`` pixels, and counted at once.
+    Each image is placed on the bins on its own (whatever its shape); a
+    group's binned pixels are counted at once every ``_CHUNK_PIXELS`` pixels,
+    so the count arrays (as long as the number of distinct defect scores) are
+    added to about once per two million pixels, not once per image.
     """
     tallies = {int(g): _Tally.empty(len(levels)) for g in np.unique(group)}
-    run: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def flush(g: int) -> None:
-        if run:
-            stack = np.stack([m for m, _ in run]), np.stack([s for _, s in run])
-            tallies[g] += _tally(*stack, levels, np.arange(len(run)))
-            run.clear()
-
+    pending: dict[int, list[_Binned]] = {g: [] for g in tallies}
+    waiting = dict.fromkeys(tallies, 0)
     for i in range(len(masks)):
-        pair = np.asarray(masks[i]), np.asarray(maps[i])
-        if run and (
-            group[i] != group[i - 1]
-            or pair[0].shape != run[0][0].shape
-            or (len(run) + 1) * pair[0].size > _CHUNK_PIXELS
-        ):
-            flush(int(group[i - 1]))
-        run.append(pair)
-    flush(int(group[-1]))
+        g, mask = int(group[i]), np.asarray(masks[i])
+        binned, n_regions = _binned(mask[None], np.asarray(maps[i])[None], levels)
+        tallies[g].n_regions += n_regions
+        tallies[g].n_images += 1
+        pending[g].append(binned)
+        waiting[g] += mask.size
+        if waiting[g] >= _CHUNK_PIXELS:
+            _count(tallies[g], pending[g])
+            pending[g], waiting[g] = [], 0
+    for g, parts in pending.items():
+        _count(tallies[g], parts)
     return tallies
 
 
