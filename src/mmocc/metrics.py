@@ -16,6 +16,7 @@ from mmocc.evaluation.pixel_metrics import (
     aupro,
     pixel_metrics,
     pixel_metrics_by_type,
+    pixel_metrics_by_type_ragged,
     pixel_roc_auc,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "normal_recall",
     "pixel_metrics",
     "pixel_metrics_by_type",
+    "pixel_metrics_by_type_ragged",
     "pixel_roc_auc",
     "precision_at_n",
     "roc_auc",
