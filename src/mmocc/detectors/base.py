@@ -205,9 +205,8 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         groups = getattr(X, "groups", None)
         held = self._holdout_mask(groups)
         fit_views = views if held is None else {name: array[~held] for name, array in views.items()}
-        fit_groups = None if groups is None or held is None else np.asarray(groups)[~held]
-        codes = sample_groups(groups if fit_groups is None else fit_groups)
-        scores = np.asarray(self._fit_views(fit_views, codes), dtype=np.float64)
+        fit_groups = groups if groups is None or held is None else np.asarray(groups)[~held]
+        scores = np.asarray(self._fit_views(fit_views, sample_groups(fit_groups)), dtype=np.float64)
         self._set_threshold(scores)
         if held is not None:
             self._calibrate_views({name: array[held] for name, array in views.items()}, "holdout")
