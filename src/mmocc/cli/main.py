@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from mmocc import __version__
+from mmocc.cli.cache import cache
 from mmocc.cli.commands import info, score, train
 from mmocc.cli.evaluate import evaluate
 from mmocc.cli.experiment import demo, experiment
@@ -52,7 +53,7 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for _command in (demo, train, score, evaluate, report, experiment, info):
+for _command in (demo, train, score, evaluate, report, experiment, info, cache):
     cli.add_command(_command)
 
 

@@ -144,8 +144,12 @@ def note(quiet: bool, message: str) -> None:
         click.echo(message, err=True)
 
 
+_NO_CACHE = "mmocc.no_cache"
+"""The key of ``click.Context.meta`` that ``--no-cache`` sets."""
+
+
 def parse_data_options(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``--data-option KEY=VALUE`` items.
+    """Parse ``--data-option KEY=VALUE`` items, and ``--no-cache`` when the command has it.
 
     Parameters
     ----------
@@ -155,7 +159,13 @@ def parse_data_options(items: Sequence[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        The loader options, values read as TOML literals.
+        The loader options, values read as TOML literals; ``cache=False``
+        when the running command was given ``--no-cache``.
+
+    Raises
+    ------
+    click.BadParameter
+        For ``--no-cache`` with ``-O cache=...``.
 
     Examples
     --------
@@ -164,19 +174,52 @@ def parse_data_options(items: Sequence[str]) -> dict[str, Any]:
     """
     from mmocc.utils.text import parse_assignments
 
-    return parse_assignments(items, "--data-option")
+    options = parse_assignments(items, "--data-option")
+    context = click.get_current_context(silent=True)
+    if context is None or not context.meta.get(_NO_CACHE):
+        return options
+    if "cache" in options:
+        raise click.BadParameter("give --no-cache or -O cache=..., not both", param_hint="--no-cache")
+    return {**options, "cache": False}
 
 
-data_option = click.option(
-    "--data-option",
-    "-O",
-    "data_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Loader option, e.g. -O delta_deg=45 -O cache=false (values are TOML literals); "
-    "-O views=left:front,right:side reads the columns (or folders) left and right as views front and side.",
-)
-"""The ``--data-option/-O`` option."""
+def _no_cache(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Record ``--no-cache`` for :func:`parse_data_options` (option callback)."""
+    ctx.meta[_NO_CACHE] = value
+
+
+def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--data-option/-O KEY=VALUE`` (loader options) and ``--no-cache`` to a command.
+
+    Parameters
+    ----------
+    func : callable
+        The command function; it receives the ``-O`` items as
+        ``data_options`` and reads them with :func:`parse_data_options`.
+
+    Returns
+    -------
+    callable
+        The function with the options.
+    """
+    func = click.option(
+        "--no-cache",
+        is_flag=True,
+        expose_value=False,
+        callback=_no_cache,
+        help="Decode every image again: neither read nor write the image cache (-O cache=false).",
+    )(func)
+    return click.option(
+        "--data-option",
+        "-O",
+        "data_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Loader option, e.g. -O delta_deg=45 -O cache=false (values are TOML literals); "
+        "-O views=left:front,right:side reads the columns (or folders) left and right as views front "
+        "and side.",
+    )(func)
+
 
 batch_option = click.option(
     "--batch-size",

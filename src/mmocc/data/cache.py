@@ -2,7 +2,8 @@
 
 Each cache entry is one file ``images-<key>.bin``, named by a SHA-256 hash
 of everything the decoded array depends on: the source files' resolved
-paths, sizes and modification times, and the decoding settings. It holds
+paths and status (:func:`file_stat`: size, modification time, status-change
+time and inode), and the decoding settings. It holds
 :data:`MAGIC`, the :data:`CHECKSUM` digest of the array's bytes, then the
 array in ``.npy`` format (read with ``allow_pickle=False``). An entry that is
 unreadable, of the wrong shape or whose bytes do not match the digest (a
@@ -18,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,8 @@ CACHE_ENV_VAR = "MMOCC_CACHE_DIR"
 MAGIC = b"\x93MMOCC-IMAGES\x01"
 #: The :mod:`hashlib` algorithm of the checksum each entry stores (32 bytes).
 CHECKSUM = "sha256"
+#: The name of a cache entry (see :func:`cache_path`).
+ENTRY_NAME = re.compile(r"images-[0-9a-f]{64}\.bin")
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -58,14 +62,42 @@ def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else Path(user_cache_dir("mmocc"))
 
 
-def cache_key(stats: Sequence[tuple[str, int, int]], settings: dict[str, Any]) -> str:
+FileStat = tuple[str, int, int, int, int]
+"""What the cache key holds of one source file: see :func:`file_stat`."""
+
+
+def file_stat(path: str, info: os.stat_result) -> FileStat:
+    """Return what identifies the contents of a file in a cache key.
+
+    Size and modification time alone are not enough: a rewrite of the same
+    size whose modification time is set back (``touch -r``, ``rsync -t``,
+    an archive unpacked again) keeps both. The status-change time
+    (``st_ctime_ns``), which every write updates and no call can set back,
+    and the inode, which a replaced file changes, close that: any rewrite
+    gives another key.
+
+    Parameters
+    ----------
+    path : str
+        The file's resolved path.
+    info : os.stat_result
+        Its status.
+
+    Returns
+    -------
+    tuple of (str, int, int, int, int)
+        ``(path, size in bytes, mtime in ns, ctime in ns, inode)``.
+    """
+    return path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
+def cache_key(stats: Sequence[FileStat], settings: dict[str, Any]) -> str:
     """Hash source file stats and decode settings into a cache key.
 
     Parameters
     ----------
-    stats : sequence of (str, int, int)
-        ``(resolved path, size in bytes, mtime in ns)`` of each source file, in
-        output order.
+    stats : sequence of tuple
+        :func:`file_stat` of each source file, in output order.
     settings : dict
         JSON-serialisable decode settings (size, mode, filter, format version).
 
@@ -94,6 +126,38 @@ def cache_path(folder: Path, key: str) -> Path:
         ``folder / "images-<key>.bin"``.
     """
     return folder / f"images-{key}.bin"
+
+
+def clear(folder: Path) -> tuple[int, int]:
+    """Remove every cache entry from a cache folder, and nothing else.
+
+    Only regular files named as :data:`ENTRY_NAME` says are removed, so
+    pointing this at the wrong folder deletes no one else's files.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The cache folder (see :func:`resolve_cache_dir`); it may not exist.
+
+    Returns
+    -------
+    tuple of int
+        The number of entries removed and the bytes they held.
+
+    Raises
+    ------
+    OSError
+        If an entry cannot be removed, naming it.
+    """
+    removed, freed = 0, 0
+    if not folder.is_dir():
+        return removed, freed
+    for entry in os.scandir(folder):
+        if ENTRY_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            size = entry.stat(follow_symlinks=False).st_size
+            os.unlink(entry.path)
+            removed, freed = removed + 1, freed + size
+    return removed, freed
 
 
 def checksum(array: np.ndarray) -> bytes:

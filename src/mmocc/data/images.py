@@ -2,8 +2,10 @@
 
 Every file goes through :func:`decode_image`: open with Pillow (its
 decompression-bomb guard stays on), let JPEG decode at a reduced scale when
-that still leaves at least ``size`` pixels per side, convert to ``mode``
-(16-bit greyscale is scaled to 8 bits, not clipped), bring it to
+that still leaves at least ``size`` pixels per side, turn it upright as its
+EXIF orientation says (as every viewer shows it), convert to ``mode``
+(16-bit images are scaled to 8 bits by their range, float images read on
+[0, 1]; values outside those ranges are refused, never clipped), bring it to
 ``size`` x ``size`` with :data:`RESAMPLE` (Lanczos, antialiased) as the
 ``resize`` mode says (:data:`RESIZE_MODES`, :func:`square_geometry`), and
 return ``(C, size, size)`` uint8:
@@ -59,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from mmocc.data import cache as _cache
 from mmocc.utils.text import did_you_mean
@@ -85,10 +87,14 @@ DEFAULT_RESIZE = "stretch"
 #: The decoding "mode" of ground-truth masks: one channel of 0 (normal) or 1 (defect).
 MASK_MODE = "mask"
 #: Bump when decoding or the cache entry layout changes, so that old entries are not reused
-#: (2: entries carry a checksum).
-CACHE_FORMAT_VERSION = 2
+#: (2: entries carry a checksum; 3: EXIF orientation applied, 32-bit and float images scaled).
+CACHE_FORMAT_VERSION = 3
 
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+#: Pillow modes deeper than 8 bits per channel, brought to 8 bits by their range (see :func:`decode_image`).
+_DEEP_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+_UINT16_MAX = 65535
+#: EXIF orientations that turn the image by 90 degrees (with or without a mirror).
+_TURNING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _CHANNELS = {**MODES, MASK_MODE: 1}
 #: How masks are resized, as the cache key records it.
 _MASK_RESAMPLE = "area-max"
@@ -170,8 +176,8 @@ def stat_image_file(path: str | os.PathLike[str]) -> os.stat_result:
     return info
 
 
-def _key_stat(path: str | os.PathLike[str], parents: dict[str, str]) -> tuple[str, int, int]:
-    """Return ``(resolved path, size, mtime in ns)`` of a regular file, for its cache key.
+def _key_stat(path: str | os.PathLike[str], parents: dict[str, str]) -> _cache.FileStat:
+    """Return a regular file's resolved path and status, for its cache key.
 
     One ``lstat`` per file: it is the file's status unless the file is a
     symbolic link. Each folder is resolved once (``parents`` caches it), not
@@ -180,19 +186,18 @@ def _key_stat(path: str | os.PathLike[str], parents: dict[str, str]) -> tuple[st
     text = os.fspath(path)
     info = os.lstat(text)
     if stat.S_ISLNK(info.st_mode):
-        info = stat_image_file(text)
-        return str(Path(text).resolve()), info.st_size, info.st_mtime_ns
+        return _cache.file_stat(str(Path(text).resolve()), stat_image_file(text))
     if not stat.S_ISREG(info.st_mode):
         raise OSError(errno.EINVAL, "not a regular file", text)
     folder, name = os.path.split(os.path.abspath(text))
     if folder not in parents:
         parents[folder] = str(Path(folder).resolve())
-    return os.path.join(parents[folder], name), info.st_size, info.st_mtime_ns
+    return _cache.file_stat(os.path.join(parents[folder], name), info)
 
 
 def _key_stats(
     paths: Sequence[str | os.PathLike[str]], images_of: Sequence[str | os.PathLike[str]] | None
-) -> tuple[list[tuple[str, int, int]], dict[int, BaseException]]:
+) -> tuple[list[_cache.FileStat], dict[int, BaseException]]:
     """Return the cache-key stats of the files (and of each mask's image), and the error of each bad one."""
     errors: dict[int, BaseException] = {}
     stats = []
@@ -273,6 +278,60 @@ def place(array: np.ndarray, corner: tuple[int, int], size: int) -> np.ndarray:
     return np.pad(array, [(0, 0)] * (array.ndim - 2) + widths)
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """Return ``image`` with 8-bit channels: deeper values scaled by their range, never clipped.
+
+    16-bit images (and 32-bit integer ones holding 0-65535) keep their top
+    8 bits; float images are read on [0, 1]. Other values cannot be put on
+    0-255 without guessing their range, so they are refused.
+    """
+    if image.mode not in _DEEP_MODES:
+        return image
+    values = np.asarray(image)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F":
+        if not 0.0 <= low <= high <= 1.0:  # NaN fails too
+            raise ValueError(
+                f"a float image with values in [{low:g}, {high:g}]; float images are "
+                "read on [0, 1] (scaled to 0-255): save it as 8 or 16 bits, or scale it to [0, 1]"
+            )
+        return Image.fromarray(np.round(values * 255.0).astype(np.uint8))
+    if not 0 <= low <= high <= _UINT16_MAX:
+        raise ValueError(
+            f"a 32-bit integer image with values in [{low:g}, {high:g}], outside the "
+            f"16-bit range 0-{_UINT16_MAX}: save it as 8 or 16 bits"
+        )
+    return Image.fromarray((values.astype(np.uint32) >> 8).astype(np.uint8))
+
+
+def oriented_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Return ``(width, height)`` of an image as it is displayed: its EXIF orientation applied.
+
+    Only the header is read. A camera that stores a portrait photo
+    sideways records an orientation (EXIF tag 274) of 5 to 8, and every
+    viewer shows the image turned: width and height trade places.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+
+    Returns
+    -------
+    tuple of int
+        The displayed width and height in pixels.
+    """
+    with Image.open(path) as image:
+        return _displayed_size(image)
+
+
+def _displayed_size(image: Image.Image) -> tuple[int, int]:
+    """Return ``(width, height)`` of an open image with its EXIF orientation applied (header only)."""
+    width, height = image.size
+    turned = image.getexif().get(ExifTags.Base.Orientation) in _TURNING_ORIENTATIONS
+    return (height, width) if turned else (width, height)
+
+
 def decode_image(
     path: str | os.PathLike[str], size: int, mode: str, resize: str = DEFAULT_RESIZE
 ) -> np.ndarray:
@@ -288,29 +347,30 @@ def decode_image(
         Output colour mode (3 or 1 channels).
     resize : {"stretch", "pad", "crop"}, default "stretch"
         How the image is brought to a square (see the module docstring);
-        the geometry comes from the file's size (:func:`square_geometry`).
+        the geometry comes from the file's size as displayed, its EXIF
+        orientation applied (:func:`oriented_size`, :func:`square_geometry`).
 
     Returns
     -------
     numpy.ndarray of shape (C, size, size), dtype uint8
-        The resized image.
+        The resized image, upright. 16-bit values keep their top 8 bits,
+        float values in [0, 1] are scaled to 0-255.
 
     Raises
     ------
     OSError
         If Pillow cannot open or fully decode the file (including truncated
         files).
+    ValueError
+        For a float image with values outside [0, 1] (NaN included) or a
+        32-bit integer image outside 0-65535, which could only be clipped.
     PIL.Image.DecompressionBombError
         If the image is larger than Pillow's decompression-bomb limit.
     """
     with Image.open(path) as image:
-        (height, width), corner = square_geometry(*image.size, size, resize)
+        (height, width), corner = square_geometry(*_displayed_size(image), size, resize)
         image.draft(mode, (size, size))
-        if image.mode in _SIXTEEN_BIT_MODES:
-            eight_bit = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-            converted = Image.fromarray(eight_bit).convert(mode)
-        else:
-            converted = image.convert(mode)
+        converted = _eight_bit(ImageOps.exif_transpose(image)).convert(mode)
     array = np.asarray(converted.resize((width, height), RESAMPLE), dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return np.ascontiguousarray(place(array, corner, size))
@@ -501,7 +561,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     """
     stat_image_file(path)
     with Image.open(path) as mask:
-        return np.asarray(_defect_pixels(mask), dtype=bool)
+        return np.asarray(_defect_pixels(ImageOps.exif_transpose(mask)), dtype=bool)
 
 
 def _defect_pixels(image: Image.Image) -> np.ndarray:
@@ -545,10 +605,10 @@ def decode_mask(
     OSError
         If Pillow cannot open or decode a file.
     """
-    with Image.open(path) as mask:
+    with Image.open(path) as opened:
+        mask = ImageOps.exif_transpose(opened)
         if image is not None:
-            with Image.open(image) as source:
-                expected = source.size
+            expected = oriented_size(image)
             if mask.size != expected:
                 raise ValueError(
                     f"the mask is {mask.size[0]}x{mask.size[1]} px but its image {os.fspath(image)} "

@@ -36,10 +36,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy.stats import binomtest
 
-from mmocc.data.images import DEFAULT_RESIZE, RESIZE_MODES, map_to_source, read_mask
+from mmocc.data.images import DEFAULT_RESIZE, RESIZE_MODES, map_to_source, oriented_size, read_mask
 from mmocc.evaluation.pixel_metrics import pixel_metrics_by_type, pixel_metrics_by_type_ragged
 
 ALL_VIEWS = "all views"
@@ -75,8 +74,7 @@ class _SourceImages:
 
     def _compute(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         loaded, image_file, mask_file, _ = self._entries[index]
-        with Image.open(image_file) as image:
-            width, height = image.size
+        width, height = oriented_size(image_file)
         score = map_to_source(loaded, (height, width), self._resize)
         mask = read_mask(mask_file) if mask_file else np.zeros((height, width), dtype=bool)
         if mask.shape != score.shape:
