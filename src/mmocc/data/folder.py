@@ -6,6 +6,7 @@ Ground-truth masks may lie beside the images (:func:`images_and_masks`).
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,7 +80,10 @@ def images_and_masks(
     ``extensions`` is given, ``<stem>.<an image extension not in it>``
     (``extensions=jpg``: ``x.png`` is the mask of ``x.jpg``). Hidden files,
     other files and files of an unchosen extension without an image of
-    their stem are ignored.
+    their stem are ignored. Stems are compared in Unicode normal form NFC:
+    ``é`` written as one code point (NFC, as Linux and Windows tools
+    write it) and as ``e`` plus a combining accent (NFD, as macOS writes
+    it) are one name.
 
     Parameters
     ----------
@@ -108,20 +112,21 @@ def images_and_masks(
         suffix = path.suffix.lower()
         if path.name.startswith(".") or suffix not in IMAGE_EXTENSIONS or not path.is_file():
             continue
-        if path.stem.endswith(MASK_SUFFIX) and path.stem != MASK_SUFFIX:
-            candidates.setdefault(path.stem[: -len(MASK_SUFFIX)], []).append(path)
+        stem = unicodedata.normalize("NFC", path.stem)
+        if stem.endswith(MASK_SUFFIX) and stem != MASK_SUFFIX:
+            candidates.setdefault(stem[: -len(MASK_SUFFIX)], []).append(path)
         elif extensions is None or suffix in extensions:
-            if path.stem in images:
-                first = images[path.stem]
+            if stem in images:
+                first = images[stem]
                 raise ValueError(
-                    f"{two_files} {path.stem!r}: {first.name}, {path.name}; if one is the other's mask, "
+                    f"{two_files} {stem!r}: {first.name}, {path.name}; if one is the other's mask, "
                     f"choose the images' extension (-O extensions={first.suffix[1:].lower()}: a file of "
-                    f"another extension is then the mask) or name the mask {path.stem}{MASK_SUFFIX}"
+                    f"another extension is then the mask) or name the mask {stem}{MASK_SUFFIX}"
                     f"{path.suffix}"
                 )
-            images[path.stem] = path
+            images[stem] = path
         else:
-            candidates.setdefault(path.stem, []).append(path)
+            candidates.setdefault(stem, []).append(path)
     masks: dict[str, Path] = {}
     for stem, paths in candidates.items():
         if stem in images and len(paths) > 1:

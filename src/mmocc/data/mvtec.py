@@ -41,6 +41,7 @@ optional:
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -69,8 +70,13 @@ _Class = tuple[str, str, dict[str, dict[str, Path]]]
 _Sample = tuple[str, str, str, dict[str, Path]]
 
 
+def _nfc(name: str) -> str:
+    """Return a file or folder name in Unicode normal form NFC, so that NFC and NFD spellings match."""
+    return unicodedata.normalize("NFC", name)
+
+
 def _entries(folder: Path) -> tuple[dict[str, Path], list[Path]]:
-    """Return a folder's images by stem and its subfolders, sorted; hidden and other files are skipped."""
+    """Return a folder's images by NFC stem and its subfolders, sorted; hidden and other files are skipped."""
     files: dict[str, Path] = {}
     folders: list[Path] = []
     for path in sorted(folder.iterdir()):
@@ -79,11 +85,10 @@ def _entries(folder: Path) -> tuple[dict[str, Path], list[Path]]:
         if path.is_dir():
             folders.append(path)
         elif path.suffix.lower() in MVTEC_EXTENSIONS and path.is_file():
-            if path.stem in files:
-                raise ValueError(
-                    f"{folder}: two images named {path.stem!r}: {files[path.stem].name}, {path.name}"
-                )
-            files[path.stem] = path
+            stem = _nfc(path.stem)
+            if stem in files:
+                raise ValueError(f"{folder}: two images named {stem!r}: {files[stem].name}, {path.name}")
+            files[stem] = path
     return files, folders
 
 
@@ -106,7 +111,7 @@ def _class_samples(folder: Path, multi_view: bool) -> dict[str, dict[str, Path]]
             "in the single-view layout every class folder holds images"
         )
     if multi_view:
-        return {sample.name: _entries(sample)[0] for sample in folders}
+        return {_nfc(sample.name): _entries(sample)[0] for sample in folders}
     return {name: {SINGLE_VIEW: path} for name, path in files.items()}
 
 
@@ -141,7 +146,7 @@ def _classes(root: Path) -> tuple[bool, list[_Class]]:
                 f"{root / 'test'}: holds images directly ({_shown(list(stray))}); put them in "
                 f"test/<type>/ (test/{NORMAL_LABEL}/ for defect-free ones)"
             )
-        classes += [("test", folder.name, _class_samples(folder, multi_view)) for folder in types]
+        classes += [("test", _nfc(folder.name), _class_samples(folder, multi_view)) for folder in types]
     return multi_view, classes
 
 
@@ -160,20 +165,22 @@ def _ground_truth(
         )
     found: dict[tuple[str, str], dict[str, Path]] = {}
     for type_dir in types:
-        if type_dir.name not in tests:
+        kind = _nfc(type_dir.name)
+        if kind not in tests:
             raise ValueError(f"{type_dir}: masks without images: there is no test/{type_dir.name}/ folder")
         for name, files in _class_samples(type_dir, multi_view).items():
-            for path in files.values():
-                if not path.stem.endswith(MASK_SUFFIX):
+            for key, path in files.items():
+                mask_stem = key if multi_view else name  # single view: the samples are the file stems
+                if not mask_stem.endswith(MASK_SUFFIX):
                     raise ValueError(f"{path}: not a mask name; masks are named <name>{MASK_SUFFIX}.png")
-                stem = path.stem[: -len(MASK_SUFFIX)]
+                stem = mask_stem[: -len(MASK_SUFFIX)]
                 sample, view = (name, stem) if multi_view else (stem, SINGLE_VIEW)
-                if view not in tests[type_dir.name].get(sample, {}):
+                if view not in tests[kind].get(sample, {}):
                     image = f"{sample}/{view}" if multi_view else sample
                     raise ValueError(
                         f"{path}: a mask without an image: no test/{type_dir.name}/{image}.<ext>"
                     )
-                found.setdefault((type_dir.name, sample), {})[view] = path
+                found.setdefault((kind, sample), {})[view] = path
     return found
 
 
