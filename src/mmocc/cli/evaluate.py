@@ -124,6 +124,12 @@ def evaluate(
             f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
             "train with --holdout 0.34 to keep some out, or evaluate on other data"
         )
+    if not y.any():
+        raise click.ClickException(
+            f"no anomalies in {src}: all {len(y)} samples evaluated are of the normal class {labels}, and "
+            "ROC AUC, precision and recall need samples of other classes; evaluate on data that has some "
+            "(or give fewer --normal classes), or use `mmocc score` to score it"
+        )
     metrics = compute_metrics(y, scores, clf.threshold_)
     by_pixel = pixels.metrics(labels) if pixels is not None and pixels.views else {}
     tau_note = threshold_note(scores, y, clf.threshold_, clf.contamination)

@@ -494,13 +494,29 @@ def select_views(
     return {n: views[n] for n in names}
 
 
-def _scale_mismatch(spec: ViewSpec, dtype: np.dtype) -> str:
+def _to_uint8_advice(array: np.ndarray) -> str:
+    """Say how to turn the values of ``array`` into uint8 0-255, judging by their range."""
+    span = _value_range(array)
+    if span is not None and 0.0 <= span[0] and span[1] <= 1.0 and np.issubdtype(array.dtype, np.floating):
+        shown = f"[{span[0]:g}, {span[1]:g}]"
+        return f"its values are in {shown}: convert with (x * 255).round().astype(np.uint8)"
+    if span is not None and 0.0 <= span[0] and span[1] <= 255.0:
+        return (
+            f"its values are in [{span[0]:g}, {span[1]:g}], on the 0-255 scale: convert with "
+            "np.asarray(x).round().astype(np.uint8) (a list of values becomes int64 or float64, not uint8)"
+        )
+    shown = "" if span is None else f"its values reach [{span[0]:g}, {span[1]:g}], outside 0-255; "
+    return f"{shown}scale them to 0-255 and convert with .astype(np.uint8)"
+
+
+def _scale_mismatch(spec: ViewSpec, array: np.ndarray) -> str:
     """Say why a view scored as uint8 after fitting on another dtype, or the reverse, is refused."""
     what = "images" if spec.kind == "image" else "values"
+    dtype = array.dtype
     if spec.dtype == "uint8":
         return (
-            f"view {spec.name!r} was fitted on uint8 {what} (0-255); got {dtype}. Convert with "
-            f"(x * 255).round().astype(np.uint8) if x is in [0, 1], or refit on {dtype} {what}"
+            f"view {spec.name!r} was fitted on uint8 {what} (0-255); got {dtype}: "
+            f"{_to_uint8_advice(array)}, or refit on {dtype} {what}"
         )
     fitted = f"{spec.dtype} {what}"
     if spec.value_range is not None:
@@ -561,12 +577,12 @@ def check_scale(spec: ViewSpec, array: np.ndarray) -> None:
     >>> check_scale(spec, np.zeros((1, 1, 2, 2), np.float32))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: view 'left' was fitted on uint8 images (0-255); got float32. Convert with ...
+    TypeError: view 'left' was fitted on uint8 images (0-255); got float32: ...
     """
     if spec.dtype is None:
         return
     if (spec.dtype == "uint8") != (array.dtype == np.uint8):
-        raise TypeError(_scale_mismatch(spec, array.dtype))
+        raise TypeError(_scale_mismatch(spec, array))
     if array.dtype != np.uint8:
         _warn_far_outside(spec, array)
 

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mmocc.data.fingerprints import sample_fingerprints
 from mmocc.data.inputs import ViewSpec, check_views, match_specs, select_views, view_specs
+from mmocc.detectors.finite import check_finite_scores
 from mmocc.model.params import Constraint, check_values
 
 
@@ -207,6 +208,7 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         fit_views = views if held is None else {name: array[~held] for name, array in views.items()}
         fit_groups = groups if groups is None or held is None else np.asarray(groups)[~held]
         scores = np.asarray(self._fit_views(fit_views, sample_groups(fit_groups)), dtype=np.float64)
+        check_finite_scores(scores, {}, list(views), "fit")
         self._set_threshold(scores)
         if held is not None:
             self._calibrate_views({name: array[held] for name, array in views.items()}, "holdout")
@@ -243,11 +245,22 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _calibrate_views(self, views: dict[str, np.ndarray], source: str) -> None:
         """Set the threshold from the scores of held-out normal views."""
         scores, by_view = self._score_views_and_each(views)
+        check_finite_scores(scores, by_view, list(views), source)
         needed = int(np.ceil(1.0 / self.contamination - 1.0 - 1e-9))
+        promised = f"needed for the promised {1.0 - self.contamination:.0%} normal recall"
+        distinct = len(np.unique(scores))
         if len(scores) < needed:
             warnings.warn(
                 f"only {len(scores)} {source} scores: the threshold is their largest; {needed} or more are "
-                f"needed for the promised {1.0 - self.contamination:.0%} normal recall",
+                f"{promised}",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif distinct < needed:
+            warnings.warn(
+                f"the {len(scores)} {'calibration' if source == 'calibrate' else 'held-out'} samples give "
+                f"only {distinct} distinct scores (repeated "
+                f"samples?): {needed} or more distinct normals are {promised}, and repeats do not count",
                 UserWarning,
                 stacklevel=3,
             )
@@ -413,7 +426,9 @@ class BaseMultiviewDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _scores(self, X: Any) -> tuple[np.ndarray, list[str]]:
         """Validate ``X``, score it, and return the scores with the names of the views used."""
         views = self._checked_views(X, stacklevel=4)  # the warning points at the caller's call
-        return np.asarray(self._score_views(views), dtype=np.float64), list(views)
+        scores = np.asarray(self._score_views(views), dtype=np.float64)
+        check_finite_scores(scores, {}, list(views), "scoring")
+        return scores, list(views)
 
     def predict(self, X: Any) -> np.ndarray:
         """Binary label of each sample: 0 normal, 1 anomaly.

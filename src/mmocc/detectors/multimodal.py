@@ -20,6 +20,7 @@ import torch
 from sklearn.utils import Tags, TransformerTags, check_random_state
 
 from mmocc.detectors.base import BaseMultiviewDetector
+from mmocc.detectors.finite import check_finite_features
 from mmocc.detectors.views import ViewScoresMixin
 from mmocc.model.backbones import patch_backbone
 from mmocc.model.device import resolve_device
@@ -388,24 +389,36 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
         self.rule_ = self._make_rule()
-        features = self._features(views, self.rule_.needs)
+        features = self._features(views, self.rule_.needs, "fit")
         features.sample_groups = groups
         return self.rule_.fit(features)
 
     # ----------------------------------------------------------------- scoring
-    def _batches(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Iterator[Features]:
-        """Yield the features ``needs`` names, one batch of samples at a time."""
+    def _batches(
+        self, views: dict[str, np.ndarray], needs: frozenset[str], action: str = "scoring"
+    ) -> Iterator[Features]:
+        """Yield the features ``needs`` names, one batch of samples at a time, refusing non-finite ones.
+
+        ``action`` says what they are for (``"fit"``, ``"scoring"``) in the error.
+        """
         hp = self.params_
         patches = None
         if "patch" in needs:
             patches = PatchFeatures(self.backbone_, hp.patch_size, hp.tile_size, hp.tile_overlap)
-        yield from extract_features(
+        total = len(next(iter(views.values()))) if views else 0
+        start = 0
+        for features in extract_features(
             self.model_, views, needs, batch_size=self.score_batch_size, amp=self.amp, patches=patches
-        )
+        ):
+            check_finite_features(features, start, total, action)
+            start += features.n
+            yield features
 
-    def _features(self, views: dict[str, np.ndarray], needs: frozenset[str]) -> Features:
-        """Compute the features ``needs`` names for all samples."""
-        return Features.concat(list(self._batches(views, needs)))
+    def _features(
+        self, views: dict[str, np.ndarray], needs: frozenset[str], action: str = "scoring"
+    ) -> Features:
+        """Compute the features ``needs`` names for all samples (for ``action``, see :meth:`_batches`)."""
+        return Features.concat(list(self._batches(views, needs, action)))
 
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         parts = [self.rule_.score(feats) for feats in self._batches(views, self.rule_.needs)]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from mmocc.detectors.finite import check_finite_scores
 from mmocc.model.patches import input_size_maps
 
 if TYPE_CHECKING:
@@ -62,7 +63,10 @@ class ViewScoresMixin:
         view_scores : dict of str to numpy.ndarray
             As :meth:`view_scores`; empty for rules that score the views jointly.
         """
-        return self._score_views_and_each(self._checked_views(X))
+        views = self._checked_views(X)
+        scores, by_view = self._score_views_and_each(views)
+        check_finite_scores(scores, by_view, list(views), "scoring")
+        return scores, by_view
 
     def view_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Standardized anomaly score of each view, comparable across views.
