@@ -112,10 +112,10 @@ def test_a_record_of_another_run_is_refused_until_restart(workdir, client, local
     api_score(workdir, out, client, n_shards=2)
     record = (out / "shards.json").read_text()
     (out / "shards.json").write_text(json.dumps({**json.loads(record), "model_sha256": "0" * 64}))
-    with pytest.raises(ValueError, match=r"shards.json records another run \(model_sha256 differs\)"):
+    with pytest.raises(ValueError, match=r"shards.json records another run: model_sha256 differs"):
         api_score(workdir, out, client)
     (out / "shards.json").write_text(record)
-    with pytest.raises(ValueError, match=r"records another run \(shards differs\)"):
+    with pytest.raises(ValueError, match=r"records another run: 2 shards, 3 asked for"):
         api_score(workdir, out, client, n_shards=3)
     assert api_score(workdir, out, client, n_shards=3, resume=False).read_bytes() == local_csv
     assert len(list((out / "parts").glob("part-*.csv"))) == 3

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from mmocc.cli.options import STDOUT, check_out, note, parse_data_options
+from mmocc.cli.options import STDOUT, check_out, debugging, note, parse_data_options
 
 ENGINES = ("local", "dask")
 """The values of ``--engine``."""
@@ -160,5 +160,7 @@ def score_on_cluster(
         device=device,
         resume=not restart,
         progress=not quiet,
+        log=functools.partial(note, quiet),
+        worker_logs=debugging(),
     )
     note(quiet, f"scored on the cluster; written to {scores}")

@@ -7,6 +7,7 @@ imported by the ``--threads`` callback, when the option is given.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,29 @@ def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) 
         import torch
 
         torch.set_num_threads(value)
+
+
+_DEBUG = "mmocc.debug"
+"""The key of ``click.Context.meta`` that ``--debug`` sets."""
+
+
+def _debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Record ``--debug`` for :func:`debugging` (option callback)."""
+    ctx.meta[_DEBUG] = value
+
+
+def debugging() -> bool:
+    """Whether the running command was given ``--debug``, or the environment sets ``MMOCC_DEBUG=1``.
+
+    Returns
+    -------
+    bool
+        True to show what is otherwise kept off standard error (tracebacks,
+        a cluster's logs).
+    """
+    context = click.get_current_context(silent=True)
+    flag = context is not None and bool(context.meta.get(_DEBUG))
+    return flag or os.environ.get("MMOCC_DEBUG", "") not in ("", "0")
 
 
 def common(
@@ -52,7 +76,13 @@ def common(
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         options = [
             click.option("--quiet", "-q", is_flag=True, help="No progress bars or informational messages."),
-            click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of errors."),
+            click.option(
+                "--debug",
+                is_flag=True,
+                expose_value=False,
+                callback=_debug,
+                help="Show tracebacks of errors, and a cluster's logs.",
+            ),
         ]
         if device:
             options += [

@@ -748,20 +748,37 @@ def reject(message: str, on_error: str, skipped: list[str]) -> None:
     skipped.append(message)
 
 
-def warn_skipped(messages: Sequence[str]) -> None:
-    """Issue the single warning listing every skipped sample or file.
+class SkippedWarning(UserWarning):
+    """The warning that lists the samples or files skipped under ``on_error="skip"``.
+
+    Parameters
+    ----------
+    lines : sequence of str
+        One line per skipped file or sample; kept as :attr:`lines`.
+    shown : int, optional
+        List only the first ``shown`` lines in the message, and the count;
+        default all.
+    """
+
+    def __init__(self, lines: Sequence[str], shown: int | None = None) -> None:
+        listed = list(lines if shown is None else lines[:shown])
+        more = f"\n  ... ({len(lines)} in all)" if len(listed) < len(lines) else ""
+        super().__init__(f"skipped {len(lines)} bad file(s) or sample(s):\n  " + "\n  ".join(listed) + more)
+        self.lines = list(lines)
+
+
+def warn_skipped(messages: Sequence[str], shown: int | None = None) -> None:
+    """Issue the single warning listing every skipped sample or file (a :class:`SkippedWarning`).
 
     Parameters
     ----------
     messages : sequence of str
         One line per skipped file or sample; nothing happens when empty.
+    shown : int, optional
+        List only the first ``shown`` of them, and their number.
     """
     if messages:
-        warnings.warn(
-            f"skipped {len(messages)} bad file(s) or sample(s):\n  " + "\n  ".join(messages),
-            UserWarning,
-            stacklevel=4,
-        )
+        warnings.warn(SkippedWarning(messages, shown), stacklevel=4)
 
 
 def resolve_mode(mode: str, samples: Sequence[Mapping[str, Path]]) -> str:

@@ -90,8 +90,19 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     raise ValueError(f"cannot write {os.fspath(path)}: it is {kind}, not a regular file")
 
 
-def _writer_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (always True where signals cannot probe it)."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (always True where signals cannot probe it).
+
+    Parameters
+    ----------
+    pid : int
+        A process id.
+
+    Returns
+    -------
+    bool
+        False only when no process ``pid`` exists.
+    """
     if os.name != "posix":
         return True
     try:
@@ -115,7 +126,7 @@ def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
     idle = now - entry.stat(follow_symlinks=False).st_mtime
     if idle > STALE_AFTER_S:
         return True
-    return match["host"] in (None, HOST_TAG) and not _writer_alive(int(match["pid"]))
+    return match["host"] in (None, HOST_TAG) and not process_alive(int(match["pid"]))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
