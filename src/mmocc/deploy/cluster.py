@@ -454,9 +454,7 @@ def _report(job: _Job, results: list[dict[str, Any]]) -> None:
     warn_skipped([*job.plan.skipped, *(line for result in results for line in result["skipped"])], _SHOWN)
 
 
-def _shards(
-    job: _Job, folder: Path, n_shards: int | None, connection: _Connection
-) -> list[list[int]]:
+def _shards(job: _Job, folder: Path, n_shards: int | None, connection: _Connection) -> list[list[int]]:
     """Return the shards of the run: the recorded ones when the record matches this run, else new ones."""
     n_samples, batch_size = job.identity["n_samples"], job.identity["batch_size"]
     wanted = None if n_shards is None else shard_ranges(n_samples, batch_size, n_shards)

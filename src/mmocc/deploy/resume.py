@@ -135,9 +135,17 @@ def run_id(record: Mapping[str, Any]) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """Return ``value`` as JSON, cut to ``limit`` characters, for an error message."""
+    """Return ``value`` as JSON for an error message, its middle cut out beyond ``limit`` characters."""
     text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    keep = (limit - 3) // 2
+    return text if len(text) <= limit else f"{text[:keep]}...{text[-keep:]}"
+
+
+def _shown(key: str, value: Any) -> str:
+    """Return a field of the record for an error message: a resolved source as KIND:PATH, else short JSON."""
+    if key == "source_resolved" and isinstance(value, dict) and not value.get("options"):
+        return f"{value.get('kind')}:{value.get('path')}"
+    return _short(value, 120)
 
 
 def _shard_problem(index: int, bounds: Any, start: int, n_samples: int, batch_size: int) -> str | None:
@@ -217,7 +225,7 @@ def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list
         if key not in wanted:
             lines.append(f"{key} is not a field of the record")
             continue
-        shown = f": {_short(recorded.get(key), 80)} recorded, now {_short(wanted[key], 80)}"
+        shown = f": {_shown(key, recorded.get(key))} recorded, now {_shown(key, wanted[key])}"
         values = "" if key.endswith("sha256") else shown
         hint = f" ({_HINTS[key]})" if key in _HINTS else ""
         lines.append(f"{key} differs{values}{hint}")
