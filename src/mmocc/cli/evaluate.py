@@ -119,17 +119,7 @@ def evaluate(
     pixels = _pixel_evaluation(clf, pixel_resolution, plan.options)
     y, scores = _score_labelled(clf, chunks, normal_values, batch_size, quiet, pixels)
     n_seen, seen_note = leave_out.n_seen, leave_out.note()
-    if not (y == 0).any():
-        raise click.ClickException(
-            f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
-            "train with --holdout 0.34 to keep some out, or evaluate on other data"
-        )
-    if not y.any():
-        raise click.ClickException(
-            f"no anomalies in {src}: all {len(y)} samples evaluated are of the normal class {labels}, and "
-            "ROC AUC, precision and recall need samples of other classes; evaluate on data that has some "
-            "(or give fewer --normal classes), or use `mmocc score` to score it"
-        )
+    _require_both_classes(y, seen_note, labels, src)
     metrics = compute_metrics(y, scores, clf.threshold_)
     by_pixel = pixels.metrics(labels) if pixels is not None and pixels.views else {}
     tau_note = threshold_note(scores, y, clf.threshold_, clf.contamination)
@@ -156,6 +146,21 @@ def evaluate(
     for name, value in metrics.items():
         click.echo(f"{name:<{width}}  {value:.4f}")
     _echo_pixel_metrics(by_pixel, pixel_resolution)
+
+
+def _require_both_classes(y: Any, seen_note: str, labels: list[Any], src: str) -> None:
+    """Refuse to evaluate without held-out normal samples, or without anomalies, saying which is missing."""
+    if not (y == 0).any():
+        raise click.ClickException(
+            f"no held-out normal samples: {seen_note}, and no normal sample of {labels} is left in {src}; "
+            "train with --holdout 0.34 to keep some out, or evaluate on other data"
+        )
+    if not y.any():
+        raise click.ClickException(
+            f"no anomalies in {src}: all {len(y)} samples evaluated are of the normal class {labels}, and "
+            "ROC AUC, precision and recall need samples of other classes; evaluate on data that has some "
+            "(or give fewer --normal classes), or use `mmocc score` to score it"
+        )
 
 
 def _pixel_evaluation(clf: Any, resolution: str, options: dict[str, Any]) -> Any:
