@@ -82,6 +82,15 @@ def resolved_source(source: Source) -> dict[str, Any]:
     return {"kind": source.kind, "path": _absolute(source.path), "options": _absolute(source.options)}
 
 
+def _status(path: str) -> str:
+    """Return a file's size and modification time for a fingerprint; a missing or unreadable one says so."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:  # decoding reports it (and on_error="skip" drops its sample)
+        return f"\0{type(exc).__name__}"
+    return f"\0{info.st_size}\0{info.st_mtime_ns}"
+
+
 def listing_sha256(plan: SourcePlan, *, stat: bool) -> str:
     """Return a fingerprint of a source's samples: ids and absolute paths, and their files' status.
 
@@ -90,7 +99,8 @@ def listing_sha256(plan: SourcePlan, *, stat: bool) -> str:
     plan : mmocc.data.streaming.SourcePlan
         The listed source.
     stat : bool
-        Add each file's size and modification time (one ``stat`` per file);
+        Add each file's size and modification time (one ``stat`` per file;
+        a file that cannot be read is marked so, for decoding to report);
         without, ids and paths only (what each worker checks it sees). A
         source without files (``synthetic``, ``mfeat``) is fingerprinted by
         its values instead.
@@ -107,8 +117,7 @@ def listing_sha256(plan: SourcePlan, *, stat: bool) -> str:
         for path in column.tolist():
             line = os.path.abspath(path)
             if stat:
-                info = os.stat(path)
-                line += f"\0{info.st_size}\0{info.st_mtime_ns}"
+                line += _status(path)
             digest.update(line.encode("utf-8", "surrogateescape") + b"\n")
     if not plan.paths and plan.dataset is not None:
         for view, array in plan.dataset.views.items():
