@@ -71,6 +71,14 @@ DEFECT_DATA: dict[str, dict[str, Any]] = {
         "classes": list(range(0, 20, 2)),
         "area": (0.03, 0.08),
     },
+    "coil_unseen64": {
+        "title": "COIL-20 two-view (pose P and P+90°), 64 px grey, unseen poses: train on the normal pairs "
+        "whose first view's angle is below 240°, test on the rest (no training neighbour 5° away)",
+        "classes": list(range(0, 20, 2)),
+        "area": (0.03, 0.08),
+        "size": 64,
+        "below": 240,
+    },
     "synthetic": {
         "title": "Synthetic two-view bodies (make_synthetic: 6 classes × 100, 32 px RGB, seed 0), "
         "random 66% split",
@@ -78,7 +86,9 @@ DEFECT_DATA: dict[str, dict[str, Any]] = {
         "area": (0.01, 0.03),
     },
 }
-"""Defect datasets: class indices used as normal (index into ``dataset.classes``) and defect area."""
+"""Defect datasets: class indices used as normal (index into ``dataset.classes``), defect area, and
+optionally the loaded ``size`` (32 px otherwise) and a pose split (``below``: train on the normal pairs whose
+``angle`` metadata is below it; a random 66% split otherwise)."""
 
 NOVELTY = ("coil_random", "coil_unseen", "mfeat")
 NOVELTY_MODELS = ("default", "patch", "pretrained")
@@ -92,8 +102,8 @@ def load_data(key: str, smoke: bool) -> Any:
     """The dataset of a defect protocol (cached per worker process)."""
     from mmocc.datasets import load_turntable, make_synthetic
 
-    if key == "coil":
-        return load_turntable(DATA / "coil-20-proc", size=32)
+    if key.startswith("coil"):
+        return load_turntable(DATA / "coil-20-proc", size=DEFECT_DATA[key].get("size", 32))
     return make_synthetic(n_per_class=20 if smoke else 100, n_classes=6, size=32, seed=0)
 
 
@@ -103,7 +113,12 @@ def defect_test(key: str, index: int, seed: int, smoke: bool) -> tuple[Any, dict
     from mmocc.data.defects import defect_dataset
 
     data = load_data(key, smoke)
-    task = one_class_split(data, normal=data.classes[index], train_fraction=0.66, seed=seed)
+    below = DEFECT_DATA[key].get("below")
+    if below is None:
+        task = one_class_split(data, normal=data.classes[index], train_fraction=0.66, seed=seed)
+    else:
+        poses = np.asarray(data.metadata["angle"], dtype=np.float64) < below
+        task = one_class_split(data, normal=data.classes[index], train_mask=poses)
     clean = task.test.subset(np.flatnonzero(task.y_test == 0))
     broken, batch = defect_dataset(clean, seed=index, area=DEFECT_DATA[key]["area"])
     test = {v: np.concatenate([clean.views[v], broken.views[v]]) for v in clean.view_names}

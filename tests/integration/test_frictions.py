@@ -161,6 +161,7 @@ def test_info_of_a_pretrained_model_hides_the_autoencoder(tmp_path, data, pretra
         "tile_size",
         "tile_overlap",
         "coreset_candidates",
+        "patch_layers",
     ]
     assert sorted(shown["used_params"] + shown["unused_params"]) == sorted(header["params"])
 

@@ -115,11 +115,11 @@ def _training_split(dataset: Any, label: Any, holdout: float | None, seed: int) 
     """Return the training samples of class ``label`` and how they were chosen (for the metadata)."""
     import numpy as np
 
-    from mmocc.data.tasks import one_class_split
+    from mmocc.data.tasks import one_class_split, own_training_split
 
-    split_of = dataset.metadata.get("split")
-    if split_of is not None:  # the data's own protocol (MVTec AD): train on its training split only
-        dataset = dataset[np.asarray(split_of) == "train"]
+    own_train = own_training_split(dataset)
+    if own_train is not None:  # the data's own protocol (MVTec AD): train on its training split only
+        dataset = dataset[own_train]
     is_normal = dataset.labels == label
     if holdout is None:
         return dataset[is_normal], {"n_normal": int(is_normal.sum()), "holdout": None}

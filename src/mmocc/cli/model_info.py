@@ -15,6 +15,7 @@ _RULE_SETTINGS = {
     "patch": (
         "patch_backbone",
         "patch_size",
+        "patch_layers",
         "tile_size",
         "tile_overlap",
         "coreset_ratio",
@@ -31,7 +32,7 @@ def used_settings(params: dict[str, Any]) -> list[str]:
     The score and its rule's settings; the autoencoder's unless the score
     reads only a pretrained backbone, which trains none (the view grouping,
     ``shared_weights``, still decides the banks), and ``patch_size`` only
-    then; the shift and diversity settings only when that augmentation or
+    then (and ``patch_layers``); the shift and diversity settings only when that augmentation or
     regularizer is on.
 
     Parameters
@@ -56,7 +57,7 @@ def used_settings(params: dict[str, Any]) -> list[str]:
         used = {"score", "shared_weights", *own}
     else:
         rules = {name for names in _RULE_SETTINGS.values() for name in names}
-        used = {name for name in params if name not in rules} | set(own) - {"patch_size"}
+        used = {name for name in params if name not in rules} | set(own) - {"patch_size", "patch_layers"}
     if params.get("augment") == "none":
         used.discard("augment_shift")
     if params.get("diversity") is None:

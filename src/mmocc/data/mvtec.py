@@ -51,7 +51,7 @@ import numpy as np
 from mmocc.data.dataset import MultiViewDataset, labels_from_strings
 from mmocc.data.images import DEFAULT_RESIZE, check_image_options, reject
 from mmocc.data.listing import ImageListing
-from mmocc.data.tasks import OneClassSplit, one_class_split
+from mmocc.data.tasks import SPLIT_METADATA, OneClassSplit, one_class_split, own_training_split
 from mmocc.data.view_map import ViewsOption, view_map
 
 #: File extensions of images and masks in the MVTec layout.
@@ -327,7 +327,7 @@ def plan_mvtec(
         [f"sample {sample_id}" for sample_id in ids],
         ids=ids,
         labels=labels_from_strings([label for _, label, _, _ in samples]),
-        metadata={"split": np.asarray([split for split, *_ in samples], dtype=str)},
+        metadata={SPLIT_METADATA: np.asarray([split for split, *_ in samples], dtype=str)},
         masks=_mask_files(root, samples, stems, truth),
         skipped=skipped,
         origin=f"{root}: ",
@@ -431,9 +431,10 @@ def mvtec_task(dataset: MultiViewDataset) -> OneClassSplit:
     >>> task.train_index.tolist(), task.y_test.tolist()
     ([0, 1], [0, 1])
     """
-    split = dataset.metadata.get("split")
-    if split is None:
+    train = own_training_split(dataset)
+    if train is None:
         raise ValueError(
-            "mvtec_task needs the 'split' metadata ('train' or 'test' per sample) of an mvtec: dataset"
+            f"mvtec_task needs the {SPLIT_METADATA!r} metadata ('train' or 'test' per sample) of an mvtec: "
+            "dataset"
         )
-    return one_class_split(dataset, NORMAL_LABEL, train_mask=split == "train")
+    return one_class_split(dataset, NORMAL_LABEL, train_mask=train)

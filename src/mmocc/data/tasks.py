@@ -18,6 +18,33 @@ from mmocc.data.dataset import MultiViewDataset
 
 _MIN_TRAIN, _MIN_TEST = 2, 1
 
+SPLIT_METADATA = "split"
+"""The metadata column of a dataset that comes with its own protocol (MVTec AD): ``"train"`` or ``"test"``."""
+
+
+def own_training_split(dataset: MultiViewDataset) -> np.ndarray | None:
+    """Return which samples the data's own protocol trains on, or None when it has none.
+
+    Parameters
+    ----------
+    dataset : MultiViewDataset
+        Any dataset; a source such as ``mvtec:`` fills the
+        :data:`SPLIT_METADATA` column with ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (len(dataset),), or None
+        True for the samples of the data's training split.
+
+    Examples
+    --------
+    >>> ds = MultiViewDataset({"a": np.zeros((3, 2))}, metadata={"split": ["train", "test", "train"]})
+    >>> own_training_split(ds).tolist()
+    [True, False, True]
+    """
+    split = dataset.metadata.get(SPLIT_METADATA)
+    return None if split is None else np.asarray(split) == "train"
+
 
 @dataclass(frozen=True, repr=False)
 class OneClassSplit:

@@ -12,7 +12,7 @@ those. The file format is :mod:`mmocc.io`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,14 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         patches drawn at random, so bank building stops growing with the
         data (approximate; ``benchmarks/coreset_coverage.py`` measures what it
         costs). None (the presets): among all patches.
+    patch_layers : sequence of str, optional
+        The feature levels of the ``efficientnet_lite0`` backbone, shallowest
+        first, from :data:`mmocc.model.backbones.LITE0_STAGES` (e.g.
+        ``("stride8", "stride16", "stride32")``); each is averaged over 3x3
+        positions and brought to the finest level's grid. None (the
+        presets): ``("stride8", "stride16")``. A finer level adds positions
+        (4x per halved stride) and cost; a deeper one adds context.
+        ``benchmarks/REAL.md`` compares them on Magnetic-tile.
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -275,6 +283,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         tile_size: int | None = None,
         tile_overlap: float | None = None,
         coreset_candidates: int | None = None,
+        patch_layers: Sequence[str] | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -321,6 +330,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         self.coreset_candidates = coreset_candidates
+        self.patch_layers = patch_layers
         self.contamination = contamination
         self.threshold = threshold
         self.validation_fraction = validation_fraction
@@ -385,7 +395,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
             verbose=self.verbose,
         )
         self.model_ = model
-        backbone = patch_backbone(hp.patch_backbone, self.patch_backbone)
+        backbone = patch_backbone(hp.patch_backbone, self.patch_backbone, hp.patch_layers)
         self.backbone_ = None if backbone is None else backbone.to(device)
         self.center_ = None if center is None else center.cpu().numpy()
         self.rule_ = self._make_rule()

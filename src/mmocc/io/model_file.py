@@ -221,7 +221,7 @@ def _stored_estimator(
     stored = header["estimator_params"]
     check_known_keys("estimator_params", stored, defaults, path, header["mmocc_version"])
     params = {**defaults, **stored, "device": device}
-    for key in ("filters", "hidden", "views"):
+    for key in ("filters", "hidden", "views", "patch_layers"):
         if isinstance(params[key], list):
             params[key] = tuple(params[key])
     if backbone is not None:
@@ -335,7 +335,7 @@ def _stored_backbone(
             f"{str(path)!r} was fitted with a custom patch backbone: pass it again with "
             "load(path, backbone=module)"
         )
-    module = patch_backbone(clf.params_.patch_backbone, clf.patch_backbone)
+    module = patch_backbone(clf.params_.patch_backbone, clf.patch_backbone, clf.params_.patch_layers)
     assert isinstance(module, FeatureBackbone)
     if backbone_fingerprint(module) != stored["fingerprint"]:
         raise ValueError(

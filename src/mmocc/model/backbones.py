@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from mmocc.model.efficientnet import (
     PRETRAINED_MISSING,
     WEIGHTS_PACKAGE,
     EfficientNetLite0,
+    lite0_stage_indices,
     lite0_state_dict,
 )
 from mmocc.model.patches import AUTOENCODER
@@ -345,20 +345,7 @@ def efficientnet_lite0(
     """
     if isinstance(stages, str):
         stages = (stages,)
-    if not stages:
-        raise ValueError("give at least one stage")
-    for stage in stages:
-        if stage not in LITE0_STAGES:
-            raise ValueError(
-                f"unknown stage {stage!r}{did_you_mean(stage, LITE0_STAGES)}; "
-                f"known: {', '.join(LITE0_STAGES)}"
-            )
-    indices = [LITE0_STAGES[s][0] for s in stages]
-    if any(a >= b for a, b in itertools.pairwise(indices)):
-        order = tuple(sorted(stages, key=lambda s: LITE0_STAGES[s][0]))
-        raise ValueError(
-            f"give stages of distinct blocks, shallowest first (e.g. {order}), got {tuple(stages)}"
-        )
+    indices = lite0_stage_indices(stages)
     body = EfficientNetLite0(num_blocks=indices[-1] + 1, head=False)
     if pretrained:
         state = lite0_state_dict()
@@ -587,7 +574,9 @@ def load_backbone(name: str, **kwargs: Any) -> FeatureBackbone:
     return BACKBONES[name](**kwargs)
 
 
-def patch_backbone(name: str, module: Any = None) -> FeatureBackbone | None:
+def patch_backbone(
+    name: str, module: Any = None, layers: Sequence[str] | None = None
+) -> FeatureBackbone | None:
     """Return the frozen backbone a ``patch_backbone`` setting names; None for the autoencoder's own maps.
 
     Parameters
@@ -596,6 +585,10 @@ def patch_backbone(name: str, module: Any = None) -> FeatureBackbone | None:
         The resolved setting: ``"autoencoder"``, a shipped backbone's name, or ``"custom"``.
     module : torch.nn.Module or str, optional
         What the user passed as ``patch_backbone``: a module is wrapped (``"custom"``).
+    layers : sequence of str, optional
+        The resolved ``patch_layers``: the stages a shipped backbone returns
+        (None: its default stages). Ignored for the autoencoder and a module,
+        which :class:`~mmocc.model.hyperparams.HyperParams` never lets set them.
 
     Returns
     -------
@@ -606,4 +599,4 @@ def patch_backbone(name: str, module: Any = None) -> FeatureBackbone | None:
         return None
     if isinstance(module, torch.nn.Module):
         return wrap_backbone(module)
-    return load_backbone(name)
+    return load_backbone(name) if layers is None else load_backbone(name, stages=tuple(layers))

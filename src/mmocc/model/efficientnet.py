@@ -13,6 +13,7 @@ import hashlib
 import importlib.resources
 import importlib.util
 import io
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mmocc.utils.text import did_you_mean
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -91,6 +94,47 @@ block whose output has stride N (the end of a resolution level, as in
 ``stride4`` 24, ``stride8`` 40, ``stride16`` 112, ``stride32`` 320. The middle of
 stride 16 is ``stage4`` (80 channels).
 """
+
+
+def lite0_stage_indices(stages: Sequence[str]) -> list[int]:
+    """Return the block index of each stage name, checking names and order.
+
+    Parameters
+    ----------
+    stages : sequence of str
+        Names from :data:`LITE0_STAGES`, shallowest first, of distinct blocks.
+
+    Returns
+    -------
+    list of int
+        The index of each stage's last block, ascending.
+
+    Raises
+    ------
+    ValueError
+        For an empty sequence, an unknown name (with the closest known one and
+        the list), or stages out of order or ending at the same block.
+
+    Examples
+    --------
+    >>> lite0_stage_indices(("stride8", "stride16"))
+    [4, 10]
+    """
+    if not stages:
+        raise ValueError("give at least one stage")
+    for stage in stages:
+        if stage not in LITE0_STAGES:
+            raise ValueError(
+                f"unknown stage {stage!r}{did_you_mean(stage, LITE0_STAGES)}; "
+                f"known: {', '.join(LITE0_STAGES)}"
+            )
+    indices = [LITE0_STAGES[s][0] for s in stages]
+    if any(a >= b for a, b in itertools.pairwise(indices)):
+        order = tuple(sorted(dict.fromkeys(stages), key=lambda s: LITE0_STAGES[s][0]))
+        raise ValueError(
+            f"give stages of distinct blocks, shallowest first (e.g. {order}), got {tuple(stages)}"
+        )
+    return indices
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from mmocc.model.efficientnet import lite0_stage_indices
 from mmocc.model.nn import ArchConfig
 from mmocc.model.params import HYPERPARAMETER_CONSTRAINTS, MULTIMODAL_CONSTRAINTS, check_value, check_values
 from mmocc.model.patches import AUTOENCODER
@@ -115,6 +116,7 @@ class HyperParams:
     tile_size: int | None = None
     tile_overlap: float = 0.25
     coreset_candidates: int | None = None
+    patch_layers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -122,6 +124,13 @@ class HyperParams:
             self._set(name, value)
         if self.score == "center" and self.compactness != "center":
             raise ValueError("score='center' needs a training centre: use compactness='center'")
+        if self.patch_layers is not None:
+            if self.patch_backbone != "efficientnet_lite0":
+                raise ValueError(
+                    f"patch_layers selects the stages of a shipped backbone (patch_backbone="
+                    f"'efficientnet_lite0'), not of patch_backbone={self.patch_backbone!r}"
+                )
+            lite0_stage_indices(self.patch_layers)
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -301,6 +310,7 @@ LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "tile_size": None,
         "tile_overlap": 0.25,
         "coreset_candidates": None,
+        "patch_layers": None,
     }
 )
 """Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""

