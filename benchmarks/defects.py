@@ -299,13 +299,17 @@ def write_report(out: Path, results: Path, report: Path, command: str, seconds: 
 
 
 def run_all(out: Path, smoke: bool, workers: int) -> None:
-    """Run every job (class-novelty ones first: they are the longest) in ``workers`` processes."""
+    """Run every job in ``workers`` processes: the defect tasks first, then the class-novelty regression check.
+
+    The novelty jobs are the longest (one preset over every task of a protocol), so a stopped run
+    keeps the defect tables; a rerun resumes from the finished tasks of both.
+    """
     novelty, defects = jobs(smoke)
     if not DATA.is_dir():
         print(f"{DATA} not found: running the synthetic defects only", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(novelty_job, p, m, out, smoke) for p, m in novelty]
-        futures += [pool.submit(defect_job, key, i, s, out, smoke) for key, i, s in defects]
+        futures = [pool.submit(defect_job, key, i, s, out, smoke) for key, i, s in defects]
+        futures += [pool.submit(novelty_job, p, m, out, smoke) for p, m in novelty]
         for future in as_completed(futures):
             print(f"finished {future.result()}", file=sys.stderr, flush=True)
 

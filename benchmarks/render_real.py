@@ -114,4 +114,5 @@ def render(topic: Topic) -> str:
         seed_list=", ".join(map(str, run["seeds"])), targets=_targets(t, topic), **tables, **sizes,
         singles=_table(t, topic, "tiles", "singles_row", tiles_singles), types=types,
         skipped="".join(t("skipped_row", r) for r in skipped) if skipped else t("none_skipped"),
+        notes=t("notes_subset") if "--rows" in run["command"] else t("notes", minutes=run["seconds"] / 60),
     )
