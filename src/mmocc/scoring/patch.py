@@ -25,6 +25,7 @@ from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
 from mmocc.search.coreset import greedy_coreset
 from mmocc.search.index import NeighborIndex
+from mmocc.search.pruned import PrefixIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
@@ -90,7 +91,7 @@ class PatchScore(ScoringRule):
         self.view_combine = combine
         self.seed = int(seed)
         self.banks: dict[str, torch.Tensor] = {}
-        self._indexes: dict[str, NeighborIndex] = {}
+        self._indexes: dict[str, PrefixIndex] = {}
         self.mean: dict[str, float] = {}
         self.std: dict[str, float] = {}
         self.train_view_scores: dict[str, np.ndarray] = {}
@@ -103,11 +104,17 @@ class PatchScore(ScoringRule):
         """Patch feature maps only."""
         return frozenset({"patch"})
 
-    def _index(self, group: str) -> NeighborIndex:
+    def _index(self, group: str) -> PrefixIndex:
         """Return the search index of one bank, built on first use (at fit, with each row's sample)."""
         if group not in self._indexes:
-            self._indexes[group] = NeighborIndex(self.banks[group])
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group]))
         return self._indexes[group]
+
+    def _group(self, view: str) -> str:
+        """Return the bank of a view, refusing a view not seen in training."""
+        if view not in self.view_groups:
+            raise ValueError(f"view {view!r} was not seen in training")
+        return self.view_groups[view]
 
     def _maps(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
         """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present.
@@ -118,22 +125,24 @@ class PatchScore(ScoringRule):
         """
         out = {}
         for view, maps in feats.patches.items():
-            if view not in self.view_groups:
-                raise ValueError(f"view {view!r} was not seen in training")
             n, _, h, w = maps.shape
             own = _owners(feats, n).repeat_interleave(h * w) if leave_own_out else None
-            dist = self._index(self.view_groups[view]).nearest_distance(_as_rows(maps), own)
+            dist = self._index(self._group(view)).index.nearest_distance(_as_rows(maps), own)
             out[view] = dist.reshape(n, h, w).numpy()
         return out
 
-    def _image_scores(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Top-k mean of the position scores of each view."""
+    def _image_scores(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
+        """Top-k mean of the position scores of each view, searching only positions that can reach the top.
+
+        Equal to the top-k mean of :meth:`_maps` (:class:`~mmocc.search.pruned.PrefixIndex`).
+        """
         out = {}
-        for view, values in maps.items():
-            flat = values.reshape(len(values), -1)
-            k = min(self.top_k, flat.shape[1])
-            top = flat.max(axis=1, keepdims=True) if k == 1 else np.partition(flat, -k, axis=1)[:, -k:]
-            out[view] = top.astype(np.float64).mean(axis=1)
+        for view, maps in feats.patches.items():
+            n, c, h, w = maps.shape
+            own = _owners(feats, n) if leave_own_out else None
+            rows = _as_rows(maps).reshape(n, h * w, c)
+            top = self._index(self._group(view)).top_nearest(rows, min(self.top_k, h * w), own)
+            out[view] = top.numpy().astype(np.float64).mean(axis=1)
         return out
 
     def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -161,8 +170,8 @@ class PatchScore(ScoringRule):
                 max_candidates=self.coreset_candidates,
             )
             self.banks[group] = points[keep].contiguous()
-            self._indexes[group] = NeighborIndex(self.banks[group], owners=owner[keep])
-        raw = self._image_scores(self._maps(train, leave_own_out=True))
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))
+        raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
@@ -173,7 +182,7 @@ class PatchScore(ScoringRule):
 
     def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
         """Standardized score of each view present (comparable across views)."""
-        return self._standardize(self._image_scores(self._maps(feats)))
+        return self._standardize(self._image_scores(feats))
 
     def score(self, feats: Features) -> np.ndarray:
         """Combine the views' standardized scores."""
