@@ -30,11 +30,20 @@ from mmocc.search.pruned import PrefixIndex
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
 
+SCORE_CHUNK = 2**16
+"""Positions whose features :meth:`PatchScore._image_scores` lays out as rows at a time (whole images)."""
+
+
 def _owners(feats: Features, n: int) -> torch.Tensor:
     """Leave-one-out owner of each of ``n`` training samples: its group code, or itself."""
     if feats.sample_groups is None:
         return torch.arange(n)
     return torch.from_numpy(np.asarray(feats.sample_groups, dtype=np.int64))
+
+
+def _positions(feats: Features, view: str) -> int:
+    """Positions per image of one view's patch maps."""
+    return int(np.prod(feats.patches[view].shape[2:]))
 
 
 def _as_rows(maps: np.ndarray) -> torch.Tensor:
@@ -139,10 +148,14 @@ class PatchScore(ScoringRule):
         out = {}
         for view, maps in feats.patches.items():
             n, c, h, w = maps.shape
-            own = _owners(feats, n) if leave_own_out else None
-            rows = _as_rows(maps).reshape(n, h * w, c)
-            top = self._index(self._group(view)).top_nearest(rows, min(self.top_k, h * w), own)
-            out[view] = top.numpy().astype(np.float64).mean(axis=1)
+            owners = _owners(feats, n) if leave_own_out else None
+            index, step = self._index(self._group(view)), max(1, SCORE_CHUNK // (h * w))
+            tops = []
+            for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
+                rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
+                own = None if owners is None else owners[start : start + step]
+                tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+            out[view] = torch.cat(tops).numpy().astype(np.float64).mean(axis=1)
         return out
 
     def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -154,15 +167,15 @@ class PatchScore(ScoringRule):
         """Build the coreset banks and standardize each view by its leave-one-out scores."""
         if train.n < 2:
             raise ValueError("the patch score needs at least 2 training samples")
-        rows: dict[str, list[torch.Tensor]] = {}
-        owners: dict[str, list[torch.Tensor]] = {}
-        for view, maps in train.patches.items():
-            n, _, h, w = maps.shape
-            group = self.view_groups[view]
-            rows.setdefault(group, []).append(_as_rows(maps))
-            owners.setdefault(group, []).append(_owners(train, n).repeat_interleave(h * w))
-        for offset, group in enumerate(sorted(rows)):
-            points, owner = torch.cat(rows[group]), torch.cat(owners[group])
+        for offset, group in enumerate(sorted({self.view_groups[view] for view in train.patches})):
+            views = [view for view in train.patches if self.view_groups[view] == group]
+            # one group's rows at a time: laid out once (a copy of its features), freed after selection
+            parts = [_as_rows(train.patches[view]) for view in views]
+            points = parts[0] if len(parts) == 1 else torch.cat(parts)
+            del parts
+            owner = torch.cat(
+                [_owners(train, train.n).repeat_interleave(_positions(train, v)) for v in views]
+            )
             keep = greedy_coreset(
                 points,
                 math.ceil(self.coreset_ratio * len(points)),
@@ -171,6 +184,7 @@ class PatchScore(ScoringRule):
             )
             self.banks[group] = points[keep].contiguous()
             self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))
+            del points
         raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
