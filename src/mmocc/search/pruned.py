@@ -5,18 +5,19 @@ distances among an image's positions. Only those ``k`` need an exact search;
 every other position only needs to be shown too small. :func:`top_nearest`
 does so with upper bounds from the bank's leading rows:
 
-1. Every position is searched (exactly) against the first ``s`` bank rows;
-   its distance to the nearest of them is an upper bound on its distance to
-   the whole bank, because they are bank rows. A greedy coreset keeps its
+1. Every position is searched against the first ``s`` bank rows; its
+   distance to the nearest of them (any of them would do) is an upper bound
+   on its distance to the whole bank, because they are bank rows. A greedy coreset keeps its
    rows in selection order, so a short prefix already covers the bank
    (:func:`mmocc.search.coreset.greedy_coreset`); the bound is then close.
 2. In each image, the ``k`` positions with the largest bounds are searched
    against the whole bank; the smallest of their exact distances, ``tau``,
    is a lower bound on the image's ``k``-th largest score.
 3. A position whose bound is below ``tau`` cannot be among the top ``k`` and
-   is dropped. The survivors are searched against a four times longer prefix
-   (a tighter bound), dropped again, and so on; the last survivors are
-   searched against the whole bank.
+   is dropped. The survivors are searched against the next rows up to a
+   four times longer prefix (a tighter bound); the ``k`` survivors with the
+   largest bounds are searched whole (``tau`` rises), the rest dropped
+   again, and so on; the last survivors are searched against the whole bank.
 
 The result equals the unpruned one exactly: every position that could be
 among the ``k`` largest is searched against the whole bank by the same
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from mmocc.search.index import NeighborIndex
+from mmocc.search.index import BLOCK_BYTES, NeighborIndex
 
 FIRST_PREFIX = 256
 """Bank rows of the first (coarsest) bound."""
@@ -70,31 +71,23 @@ def prefix_sizes(rows: int) -> list[int]:
 
 
 class PrefixIndex:
-    """A bank's search index with the indexes of its leading rows, for bounded top-k image scores.
+    """A bank's search index with bounds from its leading rows, for exact top-k image scores.
 
     Parameters
     ----------
     index : NeighborIndex
-        The whole bank's index (its owners are kept by the prefixes).
+        The whole bank's index (the bounds honour its owners).
 
     Examples
     --------
     >>> bank = torch.arange(3000, dtype=torch.float32)[:, None]
     >>> PrefixIndex(NeighborIndex(bank)).sizes
-    [256]
+    [256, 1024]
     """
 
     def __init__(self, index: NeighborIndex) -> None:
         self.index = index
         self.sizes = prefix_sizes(len(index))
-        self._prefixes: dict[int, NeighborIndex] = {}
-
-    def prefix(self, size: int) -> NeighborIndex:
-        """Return the exact index of the first ``size`` bank rows (built on first use)."""
-        if size not in self._prefixes:
-            owners = None if self.index.owners is None else self.index.owners[:size]
-            self._prefixes[size] = NeighborIndex(self.index.bank[:size], owners=owners)
-        return self._prefixes[size]
 
     def top_nearest(self, queries: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """Return each image's ``k`` largest nearest-row distances, as the unpruned search gives them.
@@ -123,30 +116,63 @@ class PrefixIndex:
         if not self.sizes or positions <= k:
             exact = self.index.nearest_distance(flat, own).reshape(n, positions)
             return exact.topk(k, dim=1).values
-        bound = self._search(self.prefix(self.sizes[0]), flat, own, None).reshape(n, positions)
-        first = bound.topk(k, dim=1).indices + (torch.arange(n) * positions)[:, None]
-        tau = self._search(self.index, flat, own, first.reshape(-1)).reshape(n, k)
-        threshold = (tau.min(dim=1).values * (1.0 - DROP_MARGIN)).repeat_interleave(positions)
+        offsets = (torch.arange(n) * positions)[:, None]
+        upper = self._bound(flat, own, None, 0, self.sizes[0])
+        scores = torch.full(
+            (n * positions,), float("-inf")
+        )  # exact distances of the positions searched whole
         alive = torch.ones(n * positions, dtype=torch.bool)
-        alive[first.reshape(-1)] = False
-        upper = bound.reshape(-1)
-        for size in self.sizes[1:]:
-            alive &= upper >= threshold
+        for low, high in zip(self.sizes, [*self.sizes[1:], len(self.index)], strict=True):
+            # the k live positions of each image with the largest bounds are searched whole: tau rises
+            picks = (
+                upper.masked_fill(~alive, float("-inf")).reshape(n, positions).topk(k, dim=1).indices
+                + offsets
+            )
+            picks = picks.reshape(-1)[alive[picks.reshape(-1)]]
+            scores[picks] = self._exact(flat, own, picks)
+            alive[picks] = False
+            tau = scores.reshape(n, positions).topk(k, dim=1).values[:, -1]
+            alive &= upper >= (tau * (1.0 - DROP_MARGIN)).repeat_interleave(positions)
             rows = torch.nonzero(alive)[:, 0]
-            upper[rows] = torch.minimum(upper[rows], self._search(self.prefix(size), flat, own, rows))
-        rows = torch.nonzero(alive & (upper >= threshold))[:, 0]
-        scores = torch.full((n * positions,), float("-inf"))
-        scores[first.reshape(-1)] = tau.reshape(-1)
-        scores[rows] = self._search(self.index, flat, own, rows)
+            if high < len(self.index):
+                upper[rows] = torch.minimum(upper[rows], self._bound(flat, own, rows, low, high))
+            else:
+                scores[rows] = self._exact(flat, own, rows)
         return scores.reshape(n, positions).topk(k, dim=1).values
 
-    @staticmethod
-    def _search(
-        index: NeighborIndex, flat: torch.Tensor, own: torch.Tensor | None, rows: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Nearest-row distances of the chosen query rows (all when ``rows`` is None)."""
-        if rows is None:
-            return index.nearest_distance(flat, own)
+    def _exact(self, flat: torch.Tensor, own: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+        """Return the whole bank's nearest-row distances of the chosen query rows (the unpruned search)."""
         if not len(rows):
             return torch.zeros(0)
-        return index.nearest_distance(flat[rows], None if own is None else own[rows])
+        return self.index.nearest_distance(flat[rows], None if own is None else own[rows])
+
+    def _bound(
+        self, flat: torch.Tensor, own: torch.Tensor | None, rows: torch.Tensor | None, low: int, high: int
+    ) -> torch.Tensor:
+        """Return each chosen query's distance to one bank row in ``low:high``: an upper bound.
+
+        The row (of another owner) is the float32 ranking's nearest (``||b||^2 - 2 q.b``), and its
+        distance is computed directly; ``inf`` when every row there is the
+        query's own owner's.
+        """
+        index = self.index
+        queries = flat if rows is None else flat[rows]
+        owners = None if own is None else (own if rows is None else own[rows])
+        bank, norms = index.bank[low:high], index.sq_norms[low:high]
+        bank_owners = None
+        if owners is not None:
+            bank_owners = torch.arange(low, high) if index.owners is None else index.owners[low:high]
+        out = torch.empty(len(queries))
+        step = max(1, BLOCK_BYTES // (4 * (high - low)))
+        for start in range(0, len(queries), step):
+            block = queries[start : start + step]
+            rank = torch.addmm(norms, block, bank.T, alpha=-2.0)
+            if owners is not None and bank_owners is not None:
+                block_own = owners[start : start + step]
+                rank.masked_fill_(bank_owners[None, :] == block_own[:, None], float("inf"))
+            best = rank.argmin(dim=1)
+            dist = (block - bank[best]).pow(2).sum(dim=1).sqrt()
+            if owners is not None and bank_owners is not None:
+                dist[bank_owners[best] == block_own] = float("inf")
+            out[start : start + step] = dist
+        return out
