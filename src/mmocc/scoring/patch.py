@@ -25,15 +25,25 @@ from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
 from mmocc.search.coreset import greedy_coreset
 from mmocc.search.index import NeighborIndex
+from mmocc.search.pruned import PrefixIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
+
+SCORE_CHUNK = 2**16
+"""Positions whose features :meth:`PatchScore._image_scores` lays out as rows at a time (whole images)."""
+
 
 def _owners(feats: Features, n: int) -> torch.Tensor:
     """Leave-one-out owner of each of ``n`` training samples: its group code, or itself."""
     if feats.sample_groups is None:
         return torch.arange(n)
     return torch.from_numpy(np.asarray(feats.sample_groups, dtype=np.int64))
+
+
+def _positions(feats: Features, view: str) -> int:
+    """Positions per image of one view's patch maps."""
+    return int(np.prod(feats.patches[view].shape[2:]))
 
 
 def _as_rows(maps: np.ndarray) -> torch.Tensor:
@@ -90,7 +100,7 @@ class PatchScore(ScoringRule):
         self.view_combine = combine
         self.seed = int(seed)
         self.banks: dict[str, torch.Tensor] = {}
-        self._indexes: dict[str, NeighborIndex] = {}
+        self._indexes: dict[str, PrefixIndex] = {}
         self.mean: dict[str, float] = {}
         self.std: dict[str, float] = {}
         self.train_view_scores: dict[str, np.ndarray] = {}
@@ -103,11 +113,17 @@ class PatchScore(ScoringRule):
         """Patch feature maps only."""
         return frozenset({"patch"})
 
-    def _index(self, group: str) -> NeighborIndex:
+    def _index(self, group: str) -> PrefixIndex:
         """Return the search index of one bank, built on first use (at fit, with each row's sample)."""
         if group not in self._indexes:
-            self._indexes[group] = NeighborIndex(self.banks[group])
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group]))
         return self._indexes[group]
+
+    def _group(self, view: str) -> str:
+        """Return the bank of a view, refusing a view not seen in training."""
+        if view not in self.view_groups:
+            raise ValueError(f"view {view!r} was not seen in training")
+        return self.view_groups[view]
 
     def _maps(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
         """Raw nearest-patch distance maps ``(n, h, w)`` (float32) of each view present.
@@ -118,22 +134,28 @@ class PatchScore(ScoringRule):
         """
         out = {}
         for view, maps in feats.patches.items():
-            if view not in self.view_groups:
-                raise ValueError(f"view {view!r} was not seen in training")
             n, _, h, w = maps.shape
             own = _owners(feats, n).repeat_interleave(h * w) if leave_own_out else None
-            dist = self._index(self.view_groups[view]).nearest_distance(_as_rows(maps), own)
+            dist = self._index(self._group(view)).index.nearest_distance(_as_rows(maps), own)
             out[view] = dist.reshape(n, h, w).numpy()
         return out
 
-    def _image_scores(self, maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Top-k mean of the position scores of each view."""
+    def _image_scores(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
+        """Top-k mean of the position scores of each view, searching only positions that can reach the top.
+
+        Equal to the top-k mean of :meth:`_maps` (:class:`~mmocc.search.pruned.PrefixIndex`).
+        """
         out = {}
-        for view, values in maps.items():
-            flat = values.reshape(len(values), -1)
-            k = min(self.top_k, flat.shape[1])
-            top = flat.max(axis=1, keepdims=True) if k == 1 else np.partition(flat, -k, axis=1)[:, -k:]
-            out[view] = top.astype(np.float64).mean(axis=1)
+        for view, maps in feats.patches.items():
+            n, c, h, w = maps.shape
+            owners = _owners(feats, n) if leave_own_out else None
+            index, step = self._index(self._group(view)), max(1, SCORE_CHUNK // (h * w))
+            tops = []
+            for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
+                rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
+                own = None if owners is None else owners[start : start + step]
+                tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+            out[view] = torch.cat(tops).numpy().astype(np.float64).mean(axis=1)
         return out
 
     def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
@@ -145,15 +167,15 @@ class PatchScore(ScoringRule):
         """Build the coreset banks and standardize each view by its leave-one-out scores."""
         if train.n < 2:
             raise ValueError("the patch score needs at least 2 training samples")
-        rows: dict[str, list[torch.Tensor]] = {}
-        owners: dict[str, list[torch.Tensor]] = {}
-        for view, maps in train.patches.items():
-            n, _, h, w = maps.shape
-            group = self.view_groups[view]
-            rows.setdefault(group, []).append(_as_rows(maps))
-            owners.setdefault(group, []).append(_owners(train, n).repeat_interleave(h * w))
-        for offset, group in enumerate(sorted(rows)):
-            points, owner = torch.cat(rows[group]), torch.cat(owners[group])
+        for offset, group in enumerate(sorted({self.view_groups[view] for view in train.patches})):
+            views = [view for view in train.patches if self.view_groups[view] == group]
+            # one group's rows at a time: laid out once (a copy of its features), freed after selection
+            parts = [_as_rows(train.patches[view]) for view in views]
+            points = parts[0] if len(parts) == 1 else torch.cat(parts)
+            del parts
+            owner = torch.cat(
+                [_owners(train, train.n).repeat_interleave(_positions(train, v)) for v in views]
+            )
             keep = greedy_coreset(
                 points,
                 math.ceil(self.coreset_ratio * len(points)),
@@ -161,8 +183,9 @@ class PatchScore(ScoringRule):
                 max_candidates=self.coreset_candidates,
             )
             self.banks[group] = points[keep].contiguous()
-            self._indexes[group] = NeighborIndex(self.banks[group], owners=owner[keep])
-        raw = self._image_scores(self._maps(train, leave_own_out=True))
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))
+            del points
+        raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
@@ -173,7 +196,7 @@ class PatchScore(ScoringRule):
 
     def view_scores(self, feats: Features) -> dict[str, np.ndarray]:
         """Standardized score of each view present (comparable across views)."""
-        return self._standardize(self._image_scores(self._maps(feats)))
+        return self._standardize(self._image_scores(feats))
 
     def score(self, feats: Features) -> np.ndarray:
         """Combine the views' standardized scores."""

@@ -64,13 +64,12 @@ def greedy_coreset(
     generator = torch.Generator().manual_seed(int(seed))
     x = points.float()
     if x.shape[1] > PROJECTION_DIM:
-        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(
-            PROJECTION_DIM
-        )
+        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(PROJECTION_DIM)
         x = x @ projection
     # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
     x_t = x.T.contiguous()
     squared = x.pow(2).sum(dim=1)
+    del x  # one projected copy is held, not two
     chosen = torch.empty(size, dtype=torch.long)
     last = int(torch.randint(m, (1,), generator=generator))
     chosen[0] = last
@@ -82,7 +81,7 @@ def greedy_coreset(
     try:
         for i in range(1, size):
             # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
-            torch.addmv(squared, x_t.T, x[last], alpha=-2.0, out=step)
+            torch.addmv(squared, x_t.T, x_t[:, last].contiguous(), alpha=-2.0, out=step)
             step.add_(squared[last])
             torch.minimum(nearest, step, out=nearest)
             last = int(nearest.argmax())
