@@ -299,7 +299,7 @@ def write_report(out: Path, results: Path, report: Path, command: str, seconds: 
 
 
 def run_all(out: Path, smoke: bool, workers: int) -> None:
-    """Run every job in ``workers`` processes: the defect tasks first, then the class-novelty regression check.
+    """Run every job in ``workers`` processes: the defect tasks, then the class-novelty regression check.
 
     The novelty jobs are the longest (one preset over every task of a protocol), so a stopped run
     keeps the defect tables; a rerun resumes from the finished tasks of both.
