@@ -148,10 +148,12 @@ class PatchFeatures:
             warn_resized(tuple(x.shape[-2:]), self.size)
             antialias = self.size < x.shape[-1]
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
+        backbone = self.backbone
         if self.tile is not None:
-            backbone = self.backbone
             return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
-        return aggregate(list(self.backbone(x)))
+        micro_batch = getattr(backbone, "micro_batch", None)  # a FeatureBackbone's cache-sized batch
+        step = micro_batch(*x.shape[-2:]) if callable(micro_batch) else len(x)
+        return torch.cat([aggregate(list(backbone(x[i : i + step]))) for i in range(0, len(x), step)])
 
 
 def warn_resized(shape: tuple[int, ...], size: int) -> None:
