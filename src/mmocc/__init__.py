@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 _LAZY = {
     "BaselineOCC": ("mmocc.detectors.baselines", "BaselineOCC"),
