@@ -155,7 +155,9 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         Select each patch bank greedily among at most this many training
         patches drawn at random, so bank building stops growing with the
         data (approximate; ``benchmarks/coreset_coverage.py`` measures what it
-        costs). None (the presets): among all patches.
+        costs). None (the presets): among all patches. When it is not above
+        the bank size (``coreset_ratio`` of the patches), the bank is drawn
+        at random, with a warning.
     patch_layers : sequence of str, optional
         The feature levels of the ``efficientnet_lite0`` backbone, shallowest
         first, from :data:`mmocc.model.backbones.LITE0_STAGES` (e.g.

@@ -9,6 +9,7 @@ Gaussian projection to at most :data:`PROJECTION_DIM` dimensions.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -40,7 +41,9 @@ def greedy_coreset(
         Seed of the projection, of the first point and of the candidate draw.
     max_candidates : int, optional
         Select among at most this many points drawn at random; None: all
-        points (exact greedy selection).
+        points (exact greedy selection). When it is not above ``size``, the
+        cost bound wins: the result is ``size`` points drawn at random, with
+        a warning (a bank is never silently selected among all points).
 
     Returns
     -------
@@ -57,8 +60,17 @@ def greedy_coreset(
     size = min(max(int(size), 1), m)
     if size >= m:
         return torch.arange(m)
-    if max_candidates is not None and size < max_candidates < m:
+    if max_candidates is not None and max_candidates < m:
         draw = torch.Generator().manual_seed(int(seed) + 1)
+        if max_candidates <= size:
+            warnings.warn(
+                f"coreset_candidates={max_candidates:,} is not above the bank size {size:,} of {m:,} "
+                f"patches: the bank is {size:,} patches drawn at random, without greedy selection; raise "
+                "coreset_candidates or lower coreset_ratio",
+                UserWarning,
+                stacklevel=2,
+            )
+            return torch.randperm(m, generator=draw)[:size].sort().values
         subset = torch.randperm(m, generator=draw)[:max_candidates].sort().values
         return subset[greedy_coreset(points[subset], size, seed=seed)]
     generator = torch.Generator().manual_seed(int(seed))

@@ -65,3 +65,13 @@ def test_coverage_of_drawn_candidates_stays_close_to_exact_greedy() -> None:
     assert float(drawn.quantile(0.99)) <= 1.1 * float(exact.quantile(0.99))
     assert float(drawn.max()) <= 1.5 * float(exact.max())
     assert float(coverage(points, torch.arange(len(points))).max()) == 0.0
+
+
+def test_candidates_not_above_the_bank_size_draw_the_bank_at_random_with_a_warning() -> None:
+    points = torch.randn(5000, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="coreset_candidates=300 is not above the bank size 500"):
+        chosen = greedy_coreset(points, 500, seed=1, max_candidates=300)
+    assert len(chosen) == 500 and len(torch.unique(chosen)) == 500
+    assert torch.equal(chosen, chosen.sort().values)
+    with pytest.warns(UserWarning):
+        assert torch.equal(chosen, greedy_coreset(points, 500, seed=1, max_candidates=300))
