@@ -187,7 +187,10 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
     amp : {"auto", True, False}, default "auto"
         bf16 autocast. ``"auto"`` trains under it where the device computes
         bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX) and scores in
-        float32; True also scores under it on CUDA; False never uses it.
+        float32; True also scores under it there (the encoders and a
+        pretrained backbone: several times faster on such CPUs, scores about
+        1% apart; ``benchmarks/REAL.md`` measures its cost); False never
+        uses it.
         Emulated bf16 (e.g. on AVX2 CPUs, where it made training about 5x
         slower) is never used.
     score_batch_size : int, default 1024

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
 from mmocc.data.inputs import ViewSpec
+from mmocc.model.device import resolve_amp
 from mmocc.model.nn import ArchConfig, JointAutoencoder, JointOutput
 from mmocc.model.patches import PatchFeatures
 from mmocc.scoring.base import Features
@@ -287,8 +288,11 @@ def extract_features(
     batch_size : int
         Samples per batch; bounds memory.
     amp : {False, True, "auto"}, default False
-        bf16 autocast on CUDA when True; ``"auto"`` (the estimator's default,
-        which autocasts training only) scores in float32.
+        bf16 autocast when True, where the device computes bf16 natively
+        (CUDA; CPUs with AVX512-BF16 or AMX): the encoders and a pretrained
+        backbone run under it, features come back in float32. ``"auto"``
+        (the estimator's default, which autocasts training only) scores in
+        float32.
     patches : PatchFeatures, optional
         The patch feature source; needed for ``"patch"``.
 
@@ -299,7 +303,7 @@ def extract_features(
     """
     device = next(model.parameters()).device
     fast = for_device(model, device)
-    use_amp = not isinstance(amp, str) and bool(amp) and device.type == "cuda"
+    use_amp = amp is True and resolve_amp(True, device)
     pin = device.type == "cuda"
     decode = bool(needs & {"recon", "recon_map"})
     encode = decode or "latent" in needs

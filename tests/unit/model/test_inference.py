@@ -194,3 +194,29 @@ def test_fit_is_reproducible_with_the_optimised_path(synthetic: MultiViewDataset
     b = MultimodalOCC(**kwargs).fit(synthetic)
     np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
     np.testing.assert_array_equal(a.decision_function(synthetic), b.decision_function(synthetic))
+
+
+class _AutocastProbe(nn.Module):
+    """A backbone that records whether each call ran under CPU bf16 autocast."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.calls: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(torch.is_autocast_enabled("cpu"))
+        return self.conv(x)
+
+
+@pytest.mark.parametrize(("amp", "native", "expected"), [(True, True, True), (True, False, False),
+                                                         ("auto", True, False), (False, True, False)])
+def test_amp_true_scores_under_bf16_only_where_it_is_native(monkeypatch, amp, native, expected):
+    monkeypatch.setattr("mmocc.model.device.native_bf16", lambda device: native)
+    data = make_synthetic(n_per_class=8, n_classes=2, size=16, seed=0)
+    probe = _AutocastProbe()
+    clf = MultimodalOCC(score="patch", patch_backbone=probe, amp=amp, random_state=0, verbose=False)
+    scores = clf.fit(data).decision_function(data)
+    assert scores.dtype == np.float64 and np.isfinite(scores).all()
+    assert probe.calls[0] is False  # wrap_backbone's probe at fit, outside scoring
+    assert len(probe.calls) > 1 and set(probe.calls[1:]) == {expected}
