@@ -298,52 +298,8 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         random_state: int | np.random.RandomState | None = None,
         verbose: bool | None = None,
     ) -> None:
-        self.preset = preset
-        self.views = views
-        self.filters = filters
-        self.hidden = hidden
-        self.vector_latent = vector_latent
-        self.dropout = dropout
-        self.shared_weights = shared_weights
-        self.bias = bias
-        self.bn_affine = bn_affine
-        self.scaling = scaling
-        self.compactness = compactness
-        self.compact_weight = compact_weight
-        self.recon_weight = recon_weight
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.stop_tol = stop_tol
-        self.augment = augment
-        self.augment_shift = augment_shift
-        self.score = score
-        self.n_neighbors = n_neighbors
-        self.knn_bank = knn_bank
-        self.knn_space = knn_space
-        self.diversity = diversity
-        self.diversity_weight = diversity_weight
-        self.diversity_gamma = diversity_gamma
-        self.patch_backbone = patch_backbone
-        self.patch_size = patch_size
-        self.coreset_ratio = coreset_ratio
-        self.patch_top_k = patch_top_k
-        self.view_combine = view_combine
-        self.knn_search = knn_search
-        self.tile_size = tile_size
-        self.tile_overlap = tile_overlap
-        self.coreset_candidates = coreset_candidates
-        self.patch_layers = patch_layers
-        self.contamination = contamination
-        self.threshold = threshold
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.amp = amp
-        self.score_batch_size = score_batch_size
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn convention: store every parameter as given, under its own name (validated at fit).
+        self.__dict__.update({name: value for name, value in locals().items() if name != "self"})
 
     def __sklearn_tags__(self) -> Tags:
         """Tags of an outlier detector whose ``transform`` gives float32 latents."""
