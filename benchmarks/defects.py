@@ -223,7 +223,7 @@ def jobs(smoke: bool) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]]
 def collect(out: Path, key: str) -> dict[str, dict[str, list]]:
     """model -> metric -> list over tasks of one defect dataset (NaN where the metric does not exist)."""
     table: dict[str, dict[str, list]] = {name: {} for name in ROWS}
-    for path in sorted(out.glob(f"{key}_*.json")):
+    for path in sorted(out.glob(f"{key}_[0-9]*_*.json")):
         task = json.loads(path.read_text(encoding="utf-8"))
         for name, row in task["rows"].items():
             cells = table.setdefault(name, {})
@@ -245,7 +245,7 @@ def mean_worst(values: list[float] | None) -> dict[str, float | None]:
 
 def defect_records(out: Path, key: str) -> list[dict[str, Any]]:
     """One defect dataset's records: its ``defect_dataset`` record, then a ``defect`` record per model."""
-    n_tasks = len(list(out.glob(f"{key}_*.json")))
+    n_tasks = len(list(out.glob(f"{key}_[0-9]*_*.json")))
     if not n_tasks:
         return []
     spec = DEFECT_DATA[key]

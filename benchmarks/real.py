@@ -60,7 +60,7 @@ ROWS: list[dict[str, Any]] = [
     {"preset": "pretrained", "size": 128, "patch_layers": ["stride16", "stride32"],
      "protocols": ["image_random", "tiles"]},
     {"preset": "patch", "size": 32, **ONCE},
-    {"preset": "patch", "size": 64, "coreset_candidates": 20000, **ONCE},
+    {"preset": "patch", "size": 64, "coreset_ratio": 0.01, "coreset_candidates": 20000, **ONCE},
     {"preset": "pretrained", "size": 128, **ONCE},
     {"preset": "pretrained", "size": 256, "tile_size": 64, "coreset_ratio": 0.01, "coreset_candidates": 20000,
      "seeds": [0], "protocols": ["tiles"]},
