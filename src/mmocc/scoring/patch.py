@@ -25,6 +25,7 @@ from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
 from mmocc.search.coreset import greedy_coreset
 from mmocc.search.index import NeighborIndex
+from mmocc.search.progress import progress_bar
 from mmocc.search.pruned import PrefixIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
@@ -71,6 +72,10 @@ class PatchScore(ScoringRule):
         stands out more under the maximum.
     seed : int, default 0
         Seed of the coreset selection.
+    verbose : bool or None, default None
+        Progress bars of bank building and scoring on stderr; None: when
+        stderr is a terminal (:mod:`mmocc.search.progress`). An attribute,
+        not saved: the estimator sets it from its own ``verbose``.
     """
 
     name = "patch"
@@ -84,6 +89,7 @@ class PatchScore(ScoringRule):
         top_k: int = 1,
         combine: str = "max",
         seed: int = 0,
+        verbose: bool | None = None,
     ) -> None:
         if not 0.0 < float(coreset_ratio) <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio!r}")
@@ -99,6 +105,7 @@ class PatchScore(ScoringRule):
         self.top_k = int(top_k)
         self.view_combine = combine
         self.seed = int(seed)
+        self.verbose = verbose
         self.banks: dict[str, torch.Tensor] = {}
         self._indexes: dict[str, PrefixIndex] = {}
         self.mean: dict[str, float] = {}
@@ -135,9 +142,15 @@ class PatchScore(ScoringRule):
         out = {}
         for view, maps in feats.patches.items():
             n, _, h, w = maps.shape
-            own = _owners(feats, n).repeat_interleave(h * w) if leave_own_out else None
-            dist = self._index(self._group(view)).index.nearest_distance(_as_rows(maps), own)
-            out[view] = dist.reshape(n, h, w).numpy()
+            owners = _owners(feats, n) if leave_own_out else None
+            index, step = self._index(self._group(view)).index, max(1, SCORE_CHUNK // (h * w))
+            parts = []
+            with progress_bar(n, f"maps {view}", "image", self.verbose) as bar:
+                for start in range(0, n, step):  # chunks of images, as in _image_scores
+                    own = None if owners is None else owners[start : start + step].repeat_interleave(h * w)
+                    parts.append(index.nearest_distance(_as_rows(maps[start : start + step]), own))
+                    bar.update(len(maps[start : start + step]))
+            out[view] = torch.cat(parts).reshape(n, h, w).numpy()
         return out
 
     def _image_scores(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
@@ -151,10 +164,12 @@ class PatchScore(ScoringRule):
             owners = _owners(feats, n) if leave_own_out else None
             index, step = self._index(self._group(view)), max(1, SCORE_CHUNK // (h * w))
             tops = []
-            for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
-                rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
-                own = None if owners is None else owners[start : start + step]
-                tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+            with progress_bar(n, f"scoring {view}", "image", self.verbose) as bar:
+                for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
+                    rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
+                    own = None if owners is None else owners[start : start + step]
+                    tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+                    bar.update(len(rows))
             out[view] = torch.cat(tops).numpy().astype(np.float64).mean(axis=1)
         return out
 
@@ -181,6 +196,7 @@ class PatchScore(ScoringRule):
                 math.ceil(self.coreset_ratio * len(points)),
                 seed=self.seed + offset,
                 max_candidates=self.coreset_candidates,
+                verbose=self.verbose,
             )
             self.banks[group] = points[keep].contiguous()
             self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))

@@ -14,13 +14,22 @@ import warnings
 import torch
 
 from mmocc.search.index import NeighborIndex
+from mmocc.search.progress import progress_bar
 
 PROJECTION_DIM = 128
 """Dimensions of the random projection distances are measured in."""
 
+PROGRESS_EVERY = 1024
+"""Greedy steps between two updates of the progress bar."""
+
 
 def greedy_coreset(
-    points: torch.Tensor, size: int, *, seed: int = 0, max_candidates: int | None = None
+    points: torch.Tensor,
+    size: int,
+    *,
+    seed: int = 0,
+    max_candidates: int | None = None,
+    verbose: bool | None = False,
 ) -> torch.Tensor:
     """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
 
@@ -44,6 +53,9 @@ def greedy_coreset(
         points (exact greedy selection). When it is not above ``size``, the
         cost bound wins: the result is ``size`` points drawn at random, with
         a warning (a bank is never silently selected among all points).
+    verbose : bool or None, default False
+        A progress bar over the selected points on stderr; None: when stderr
+        is a terminal (:func:`mmocc.search.progress.shows`).
 
     Returns
     -------
@@ -72,7 +84,7 @@ def greedy_coreset(
             )
             return torch.randperm(m, generator=draw)[:size].sort().values
         subset = torch.randperm(m, generator=draw)[:max_candidates].sort().values
-        return subset[greedy_coreset(points[subset], size, seed=seed)]
+        return subset[greedy_coreset(points[subset], size, seed=seed, verbose=verbose)]
     generator = torch.Generator().manual_seed(int(seed))
     x = points.float()
     if x.shape[1] > PROJECTION_DIM:
@@ -90,8 +102,11 @@ def greedy_coreset(
     step = torch.empty(m)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
+    bar = progress_bar(size, "coreset", "row", verbose)
     try:
         for i in range(1, size):
+            if i % PROGRESS_EVERY == 0:
+                bar.update(PROGRESS_EVERY)
             # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
             torch.addmv(squared, x_t.T, x_t[:, last].contiguous(), alpha=-2.0, out=step)
             step.add_(squared[last])
@@ -101,6 +116,7 @@ def greedy_coreset(
             chosen[i] = last
     finally:
         torch.set_num_threads(threads)
+        bar.close()
     return chosen
 
 
