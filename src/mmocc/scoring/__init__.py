@@ -82,8 +82,9 @@ def make_rule(
         Memory bank layout of ``knn`` (see :class:`KNNScore`).
     knn_space : {"latent", "input", "both"}, default "latent"
         Feature space of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
-    knn_search : {"exact", "approximate"}, default "exact"
-        Neighbour search of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
+    knn_search : {"exact", "approximate", "projected"}, default "exact"
+        Neighbour search of ``knn`` (also inside ``ensemble``) and of ``patch``
+        (see :class:`mmocc.search.index.NeighborIndex`).
     view_groups : dict of str to str, optional
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
     coreset_ratio, coreset_candidates, patch_top_k, view_combine, seed
@@ -115,6 +116,7 @@ def make_rule(
             top_k=patch_top_k,
             combine=view_combine,
             seed=seed,
+            search=knn_search,
         )
     if name == "mahalanobis":
         return MahalanobisScore()

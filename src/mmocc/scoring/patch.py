@@ -24,7 +24,7 @@ import torch
 from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
 from mmocc.search.coreset import greedy_coreset
-from mmocc.search.index import NeighborIndex
+from mmocc.search.index import SEARCH_MODES, NeighborIndex, require_faiss
 from mmocc.search.progress import progress_bar
 from mmocc.search.pruned import PrefixIndex
 
@@ -72,6 +72,11 @@ class PatchScore(ScoringRule):
         stands out more under the maximum.
     seed : int, default 0
         Seed of the coreset selection.
+    search : {"exact", "approximate", "projected"}, default "exact"
+        The neighbour search of the banks (:class:`~mmocc.search.index.NeighborIndex`):
+        exact; a faiss HNSW graph; or the bank's principal components with
+        the best candidates re-ranked in full dimensions. The approximate
+        ones may miss a bank row, scoring a position above its exact score.
     verbose : bool or None, default None
         Progress bars of bank building and scoring on stderr; None: when
         stderr is a terminal (:mod:`mmocc.search.progress`). An attribute,
@@ -89,6 +94,7 @@ class PatchScore(ScoringRule):
         top_k: int = 1,
         combine: str = "max",
         seed: int = 0,
+        search: str = "exact",
         verbose: bool | None = None,
     ) -> None:
         if not 0.0 < float(coreset_ratio) <= 1.0:
@@ -99,12 +105,17 @@ class PatchScore(ScoringRule):
             raise ValueError(
                 f"view_combine={combine!r} is not valid; choose one of {list(VIEW_COMBINATIONS)}"
             )
+        if search not in SEARCH_MODES:
+            raise ValueError(f"knn_search={search!r} is not valid; choose one of {list(SEARCH_MODES)}")
+        if search == "approximate":
+            require_faiss()  # fail before bank building, not at the first search
         self.view_groups = dict(view_groups)
         self.coreset_ratio = float(coreset_ratio)
         self.coreset_candidates = coreset_candidates
         self.top_k = int(top_k)
         self.view_combine = combine
         self.seed = int(seed)
+        self.search = search
         self.verbose = verbose
         self.banks: dict[str, torch.Tensor] = {}
         self._indexes: dict[str, PrefixIndex] = {}
@@ -123,7 +134,7 @@ class PatchScore(ScoringRule):
     def _index(self, group: str) -> PrefixIndex:
         """Return the search index of one bank, built on first use (at fit, with each row's sample)."""
         if group not in self._indexes:
-            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group]))
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], self.search))
         return self._indexes[group]
 
     def _group(self, view: str) -> str:
@@ -199,7 +210,9 @@ class PatchScore(ScoringRule):
                 verbose=self.verbose,
             )
             self.banks[group] = points[keep].contiguous()
-            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))
+            self._indexes[group] = PrefixIndex(
+                NeighborIndex(self.banks[group], self.search, owners=owner[keep])
+            )
             del points
         raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
