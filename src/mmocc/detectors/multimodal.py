@@ -166,6 +166,14 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         presets): ``("stride8", "stride16")``. A finer level adds positions
         (4x per halved stride) and cost; a deeper one adds context.
         ``benchmarks/REAL.md`` compares them on Magnetic-tile.
+    coreset_method : {"greedy", "cells"}, optional
+        How each patch bank is selected: "greedy" (the presets) is exact
+        greedy k-centre over the training patches, O(patches x bank rows);
+        "cells" is greedy within cells of the patch space
+        (:func:`mmocc.search.coreset.cell_coreset`): about
+        ``sqrt(bank rows) / 2`` times fewer operations, approximate
+        (``benchmarks/coreset_coverage.py`` measures its coverage); not
+        combined with ``coreset_candidates``.
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -286,6 +294,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         tile_overlap: float | None = None,
         coreset_candidates: int | None = None,
         patch_layers: Sequence[str] | None = None,
+        coreset_method: str | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -333,6 +342,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         self.tile_overlap = tile_overlap
         self.coreset_candidates = coreset_candidates
         self.patch_layers = patch_layers
+        self.coreset_method = coreset_method
         self.contamination = contamination
         self.threshold = threshold
         self.validation_fraction = validation_fraction

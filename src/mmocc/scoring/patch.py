@@ -23,13 +23,16 @@ import torch
 
 from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
-from mmocc.search.coreset import greedy_coreset
+from mmocc.search.coreset import cell_coreset, greedy_coreset
 from mmocc.search.index import SEARCH_MODES, NeighborIndex, require_faiss
 from mmocc.search.progress import progress_bar
 from mmocc.search.pruned import PrefixIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
+
+CORESET_METHODS: tuple[str, ...] = ("greedy", "cells")
+"""How :class:`PatchScore` selects a bank: exact greedy k-centre, or greedy within cells (approximate)."""
 
 SCORE_CHUNK = 2**16
 """Positions whose features :meth:`PatchScore._image_scores` lays out as rows at a time (whole images)."""
@@ -65,6 +68,10 @@ class PatchScore(ScoringRule):
     coreset_candidates : int, optional
         Greedy selection among at most this many training patches drawn at
         random (:func:`mmocc.search.coreset.greedy_coreset`); None: all.
+    coreset_method : {"greedy", "cells"}, default "greedy"
+        Exact greedy selection, or greedy selection within cells
+        (:func:`mmocc.search.coreset.cell_coreset`, approximate, much
+        cheaper on large banks; not with ``coreset_candidates``).
     top_k : int, default 1
         A view's score is the mean of its ``top_k`` highest position scores.
     combine : {"max", "mean"}, default "max"
@@ -91,6 +98,7 @@ class PatchScore(ScoringRule):
         *,
         coreset_ratio: float = 0.1,
         coreset_candidates: int | None = None,
+        coreset_method: str = "greedy",
         top_k: int = 1,
         combine: str = "max",
         seed: int = 0,
@@ -99,6 +107,14 @@ class PatchScore(ScoringRule):
     ) -> None:
         if not 0.0 < float(coreset_ratio) <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio!r}")
+        if coreset_method not in CORESET_METHODS:
+            raise ValueError(
+                f"coreset_method={coreset_method!r} is not valid; choose one of {list(CORESET_METHODS)}"
+            )
+        if coreset_method == "cells" and coreset_candidates is not None:
+            raise ValueError(
+                "coreset_method='cells' selects among all patches: leave coreset_candidates None"
+            )
         if int(top_k) < 1:
             raise ValueError(f"patch_top_k must be >= 1, got {top_k!r}")
         if combine not in VIEW_COMBINATIONS:
@@ -112,6 +128,7 @@ class PatchScore(ScoringRule):
         self.view_groups = dict(view_groups)
         self.coreset_ratio = float(coreset_ratio)
         self.coreset_candidates = coreset_candidates
+        self.coreset_method = coreset_method
         self.top_k = int(top_k)
         self.view_combine = combine
         self.seed = int(seed)
@@ -202,13 +219,7 @@ class PatchScore(ScoringRule):
             owner = torch.cat(
                 [_owners(train, train.n).repeat_interleave(_positions(train, v)) for v in views]
             )
-            keep = greedy_coreset(
-                points,
-                math.ceil(self.coreset_ratio * len(points)),
-                seed=self.seed + offset,
-                max_candidates=self.coreset_candidates,
-                verbose=self.verbose,
-            )
+            keep = self._select(points, math.ceil(self.coreset_ratio * len(points)), self.seed + offset)
             self.banks[group] = points[keep].contiguous()
             self._indexes[group] = PrefixIndex(
                 NeighborIndex(self.banks[group], self.search, owners=owner[keep])
@@ -219,6 +230,14 @@ class PatchScore(ScoringRule):
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
         return self.combine(self.train_view_scores)
+
+    def _select(self, points: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+        """Return the indices of the bank rows among a group's training patches, by ``coreset_method``."""
+        if self.coreset_method == "cells":
+            return cell_coreset(points, size, seed=seed, verbose=self.verbose)
+        return greedy_coreset(
+            points, size, seed=seed, max_candidates=self.coreset_candidates, verbose=self.verbose
+        )
 
     def _standardize(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {view: (values - self.mean[view]) / self.std[view] for view, values in scores.items()}
