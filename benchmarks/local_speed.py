@@ -48,6 +48,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 MTILE = HERE.parents[1] / "shared" / "data" / "magnetic-tile"
 TIMED = (
+    ("mmocc.detectors.multimodal", None, "fit_joint_model", "training"),
     ("mmocc.model.patches", "PatchFeatures", "__call__", "features"),
     ("mmocc.scoring.patch", None, "greedy_coreset", "coreset"),
     ("mmocc.scoring.patch", None, "cell_coreset", "coreset"),
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="rewrite LOCAL_SPEED.md from out/local_speed.json"
     )
+    parser.add_argument("--sides", nargs="+", help="run only these sides (this, other, variant); prints only")
+    parser.add_argument("--workloads", nargs="+", default=["pairs", "images"], help="pairs, images or both")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.worker:
@@ -197,6 +200,8 @@ def main() -> None:
     sides = {"this": (sys.executable, {}), **({"other": (args.other, {})} if args.other else {})}
     if args.variant:
         sides["variant"] = (sys.executable, dict(_parameter(item) for item in args.variant))
+    if args.sides:
+        sides = {name: side for name, side in sides.items() if name in args.sides}
     workloads = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -219,7 +224,7 @@ def main() -> None:
             ),
         ]
         records: list[dict[str, Any]] = []
-        for key, label, data, params in workloads:
+        for key, label, data, params in [w for w in workloads if w[0] in args.workloads]:
             for repeat in range(args.repeats):
                 for name, (python, extra) in sides.items():
                     job = {
@@ -242,7 +247,7 @@ def main() -> None:
                     print(f"{key} {name}: {_summary(record)}, load {before:.2f}", file=sys.stderr, flush=True)
     table = render(records)
     print(table)
-    if args.smoke:
+    if args.smoke or args.sides or len(args.workloads) < 2:
         return
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "local_speed.json").write_text(json.dumps(records, indent=1))
