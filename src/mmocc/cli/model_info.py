@@ -20,6 +20,8 @@ _RULE_SETTINGS = {
         "tile_overlap",
         "coreset_ratio",
         "coreset_candidates",
+        "coreset_method",
+        "knn_search",
         "patch_top_k",
         "view_combine",
     ),

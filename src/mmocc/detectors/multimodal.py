@@ -29,7 +29,7 @@ from mmocc.model.inference import extract_features
 from mmocc.model.params import MULTIMODAL_CONSTRAINTS
 from mmocc.model.patches import PatchFeatures
 from mmocc.model.training import fit_joint_model
-from mmocc.scoring import Features, ScoringRule, make_rule
+from mmocc.scoring import Features, PatchScore, ScoringRule, make_rule
 
 
 class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
@@ -139,11 +139,13 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         A view's patch score is the mean of its ``patch_top_k`` highest positions.
     view_combine : {"max", "mean"}, optional
         How the ``patch`` score combines the standardized view scores.
-    knn_search : {"exact", "approximate"}, optional
-        Neighbour search of the ``knn`` score (also inside ``ensemble``):
-        exact (blocked matmul + top-k, the presets' choice), or a faiss HNSW
-        graph for large memory banks (``pip install "mmocc[faiss]"``; recall
-        slightly below 1).
+    knn_search : {"exact", "approximate", "projected"}, optional
+        Neighbour search of the ``knn`` score (also inside ``ensemble``) and
+        of the ``patch`` banks: exact (blocked matmul + top-k, the presets'
+        choice), a faiss HNSW graph for large memory banks (``pip install
+        "mmocc[faiss]"``; recall slightly below 1), or candidates ranked in
+        PCA dimensions fitted on the bank and re-ranked exactly
+        (``benchmarks/approx_quality.py`` measures its cost).
     tile_size : int, optional
         Cut each image (after ``patch_size``) into overlapping tiles of this
         side before a pretrained or custom backbone, and stitch their feature
@@ -166,6 +168,14 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         presets): ``("stride8", "stride16")``. A finer level adds positions
         (4x per halved stride) and cost; a deeper one adds context.
         ``benchmarks/REAL.md`` compares them on Magnetic-tile.
+    coreset_method : {"greedy", "cells"}, optional
+        How each patch bank is selected: "greedy" (the presets) is exact
+        greedy k-centre over the training patches, O(patches x bank rows);
+        "cells" is greedy within cells of the patch space
+        (:func:`mmocc.search.coreset.cell_coreset`): about
+        ``sqrt(bank rows) / 2`` times fewer operations, approximate
+        (``benchmarks/coreset_coverage.py`` measures its coverage); not
+        combined with ``coreset_candidates``.
     contamination : float, default 0.05
         Fraction of normal samples above ``threshold_`` (0.05 = the paper's
         95th percentile); in (0, 0.5].
@@ -289,6 +299,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         tile_overlap: float | None = None,
         coreset_candidates: int | None = None,
         patch_layers: Sequence[str] | None = None,
+        coreset_method: str | None = None,
         contamination: float = 0.05,
         threshold: str = "train",
         validation_fraction: float = 0.2,
@@ -338,7 +349,10 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
     def _make_rule(self) -> ScoringRule:
         """Build the unfitted scoring rule that ``params_`` asks for."""
         hp, groups = self.params_, self.model_.view_group
-        return make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
+        rule = make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
+        if isinstance(rule, PatchScore):  # its progress bars follow the estimator's verbose
+            rule.verbose = self.verbose
+        return rule
 
     def _fit_views(self, views: dict[str, np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
         hp = self.params_ = self.resolved_params()

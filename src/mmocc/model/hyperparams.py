@@ -117,6 +117,7 @@ class HyperParams:
     tile_overlap: float = 0.25
     coreset_candidates: int | None = None
     patch_layers: tuple[str, ...] | None = None
+    coreset_method: str = "greedy"
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -131,6 +132,10 @@ class HyperParams:
                     f"'efficientnet_lite0'), not of patch_backbone={self.patch_backbone!r}"
                 )
             lite0_stage_indices(self.patch_layers)
+        if self.coreset_method == "cells" and self.coreset_candidates is not None:
+            raise ValueError(
+                "coreset_method='cells' selects among all patches; leave coreset_candidates None"
+            )
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -223,6 +228,7 @@ class HyperParams:
             "knn_search": self.knn_search,
             "coreset_ratio": self.coreset_ratio,
             "coreset_candidates": self.coreset_candidates,
+            "coreset_method": self.coreset_method,
             "patch_top_k": self.patch_top_k,
             "view_combine": self.view_combine,
         }
@@ -311,6 +317,7 @@ LATER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "tile_overlap": 0.25,
         "coreset_candidates": None,
         "patch_layers": None,
+        "coreset_method": "greedy",
     }
 )
 """Hyper-parameters added after model format 1, with the values that keep older files' behaviour."""

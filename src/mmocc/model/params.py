@@ -52,7 +52,14 @@ from mmocc.model.augment import AUGMENTATIONS
 from mmocc.model.device import AMP_CHOICES
 from mmocc.model.losses import DIVERSITY_KINDS
 from mmocc.model.patches import PATCH_BACKBONES
-from mmocc.scoring import KNN_BANKS, KNN_SPACES, SCORE_RULES, SEARCH_MODES, VIEW_COMBINATIONS
+from mmocc.scoring import (
+    CORESET_METHODS,
+    KNN_BANKS,
+    KNN_SPACES,
+    SCORE_RULES,
+    SEARCH_MODES,
+    VIEW_COMBINATIONS,
+)
 from mmocc.utils.text import did_you_mean
 
 PRESET_NAMES: tuple[str, ...] = ("default", "paper", "patch", "pretrained")
@@ -474,6 +481,7 @@ HYPERPARAMETER_CONSTRAINTS: Mapping[str, Constraint] = MappingProxyType(
         "tile_overlap": Interval(float, 0, 1, closed="left"),
         "coreset_candidates": nullable(_POSITIVE_INT),
         "patch_layers": nullable(DistinctNames()),
+        "coreset_method": Options(CORESET_METHODS),
     }
 )
 """One constraint per field of :class:`~mmocc.model.hyperparams.HyperParams`, in field order."""

@@ -43,7 +43,7 @@ from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore
-from mmocc.scoring.patch import VIEW_COMBINATIONS, PatchScore
+from mmocc.scoring.patch import CORESET_METHODS, VIEW_COMBINATIONS, PatchScore
 from mmocc.search.index import SEARCH_MODES
 
 SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch")
@@ -64,6 +64,7 @@ def make_rule(
     view_groups: dict[str, str] | None = None,
     coreset_ratio: float = 0.1,
     coreset_candidates: int | None = None,
+    coreset_method: str = "greedy",
     patch_top_k: int = 1,
     view_combine: str = "max",
     seed: int = 0,
@@ -82,11 +83,12 @@ def make_rule(
         Memory bank layout of ``knn`` (see :class:`KNNScore`).
     knn_space : {"latent", "input", "both"}, default "latent"
         Feature space of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
-    knn_search : {"exact", "approximate"}, default "exact"
-        Neighbour search of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
+    knn_search : {"exact", "approximate", "projected"}, default "exact"
+        Neighbour search of ``knn`` (also inside ``ensemble``) and of ``patch``
+        (see :class:`mmocc.search.index.NeighborIndex`).
     view_groups : dict of str to str, optional
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
-    coreset_ratio, coreset_candidates, patch_top_k, view_combine, seed
+    coreset_ratio, coreset_candidates, coreset_method, patch_top_k, view_combine, seed
         Parameters of ``patch`` (see :class:`PatchScore`).
 
     Returns
@@ -112,9 +114,11 @@ def make_rule(
             dict(view_groups or {}),
             coreset_ratio=coreset_ratio,
             coreset_candidates=coreset_candidates,
+            coreset_method=coreset_method,
             top_k=patch_top_k,
             combine=view_combine,
             seed=seed,
+            search=knn_search,
         )
     if name == "mahalanobis":
         return MahalanobisScore()
@@ -144,6 +148,7 @@ __all__ = [
     "KNN_SPACES",
     "SCORE_RULES",
     "SEARCH_MODES",
+    "CORESET_METHODS",
     "VIEW_COMBINATIONS",
     "CenterScore",
     "EnsembleScore",

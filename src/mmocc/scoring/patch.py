@@ -23,12 +23,16 @@ import torch
 
 from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.state import Expect, FeatureDims
-from mmocc.search.coreset import greedy_coreset
-from mmocc.search.index import NeighborIndex
+from mmocc.search.coreset import cell_coreset, greedy_coreset
+from mmocc.search.index import SEARCH_MODES, NeighborIndex, require_faiss
+from mmocc.search.progress import progress_bar
 from mmocc.search.pruned import PrefixIndex
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
+
+CORESET_METHODS: tuple[str, ...] = ("greedy", "cells")
+"""How :class:`PatchScore` selects a bank: exact greedy k-centre, or greedy within cells (approximate)."""
 
 SCORE_CHUNK = 2**16
 """Positions whose features :meth:`PatchScore._image_scores` lays out as rows at a time (whole images)."""
@@ -64,6 +68,10 @@ class PatchScore(ScoringRule):
     coreset_candidates : int, optional
         Greedy selection among at most this many training patches drawn at
         random (:func:`mmocc.search.coreset.greedy_coreset`); None: all.
+    coreset_method : {"greedy", "cells"}, default "greedy"
+        Exact greedy selection, or greedy selection within cells
+        (:func:`mmocc.search.coreset.cell_coreset`, approximate, much
+        cheaper on large banks; not with ``coreset_candidates``).
     top_k : int, default 1
         A view's score is the mean of its ``top_k`` highest position scores.
     combine : {"max", "mean"}, default "max"
@@ -71,6 +79,15 @@ class PatchScore(ScoringRule):
         stands out more under the maximum.
     seed : int, default 0
         Seed of the coreset selection.
+    search : {"exact", "approximate", "projected"}, default "exact"
+        The neighbour search of the banks (:class:`~mmocc.search.index.NeighborIndex`):
+        exact; a faiss HNSW graph; or the bank's principal components with
+        the best candidates re-ranked in full dimensions. The approximate
+        ones may miss a bank row, scoring a position above its exact score.
+    verbose : bool or None, default None
+        Progress bars of bank building and scoring on stderr; None: when
+        stderr is a terminal (:mod:`mmocc.search.progress`). An attribute,
+        not saved: the estimator sets it from its own ``verbose``.
     """
 
     name = "patch"
@@ -81,24 +98,42 @@ class PatchScore(ScoringRule):
         *,
         coreset_ratio: float = 0.1,
         coreset_candidates: int | None = None,
+        coreset_method: str = "greedy",
         top_k: int = 1,
         combine: str = "max",
         seed: int = 0,
+        search: str = "exact",
+        verbose: bool | None = None,
     ) -> None:
         if not 0.0 < float(coreset_ratio) <= 1.0:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio!r}")
+        if coreset_method not in CORESET_METHODS:
+            raise ValueError(
+                f"coreset_method={coreset_method!r} is not valid; choose one of {list(CORESET_METHODS)}"
+            )
+        if coreset_method == "cells" and coreset_candidates is not None:
+            raise ValueError(
+                "coreset_method='cells' selects among all patches: leave coreset_candidates None"
+            )
         if int(top_k) < 1:
             raise ValueError(f"patch_top_k must be >= 1, got {top_k!r}")
         if combine not in VIEW_COMBINATIONS:
             raise ValueError(
                 f"view_combine={combine!r} is not valid; choose one of {list(VIEW_COMBINATIONS)}"
             )
+        if search not in SEARCH_MODES:
+            raise ValueError(f"knn_search={search!r} is not valid; choose one of {list(SEARCH_MODES)}")
+        if search == "approximate":
+            require_faiss()  # fail before bank building, not at the first search
         self.view_groups = dict(view_groups)
         self.coreset_ratio = float(coreset_ratio)
         self.coreset_candidates = coreset_candidates
+        self.coreset_method = coreset_method
         self.top_k = int(top_k)
         self.view_combine = combine
         self.seed = int(seed)
+        self.search = search
+        self.verbose = verbose
         self.banks: dict[str, torch.Tensor] = {}
         self._indexes: dict[str, PrefixIndex] = {}
         self.mean: dict[str, float] = {}
@@ -116,7 +151,7 @@ class PatchScore(ScoringRule):
     def _index(self, group: str) -> PrefixIndex:
         """Return the search index of one bank, built on first use (at fit, with each row's sample)."""
         if group not in self._indexes:
-            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group]))
+            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], self.search))
         return self._indexes[group]
 
     def _group(self, view: str) -> str:
@@ -135,9 +170,15 @@ class PatchScore(ScoringRule):
         out = {}
         for view, maps in feats.patches.items():
             n, _, h, w = maps.shape
-            own = _owners(feats, n).repeat_interleave(h * w) if leave_own_out else None
-            dist = self._index(self._group(view)).index.nearest_distance(_as_rows(maps), own)
-            out[view] = dist.reshape(n, h, w).numpy()
+            owners = _owners(feats, n) if leave_own_out else None
+            index, step = self._index(self._group(view)).index, max(1, SCORE_CHUNK // (h * w))
+            parts = []
+            with progress_bar(n, f"maps {view}", "image", self.verbose) as bar:
+                for start in range(0, n, step):  # chunks of images, as in _image_scores
+                    own = None if owners is None else owners[start : start + step].repeat_interleave(h * w)
+                    parts.append(index.nearest_distance(_as_rows(maps[start : start + step]), own))
+                    bar.update(len(maps[start : start + step]))
+            out[view] = torch.cat(parts).reshape(n, h, w).numpy()
         return out
 
     def _image_scores(self, feats: Features, leave_own_out: bool = False) -> dict[str, np.ndarray]:
@@ -151,10 +192,12 @@ class PatchScore(ScoringRule):
             owners = _owners(feats, n) if leave_own_out else None
             index, step = self._index(self._group(view)), max(1, SCORE_CHUNK // (h * w))
             tops = []
-            for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
-                rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
-                own = None if owners is None else owners[start : start + step]
-                tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+            with progress_bar(n, f"scoring {view}", "image", self.verbose) as bar:
+                for start in range(0, n, step):  # chunks of images: the row copies stay O(SCORE_CHUNK)
+                    rows = _as_rows(maps[start : start + step]).reshape(-1, h * w, c)
+                    own = None if owners is None else owners[start : start + step]
+                    tops.append(index.top_nearest(rows, min(self.top_k, h * w), own))
+                    bar.update(len(rows))
             out[view] = torch.cat(tops).numpy().astype(np.float64).mean(axis=1)
         return out
 
@@ -176,20 +219,25 @@ class PatchScore(ScoringRule):
             owner = torch.cat(
                 [_owners(train, train.n).repeat_interleave(_positions(train, v)) for v in views]
             )
-            keep = greedy_coreset(
-                points,
-                math.ceil(self.coreset_ratio * len(points)),
-                seed=self.seed + offset,
-                max_candidates=self.coreset_candidates,
-            )
+            keep = self._select(points, math.ceil(self.coreset_ratio * len(points)), self.seed + offset)
             self.banks[group] = points[keep].contiguous()
-            self._indexes[group] = PrefixIndex(NeighborIndex(self.banks[group], owners=owner[keep]))
+            self._indexes[group] = PrefixIndex(
+                NeighborIndex(self.banks[group], self.search, owners=owner[keep])
+            )
             del points
         raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
         return self.combine(self.train_view_scores)
+
+    def _select(self, points: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+        """Return the indices of the bank rows among a group's training patches, by ``coreset_method``."""
+        if self.coreset_method == "cells":
+            return cell_coreset(points, size, seed=seed, verbose=self.verbose)
+        return greedy_coreset(
+            points, size, seed=seed, max_candidates=self.coreset_candidates, verbose=self.verbose
+        )
 
     def _standardize(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {view: (values - self.mean[view]) / self.std[view] for view, values in scores.items()}

@@ -4,6 +4,14 @@ Greedy farthest-point selection keeps the points that cover the candidates
 best: each step adds the candidate farthest from everything chosen so far.
 It is O(candidates x selected); distances are measured after a random
 Gaussian projection to at most :data:`PROJECTION_DIM` dimensions.
+
+:func:`cell_coreset` is the approximate one for large banks: the points are
+split into cells (the Voronoi cells of a greedy coreset of a sample), and
+greedy selection measures each point's distance only to the bank rows of its
+own cell, so a step costs a cell, not every point. Each step still adds the
+point farthest from its cell's rows, over all cells; a point's distance to
+the bank is at most what selection measured (a row of another cell can only
+be closer), so coverage is never worse than selection believed.
 """
 
 from __future__ import annotations
@@ -14,13 +22,25 @@ import warnings
 import torch
 
 from mmocc.search.index import NeighborIndex
+from mmocc.search.progress import progress_bar
 
 PROJECTION_DIM = 128
 """Dimensions of the random projection distances are measured in."""
 
+PROGRESS_EVERY = 1024
+"""Greedy steps between two updates of the progress bar."""
+
+CELL_SAMPLE = 32
+"""Points sampled per cell to place the cells (:func:`cell_coreset`)."""
+
 
 def greedy_coreset(
-    points: torch.Tensor, size: int, *, seed: int = 0, max_candidates: int | None = None
+    points: torch.Tensor,
+    size: int,
+    *,
+    seed: int = 0,
+    max_candidates: int | None = None,
+    verbose: bool | None = False,
 ) -> torch.Tensor:
     """Choose ``size`` points by greedy farthest-point selection (k-centre); return their indices.
 
@@ -44,6 +64,9 @@ def greedy_coreset(
         points (exact greedy selection). When it is not above ``size``, the
         cost bound wins: the result is ``size`` points drawn at random, with
         a warning (a bank is never silently selected among all points).
+    verbose : bool or None, default False
+        A progress bar over the selected points on stderr; None: when stderr
+        is a terminal (:func:`mmocc.search.progress.shows`).
 
     Returns
     -------
@@ -72,12 +95,9 @@ def greedy_coreset(
             )
             return torch.randperm(m, generator=draw)[:size].sort().values
         subset = torch.randperm(m, generator=draw)[:max_candidates].sort().values
-        return subset[greedy_coreset(points[subset], size, seed=seed)]
+        return subset[greedy_coreset(points[subset], size, seed=seed, verbose=verbose)]
     generator = torch.Generator().manual_seed(int(seed))
-    x = points.float()
-    if x.shape[1] > PROJECTION_DIM:
-        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(PROJECTION_DIM)
-        x = x @ projection
+    x = _projected(points, generator)
     # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
     x_t = x.T.contiguous()
     squared = x.pow(2).sum(dim=1)
@@ -90,8 +110,11 @@ def greedy_coreset(
     step = torch.empty(m)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of small steps: extra threads only add synchronisation
+    bar = progress_bar(size, "coreset", "row", verbose)
     try:
         for i in range(1, size):
+            if i % PROGRESS_EVERY == 0:
+                bar.update(PROGRESS_EVERY)
             # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one vector-matrix product per step
             torch.addmv(squared, x_t.T, x_t[:, last].contiguous(), alpha=-2.0, out=step)
             step.add_(squared[last])
@@ -101,6 +124,132 @@ def greedy_coreset(
             chosen[i] = last
     finally:
         torch.set_num_threads(threads)
+        bar.close()
+    return chosen
+
+
+def _projected(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Float32 points after a random Gaussian projection to :data:`PROJECTION_DIM` dims (when wider)."""
+    x = points.float()
+    if x.shape[1] > PROJECTION_DIM:
+        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(PROJECTION_DIM)
+        x = x @ projection
+    return x
+
+
+def default_cells(size: int) -> int:
+    """Return the cells :func:`cell_coreset` splits the points into for a bank of ``size`` rows.
+
+    About ``4 * sqrt(size)`` (the cost of placing the cells, points x cells,
+    balances the cost of selection, size x points / cells), and at most a
+    quarter of ``size`` (each cell gets rows to spare).
+
+    Parameters
+    ----------
+    size : int
+        Bank rows.
+
+    Returns
+    -------
+    int
+        Cells, at least 1.
+
+    Examples
+    --------
+    >>> default_cells(4), default_cells(10_000), default_cells(143_000)
+    (1, 400, 1513)
+    """
+    return max(1, min(size // 4, math.ceil(4 * math.sqrt(size))))
+
+
+def cell_coreset(
+    points: torch.Tensor, size: int, *, cells: int | None = None, seed: int = 0, verbose: bool | None = False
+) -> torch.Tensor:
+    """Choose ``size`` points by greedy farthest-point selection within cells (approximate k-centre).
+
+    The cells' centres are a greedy coreset of a random sample of
+    ``CELL_SAMPLE * cells`` points, and they are the first bank rows; every
+    point belongs to its nearest centre's cell. Each further step adds the
+    point farthest from the rows of its own cell, over all cells (module
+    docstring). A step costs ``O(m / cells)`` instead of ``O(m)``, placing the
+    cells ``O(m x cells)``: about ``sqrt(size) / 2`` times fewer operations
+    than :func:`greedy_coreset` with the default cells.
+
+    Parameters
+    ----------
+    points : Tensor of shape (m, C)
+        The candidates.
+    size : int
+        How many to select (at most ``m``; at least 1).
+    cells : int, optional
+        Cells (at most ``size``); default :func:`default_cells`.
+    seed : int, default 0
+        Seed of the projection, of the sample and of the cells' selection.
+    verbose : bool or None, default False
+        A progress bar, as in :func:`greedy_coreset`.
+
+    Returns
+    -------
+    Tensor of shape (min(size, m),)
+        Indices into ``points`` without duplicates: the cells' centres first.
+
+    Examples
+    --------
+    >>> pts = torch.tensor([[0.0], [0.1], [5.0], [5.1], [10.0], [10.1]])
+    >>> sorted(cell_coreset(pts, 3, cells=3).tolist())
+    [0, 3, 5]
+    """
+    m = len(points)
+    size = min(max(int(size), 1), m)
+    if size >= m:
+        return torch.arange(m)
+    cells = min(default_cells(size) if cells is None else max(1, int(cells)), size)
+    generator = torch.Generator().manual_seed(int(seed))
+    x = _projected(points, generator)
+    sample = torch.randperm(m, generator=generator)[: CELL_SAMPLE * cells]
+    centres = sample[greedy_coreset(x[sample], cells, seed=seed)]
+    dist, cell = NeighborIndex(x[centres]).kneighbors(x, 1)
+    order = torch.from_numpy(cell[:, 0]).argsort(stable=True)
+    starts = torch.zeros(cells + 1, dtype=torch.long)
+    starts[1:] = torch.bincount(torch.from_numpy(cell[:, 0]), minlength=cells).cumsum(0)
+    nearest = torch.from_numpy(dist[:, 0]).float()[order]
+    nearest[torch.isin(order, centres)] = float("-inf")  # chosen already (duplicates of a centre stay)
+    picked = _select_in_cells(x[order], nearest, starts, size - cells, verbose)
+    return torch.cat([centres, order[picked]])
+
+
+def _select_in_cells(
+    x: torch.Tensor, nearest: torch.Tensor, starts: torch.Tensor, steps: int, verbose: bool | None
+) -> torch.Tensor:
+    """Greedy steps over points sorted by cell: each adds the point farthest from its own cell's rows."""
+    bounds = starts.tolist()
+    squared = x.pow(2).sum(dim=1)
+    cell_max = torch.full((len(bounds) - 1,), float("-inf"))
+    cell_arg = torch.zeros(len(bounds) - 1, dtype=torch.long)
+    for c in range(len(bounds) - 1):  # once per cell: its farthest point
+        if bounds[c + 1] > bounds[c]:
+            value, where = nearest[bounds[c] : bounds[c + 1]].max(dim=0)
+            cell_max[c], cell_arg[c] = value, bounds[c] + where
+    chosen = torch.empty(steps, dtype=torch.long)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small steps, as in greedy_coreset
+    bar = progress_bar(steps, "coreset", "row", verbose)
+    try:
+        for i in range(steps):
+            if i and i % PROGRESS_EVERY == 0:
+                bar.update(PROGRESS_EVERY)
+            c = int(cell_max.argmax())
+            last, low, high = int(cell_arg[c]), bounds[c], bounds[c + 1]
+            chosen[i] = last
+            part = nearest[low:high]
+            step = torch.addmv(squared[low:high], x[low:high], x[last], alpha=-2.0).add_(squared[last])
+            torch.minimum(part, step.clamp_min_(0).sqrt_(), out=part)
+            part[last - low] = float("-inf")
+            cell_max[c], where = part.max(dim=0)
+            cell_arg[c] = low + where
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
     return chosen
 
 

@@ -13,11 +13,19 @@ Backends, chosen by one policy (:func:`choose_backend`):
     Approximate. A faiss HNSW graph; it may miss a true neighbour (recall
     below 1), and a graph built with several threads depends on their
     scheduling, so repeated fits can differ slightly.
+``"projected"``
+    Approximate. The bank's principal components (PCA fitted on the bank, to
+    :func:`projected_dims` dimensions) rank the rows, as the torch backend
+    does in full dimensions; the ``k + rerank`` best of that ranking are
+    re-ranked by their exact distances in full dimensions. It misses a true
+    neighbour only when the projection ranks it below ``k + rerank`` others;
+    with ``rerank`` at least the bank size it is exact.
 
 The faiss policy: ``search="exact"`` uses faiss's flat index whenever faiss
 is installed and torch's blocked search otherwise; both are exact, so the
 neighbours found do not depend on it. ``search="approximate"`` builds an HNSW
 graph, only when asked, and only for banks of more than ``exact_below`` rows.
+``search="projected"`` needs no faiss.
 Whatever the backend, the candidates' distances are recomputed directly as
 ``||q - b||``, so they carry no cancellation error of the matmul form, and
 the nearest ``k`` of them are returned.
@@ -37,8 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
-SEARCH_MODES: tuple[str, ...] = ("exact", "approximate")
-"""The values of ``knn_search``: exact search, or faiss HNSW."""
+SEARCH_MODES: tuple[str, ...] = ("exact", "approximate", "projected")
+"""The values of ``knn_search``: exact search, faiss HNSW, or a PCA ranking re-ranked exactly."""
 
 BLOCK_BYTES = 64 * 2**20
 """Default bound on the float32 distance block of one query block (64 MiB)."""
@@ -63,6 +71,12 @@ FAISS_QUERY_CHUNK = 65536
 
 OWNER_ROOM = 16
 """Extra faiss candidates kept for rows of a query's excluded owner (queries left short: exact search)."""
+
+PROJECTED_DIMS = 64
+"""Principal components the ``"projected"`` backend ranks in (fewer for narrow banks: see projected_dims)."""
+
+RERANK = 32
+"""Candidates beyond ``k`` that the ``"projected"`` backend re-ranks in full dimensions."""
 
 _RECOMPUTE_ELEMENTS = 2**21
 """Elements of the gathered ``(queries, candidates, dims)`` block of the exact recomputation (8 MiB)."""
@@ -103,6 +117,59 @@ def require_faiss() -> ModuleType:
     return faiss
 
 
+def projected_dims(dims: int) -> int:
+    """Return the principal components the ``"projected"`` backend ranks a bank of ``dims`` columns in.
+
+    :data:`PROJECTED_DIMS` for banks at least twice as wide, otherwise a
+    quarter of the columns (at least 1).
+
+    Parameters
+    ----------
+    dims : int
+        Columns of the bank.
+
+    Returns
+    -------
+    int
+        Dimensions of the ranking space, below ``dims`` unless ``dims`` is 1.
+
+    Examples
+    --------
+    >>> projected_dims(1280), projected_dims(128), projected_dims(48), projected_dims(2)
+    (64, 64, 12, 1)
+    """
+    return PROJECTED_DIMS if dims >= 2 * PROJECTED_DIMS else max(1, dims // 4)
+
+
+def principal_axes(bank: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the bank's mean and its ``dims`` leading principal axes (PCA, float64 covariance).
+
+    Parameters
+    ----------
+    bank : Tensor of shape (m, d)
+        Rows the PCA is fitted on.
+    dims : int
+        Axes to keep (at most ``d``).
+
+    Returns
+    -------
+    mean : Tensor of shape (d,)
+        Float32 column means.
+    axes : Tensor of shape (d, dims)
+        Float32 orthonormal columns, by decreasing variance.
+
+    Examples
+    --------
+    >>> mean, axes = principal_axes(torch.tensor([[0.0, 0.0], [2.0, 0.1], [4.0, 0.0]]), 1)
+    >>> mean.tolist(), [round(abs(v), 3) for v in axes[:, 0].tolist()]
+    ([2.0, 0.03333333507180214], [1.0, 0.0])
+    """
+    mean = bank.double().mean(dim=0)
+    centred = bank.double() - mean
+    _, vectors = torch.linalg.eigh(centred.T @ centred)
+    return mean.float(), vectors[:, -dims:].flip(1).float().contiguous()
+
+
 def choose_backend(search: str, n_rows: int, exact_below: int = EXACT_BELOW) -> str:
     """Apply the faiss policy: which backend searches a bank of ``n_rows`` rows.
 
@@ -117,7 +184,7 @@ def choose_backend(search: str, n_rows: int, exact_below: int = EXACT_BELOW) -> 
 
     Returns
     -------
-    {"torch", "faiss-flat", "faiss-hnsw"}
+    {"torch", "faiss-flat", "faiss-hnsw", "projected"}
         The backend.
 
     Raises
@@ -133,6 +200,8 @@ def choose_backend(search: str, n_rows: int, exact_below: int = EXACT_BELOW) -> 
         require_faiss()
         if n_rows > exact_below:
             return "faiss-hnsw"
+    if search == "projected":
+        return "projected"
     return "faiss-flat" if faiss_module() is not None else "torch"
 
 
@@ -143,8 +212,9 @@ class NeighborIndex:
     ----------
     bank : numpy.ndarray or Tensor
         ``(m, d)`` bank rows; stored as float32.
-    search : {"exact", "approximate"}, default "exact"
-        Exact search, or a faiss HNSW graph for large banks (see the module docstring).
+    search : {"exact", "approximate", "projected"}, default "exact"
+        Exact search, a faiss HNSW graph for large banks, or a PCA ranking
+        re-ranked exactly (see the module docstring).
     owners : numpy.ndarray or Tensor, optional
         ``(m,)`` integer owner of each row, for leave-one-out by owner; default:
         each row owns itself (leave-one-out by row).
@@ -153,11 +223,16 @@ class NeighborIndex:
         at least one query per block.
     exact_below : int, default :data:`EXACT_BELOW`
         Approximate search searches banks of at most this many rows exactly.
+    rerank : int, default :data:`RERANK`
+        Projected search: candidates beyond ``k`` re-ranked in full
+        dimensions (at least the bank size: exact).
 
     Attributes
     ----------
-    backend : {"torch", "faiss-flat", "faiss-hnsw"}
+    backend : {"torch", "faiss-flat", "faiss-hnsw", "projected"}
         The backend the policy chose.
+    rank_bank : Tensor
+        The rows the candidates are ranked by: the bank, or its projection.
 
     Raises
     ------
@@ -183,6 +258,7 @@ class NeighborIndex:
         owners: np.ndarray | torch.Tensor | None = None,
         block_bytes: int = BLOCK_BYTES,
         exact_below: int = EXACT_BELOW,
+        rerank: int = RERANK,
     ) -> None:
         values = torch.as_tensor(bank).float().contiguous()
         if values.ndim != 2 or not values.numel():
@@ -191,9 +267,18 @@ class NeighborIndex:
         if block_bytes < 1:
             raise ValueError(f"block_bytes must be >= 1, got {block_bytes!r}")
         self.backend = choose_backend(search, len(values), exact_below)
+        if self.backend == "projected" and values.shape[1] == 1:
+            self.backend = "torch"  # one column: nothing to project away
         self.block_bytes = int(block_bytes)
         self.bank = values
         self.sq_norms = values.square().sum(dim=1)
+        self.rerank = int(rerank)
+        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.rank_bank, self.rank_norms = values, self.sq_norms
+        if self.backend == "projected":
+            self.projection = principal_axes(values, projected_dims(values.shape[1]))
+            self.rank_bank = self.to_rank_space(values)
+            self.rank_norms = self.rank_bank.square().sum(dim=1)
         self.owners: torch.Tensor | None = None
         self.max_owned = 1
         if owners is not None:
@@ -203,7 +288,7 @@ class NeighborIndex:
                 raise ValueError(f"owners must be ({len(values)},), one per bank row, got {shape}")
             self.max_owned = int(torch.unique(self.owners, return_counts=True)[1].max())
         self.faiss_index: Any = None
-        if self.backend != "torch":
+        if self.backend.startswith("faiss"):
             self.faiss_index = self._build_faiss(values.numpy())
 
     def _build_faiss(self, values: np.ndarray) -> Any:
@@ -217,6 +302,24 @@ class NeighborIndex:
             index = faiss.IndexFlatL2(values.shape[1])
         index.add(values)
         return index
+
+    def to_rank_space(self, rows: torch.Tensor) -> torch.Tensor:
+        """Return ``rows`` in the space the candidates are ranked in: projected, or unchanged.
+
+        Parameters
+        ----------
+        rows : Tensor of shape (n, d)
+            Float32 rows of the bank's width.
+
+        Returns
+        -------
+        Tensor
+            ``(n, d)`` unchanged, or ``(n, projected_dims(d))`` principal coordinates.
+        """
+        if self.projection is None:
+            return rows
+        mean, axes = self.projection
+        return (rows - mean) @ axes
 
     def __len__(self) -> int:
         """Return the number of bank rows."""
@@ -331,13 +434,13 @@ class NeighborIndex:
         return owner == own[:, None]
 
     def _exact(self, q: torch.Tensor, k: int, own: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Blocked matmul ranking, top ``k + MARGIN`` candidates, exact distances of the candidates."""
-        n_cand = min(k + MARGIN, len(self))
+        """Blocked matmul ranking (full or projected), top candidates, exact distances of the candidates."""
+        n_cand = min(k + (MARGIN if self.projection is None else self.rerank), len(self))
         rows = max(1, self.block_bytes // (4 * len(self)))
         dist, idx = torch.empty((len(q), k), dtype=torch.float64), torch.empty((len(q), k), dtype=torch.long)
         for start in range(0, len(q), rows):
             block = q[start : start + rows]
-            rank = torch.addmm(self.sq_norms, block, self.bank.T, alpha=-2.0)
+            rank = torch.addmm(self.rank_norms, self.to_rank_space(block), self.rank_bank.T, alpha=-2.0)
             block_own = None if own is None else own[start : start + rows]
             if block_own is not None and self.owners is None:
                 rank[torch.arange(len(block)), block_own] = torch.inf

@@ -151,14 +151,15 @@ class PrefixIndex:
     ) -> torch.Tensor:
         """Return each chosen query's distance to one bank row in ``low:high``: an upper bound.
 
-        The row (of another owner) is the float32 ranking's nearest (``||b||^2 - 2 q.b``), and its
-        distance is computed directly; ``inf`` when every row there is the
+        The row (of another owner) is the float32 ranking's nearest (``||b||^2 - 2 q.b``, in the
+        index's ranking space, projected or not: any row bounds), and its distance is computed directly
+        in full dimensions; ``inf`` when every row there is the
         query's own owner's.
         """
         index = self.index
         queries = flat if rows is None else flat[rows]
         owners = None if own is None else (own if rows is None else own[rows])
-        bank, norms = index.bank[low:high], index.sq_norms[low:high]
+        bank, rank_bank, norms = index.bank[low:high], index.rank_bank[low:high], index.rank_norms[low:high]
         bank_owners = None
         if owners is not None:
             bank_owners = torch.arange(low, high) if index.owners is None else index.owners[low:high]
@@ -166,7 +167,7 @@ class PrefixIndex:
         step = max(1, BLOCK_BYTES // (4 * (high - low)))
         for start in range(0, len(queries), step):
             block = queries[start : start + step]
-            rank = torch.addmm(norms, block, bank.T, alpha=-2.0)
+            rank = torch.addmm(norms, index.to_rank_space(block), rank_bank.T, alpha=-2.0)
             if owners is not None and bank_owners is not None:
                 block_own = owners[start : start + step]
                 rank.masked_fill_(bank_owners[None, :] == block_own[:, None], float("inf"))

@@ -17,7 +17,7 @@ def test_presets_are_validated_instances():
     assert PRESETS["paper"] is PAPER and PRESETS["default"] is DEFAULT
     assert PAPER.score == "norm" and PAPER.compactness == "origin" and PAPER.epochs == 4
     assert DEFAULT.score == "knn" and DEFAULT.knn_bank == "pooled" and DEFAULT.knn_space == "both"
-    assert HYPERPARAMETERS == HyperParams.names() and len(HYPERPARAMETERS) == 36
+    assert HYPERPARAMETERS == HyperParams.names() and len(HYPERPARAMETERS) == 37
     with pytest.raises(FrozenInstanceError):
         PAPER.epochs = 9  # type: ignore[misc]
 

@@ -40,3 +40,14 @@ def test_scoring_rows_stay_within_the_chunk_and_scores_do_not_change(monkeypatch
     scores = chunked.score(test)
     assert max(sizes) == 3 * 64 and len(sizes) == 2 * 7
     assert np.array_equal(scores, expected) and np.array_equal(fitted, expected_train)
+
+
+def test_cells_coreset_builds_a_bank_of_the_same_size_and_refuses_candidates() -> None:
+    maps = np.random.default_rng(0).normal(size=(12, 4, 8, 8)).astype(np.float32)
+    greedy = PatchScore({"a": "g"}, coreset_ratio=0.25)
+    cells = PatchScore({"a": "g"}, coreset_ratio=0.25, coreset_method="cells")
+    greedy.fit(Features(patches={"a": maps}))
+    cells.fit(Features(patches={"a": maps}))
+    assert cells.banks["g"].shape == greedy.banks["g"].shape
+    with pytest.raises(ValueError, match="coreset_method='cells' selects among all patches"):
+        PatchScore({"a": "g"}, coreset_method="cells", coreset_candidates=100)
