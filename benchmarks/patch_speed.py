@@ -87,11 +87,9 @@ def timed_coreset(record: list[float]) -> Iterator[None]:
     """Append the wall seconds of every :func:`~mmocc.scoring.patch.greedy_coreset` call to ``record``."""
     original = patch.greedy_coreset
 
-    def timed(
-        points: torch.Tensor, size: int, *, seed: int = 0, max_candidates: int | None = None
-    ) -> torch.Tensor:
+    def timed(points: torch.Tensor, size: int, **options: Any) -> torch.Tensor:
         start = time.perf_counter()
-        out = original(points, size, seed=seed, max_candidates=max_candidates)
+        out = original(points, size, **options)
         record.append(time.perf_counter() - start)
         return out
 

@@ -158,10 +158,12 @@ def test_info_of_a_pretrained_model_hides_the_autoencoder(tmp_path, data, pretra
         "coreset_ratio",
         "patch_top_k",
         "view_combine",
+        "knn_search",
         "tile_size",
         "tile_overlap",
         "coreset_candidates",
         "patch_layers",
+        "coreset_method",
     ]
     assert sorted(shown["used_params"] + shown["unused_params"]) == sorted(header["params"])
 
