@@ -277,22 +277,17 @@ WHY = (
     "Why (see the parts columns). Bank building: exact greedy coreset selection (the default, and 0.4.0's "
     "only method) costs O(training patches x bank rows), memory-bound: 1.43 million patches x 143,000 rows "
     "at 700 pairs, 768,000 x 77,000 at 750 images at 256 px; neither version finishes within the limit. "
-    '`coreset_method="cells"` (greedy within cells, `mmocc.search.coreset.cell_coreset`) builds the '
-    "750-image bank in about 36 s, but its coverage costs more ROC AUC than the 0.005 bound (next section), "
-    "so it stays "
-    "opt-in. With it, the fit's largest part is the search behind the standardization: every training "
-    "position against the bank, leaving its own image out (pruned, `mmocc.search.pruned`). "
-    '`knn_search="projected"` (the bank\'s principal components, exact re-rank) costs no ROC AUC measured, '
-    "but it is not faster than faiss's exact flat search at these bank sizes; at 750 images, this version "
-    'with `coreset_method="cells"` alone (`--sides variant --variant coreset_method=cells --workloads '
-    "images`, load 6.3-4.1) fitted in 152.7 s (search 88.9 s, coreset 36.7 s, features 22.9 s) and scored "
-    "7.2 images/s; the 256 px scoring time is mostly the pruned search now, not the backbone. Peak memory "
-    "is above the 2 GB target and was not broken down. At 64 px the fit is the autoencoder's training: with "
-    '`coreset_method="cells"` on 175 pairs (`--sides variant --variant coreset_method=cells --workloads '
-    "pairs --pairs 175`, load 4.1-4.8) the fit took 104.7 s, of which training 86.0 s, pruned search 12.3 s "
-    "and coreset 5.2 s, so 700 pairs cannot fit in 30 s whatever the bank; scoring fell from 70 pairs/s "
-    "(exact; 82 with cells and projected search) at 40 pairs (`--pairs 40 --images 20 --test 50`, "
-    "load 8.1-8.2) to 17.7 pairs/s at 175 (pruned search 10.4 of 11.3 s): the search grows with the bank."
+    '`coreset_method="cells"` (greedy within cells, `mmocc.search.coreset.cell_coreset`) builds those banks '
+    "in about 11 s and 33 s (run of 2026-12-05 at load 0.7-1.6), but its coverage costs more ROC AUC than "
+    "the 0.005 bound (next section), so it stays opt-in. With it, the fit's largest part is the search "
+    "behind the standardization: every training position against the bank, leaving its own image out "
+    "(`mmocc.search.pruned`; 69.6 s of 111.9 s at 700 pairs, 42.9 + 26.7 s of 97.7 s at 750 images). At "
+    "64 px the autoencoder's training alone takes 28.7 s of the 30 s budget. Scoring is mostly that search "
+    "too (pruned search 13.6 s against features 0.2 s at 64 px; 12.0 + 8.0 s against features 4.7 s at "
+    "256 px): the bank keeps 10% of the training patches, so the search grows with the training set, and "
+    "the pruning bounds are loose on these features. `knn_search=\"projected\"` (the bank's principal "
+    "components, exact re-rank) costs no ROC AUC measured but is not faster than faiss's exact flat search "
+    "at these bank sizes. Peak memory (2.96 GB at 750 images) was not broken down."
 )
 """The page's explanation of the figures (hand-written from the runs it names)."""
 
