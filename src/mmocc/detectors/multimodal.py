@@ -29,7 +29,7 @@ from mmocc.model.inference import extract_features
 from mmocc.model.params import MULTIMODAL_CONSTRAINTS
 from mmocc.model.patches import PatchFeatures
 from mmocc.model.training import fit_joint_model
-from mmocc.scoring import Features, PatchScore, ScoringRule, make_rule
+from mmocc.scoring import Features, ScoringRule, make_rule
 
 
 class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
@@ -349,10 +349,9 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
     def _make_rule(self) -> ScoringRule:
         """Build the unfitted scoring rule that ``params_`` asks for."""
         hp, groups = self.params_, self.model_.view_group
-        rule = make_rule(hp.score, center=self.center_, view_groups=groups, **hp.rule_options())
-        if isinstance(rule, PatchScore):  # its progress bars follow the estimator's verbose
-            rule.verbose = self.verbose
-        return rule
+        return make_rule(
+            hp.score, center=self.center_, view_groups=groups, verbose=self.verbose, **hp.rule_options()
+        )
 
     def _fit_views(self, views: dict[str, np.ndarray], groups: np.ndarray | None = None) -> np.ndarray:
         hp = self.params_ = self.resolved_params()

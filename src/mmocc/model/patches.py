@@ -151,9 +151,8 @@ class PatchFeatures:
         backbone = self.backbone
         if self.tile is not None:
             return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
-        micro_batch = getattr(backbone, "micro_batch", None)  # a FeatureBackbone's cache-sized batch
-        step = micro_batch(*x.shape[-2:]) if callable(micro_batch) else len(x)
-        return torch.cat([aggregate(list(backbone(x[i : i + step]))) for i in range(0, len(x), step)])
+        extract = getattr(backbone, "extract", backbone)  # FeatureBackbone.extract: micro-batches
+        return aggregate(list(extract(x)))
 
 
 def warn_resized(shape: tuple[int, ...], size: int) -> None:

@@ -68,6 +68,7 @@ def make_rule(
     patch_top_k: int = 1,
     view_combine: str = "max",
     seed: int = 0,
+    verbose: bool | None = None,
 ) -> ScoringRule:
     """Build an unfitted scoring rule by name.
 
@@ -90,6 +91,8 @@ def make_rule(
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
     coreset_ratio, coreset_candidates, coreset_method, patch_top_k, view_combine, seed
         Parameters of ``patch`` (see :class:`PatchScore`).
+    verbose : bool or None, default None
+        Progress bars of ``patch`` (None: when stderr is a terminal).
 
     Returns
     -------
@@ -119,6 +122,7 @@ def make_rule(
             combine=view_combine,
             seed=seed,
             search=knn_search,
+            verbose=verbose,
         )
     if name == "mahalanobis":
         return MahalanobisScore()
