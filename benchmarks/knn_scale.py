@@ -10,7 +10,9 @@ one run:
 - ``old``: scikit-learn ``NearestNeighbors(algorithm="brute")``, asking for
   ``k + 1`` neighbours in leave-one-out and dropping the first (the code before);
 - ``exact``: blocked matmul + top-k with exact recomputation (``knn_search="exact"``);
-- ``approximate``: faiss HNSW (``knn_search="approximate"``).
+- ``approximate``: faiss HNSW (``knn_search="approximate"``);
+- ``projected``: the bank's 64 principal components rank the candidates, the
+  best ``k + 32`` are re-ranked exactly (``knn_search="projected"``).
 
 Inputs are rendered procedural animals (:func:`mmocc.data.synthetic.make_synthetic`,
 32 px): a pool of rendered pairs is cycled with fresh pixel noise (sigma 0.02)
@@ -19,7 +21,7 @@ stays cheap; test pairs are half normal (class 0), half anomalous (class 1).
 Latents are a fixed random projection of the inputs. Scoring runs in batches
 of 1,024 pairs, as the detector does. ``old`` and ``exact`` score only the
 first ``--measure`` test pairs and are extrapolated linearly to ``n_test``;
-``approximate`` scores all of them. Usage::
+``approximate`` and ``projected`` score all of them. Usage::
 
     python benchmarks/knn_scale.py            # n_train 16,000, n_test 100,000; writes benchmarks/KNN.md
     python benchmarks/knn_scale.py --quick    # n_train 4,000, n_test 20,000; prints only
@@ -150,8 +152,12 @@ def run(rule: KNNScore, data: Data, train: Features, n_test: int, n_probe: int) 
     }
 
 
+FULL = ("approximate", "projected")
+"""The searches that score every test pair (the others are extrapolated)."""
+
+
 def recall(rule: KNNScore, exact: KNNScore, data: Data, k: int) -> float:
-    """Recall@k of the approximate input-space search against the exact one, on up to 1,024 test pairs."""
+    """Recall@k of an approximate input-space search against the exact one, on up to 1,024 test pairs."""
     probe, _ = data.test_batch(0, BATCH)
     queries = np.concatenate(list(probe.inputs.values()))
     _, got = rule._index("input:g").kneighbors(queries, k)
@@ -160,7 +166,7 @@ def recall(rule: KNNScore, exact: KNNScore, data: Data, k: int) -> float:
 
 
 def measure(n_train: int, n_test: int, n_measure: int) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
-    """Time the three searches; per mode its figures, and the accuracy figures."""
+    """Time the four searches; per mode its figures, and the accuracy figures."""
     data = make_data(min(n_train, 4000))
     train = data.draw(data.normal, n_train, seed=0)
     n_measure = min(n_measure, n_test)
@@ -169,23 +175,26 @@ def measure(n_train: int, n_test: int, n_measure: int) -> tuple[dict[str, dict[s
         "old": OldKNNScore(k, "pooled", "both", GROUPS),
         "exact": KNNScore(k, "pooled", "both", GROUPS, "exact"),
         "approximate": KNNScore(k, "pooled", "both", GROUPS, "approximate"),
+        "projected": KNNScore(k, "pooled", "both", GROUPS, "projected"),
     }
     n_probe = min(BATCH, n_measure)
     out = {
-        name: run(rule, data, train, n_test if name == "approximate" else n_measure, n_probe)
+        name: run(rule, data, train, n_test if name in FULL else n_measure, n_probe)
         for name, rule in rules.items()
     }
     for name, result in out.items():
-        scored = n_measure if name != "approximate" else n_test
+        scored = n_test if name in FULL else n_measure
         result["score_full_s"] = result["score_s"] * n_test / scored
         result["total_s"] = result["fit_s"] + result["score_full_s"]
         m = min(n_measure, len(result["scores"]))
         result["roc"] = float(roc_auc_score(result["labels"][:m], result["scores"][:m]))
-    old, exact, approx = (out[name]["raw"] for name in ("old", "exact", "approximate"))
+    old, exact, approx, projected = (out[name]["raw"] for name in ("old", "exact", *FULL))
     accuracy = {
         "exact_vs_old": float(np.max(np.abs(exact / old - 1))),
         "approximate_vs_exact": float(np.max(np.abs(approx / exact - 1))),
         "recall": recall(rules["approximate"], rules["exact"], data, k),
+        "projected_vs_exact": float(np.max(np.abs(projected / exact - 1))),
+        "projected_recall": recall(rules["projected"], rules["exact"], data, k),
     }
     return out, accuracy
 
@@ -215,7 +224,7 @@ def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, 
     with torch_threads(threads):
         out, accuracy = measure(n_train, n_test, n_measure)
     rows = [{"kind": "knn", "search": name, "fit_s": result["fit_s"], "score_s": result["score_full_s"],
-             "scored": n_test if name == "approximate" else min(n_measure, n_test),
+             "scored": n_test if name in FULL else min(n_measure, n_test),
              "total_s": result["total_s"], "speedup": out["old"]["total_s"] / result["total_s"],
              "roc_auc": result["roc"]} for name, result in out.items()]
     mode = "smoke" if smoke else "quick" if quick else "full"

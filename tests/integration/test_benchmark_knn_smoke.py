@@ -20,11 +20,15 @@ def test_knn_scale_smoke_records() -> None:
     finally:
         sys.path.remove(str(BENCHMARKS))
     records = knn_scale.measure_records(smoke=True)
-    assert [r["search"] for r in records if r["kind"] == "knn"] == ["old", "exact", "approximate"]
+    searches = [r["search"] for r in records if r["kind"] == "knn"]
+    assert searches == ["old", "exact", "approximate", "projected"]
     accuracy = next(r for r in records if r["kind"] == "knn_accuracy")
     assert accuracy["exact_vs_old"] < 1e-5
     text = render.renderer("render_scale").knn(render.Topic("knn", records))
     assert text.startswith("## kNN at scale")
-    assert {"| old", "| exact", "| approximate"} <= {line.split(" |")[0] for line in text.splitlines()}
+    assert accuracy["projected_recall"] > 0.5
+    assert "- Projected: recall@5 " in text
+    firsts = {line.split(" |")[0] for line in text.splitlines()}
+    assert {"| old", "| exact", "| approximate", "| projected"} <= firsts
     assert text.endswith("- Target (issue 14): k-NN part of fit + score <= 60 s at n_train 16,000, "
                          "n_test 100,000 on 2 cores.")

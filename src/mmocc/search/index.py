@@ -14,18 +14,19 @@ Backends, chosen by one policy (:func:`choose_backend`):
     below 1), and a graph built with several threads depends on their
     scheduling, so repeated fits can differ slightly.
 ``"projected"``
-    Approximate. The bank's principal components (PCA fitted on the bank, to
-    :func:`projected_dims` dimensions) rank the rows, as the torch backend
-    does in full dimensions; the ``k + rerank`` best of that ranking are
-    re-ranked by their exact distances in full dimensions. It misses a true
-    neighbour only when the projection ranks it below ``k + rerank`` others;
-    with ``rerank`` at least the bank size it is exact.
+    Approximate. The bank's principal components (PCA fitted on at most
+    :data:`PCA_SAMPLE` evenly spaced bank rows, to :func:`projected_dims`
+    dimensions) rank the rows, with faiss's flat index when faiss is installed
+    and as the torch backend does otherwise; the ``k + rerank`` best of that
+    ranking are re-ranked by their exact distances in full dimensions. It
+    misses a true neighbour only when the projection ranks it below
+    ``k + rerank`` others; with ``rerank`` at least the bank size it is exact.
 
 The faiss policy: ``search="exact"`` uses faiss's flat index whenever faiss
 is installed and torch's blocked search otherwise; both are exact, so the
 neighbours found do not depend on it. ``search="approximate"`` builds an HNSW
 graph, only when asked, and only for banks of more than ``exact_below`` rows.
-``search="projected"`` needs no faiss.
+``search="projected"`` needs no faiss, and ranks with it when it is installed.
 Whatever the backend, the candidates' distances are recomputed directly as
 ``||q - b||``, so they carry no cancellation error of the matmul form, and
 the nearest ``k`` of them are returned.
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 
 SEARCH_MODES: tuple[str, ...] = ("exact", "approximate", "projected")
 """The values of ``knn_search``: exact search, faiss HNSW, or a PCA ranking re-ranked exactly."""
@@ -74,6 +76,9 @@ OWNER_ROOM = 16
 
 PROJECTED_DIMS = 64
 """Principal components the ``"projected"`` backend ranks in (fewer for narrow banks: see projected_dims)."""
+
+PCA_SAMPLE = 16384
+"""Bank rows (evenly spaced) the ``"projected"`` backend fits its principal axes on."""
 
 RERANK = 32
 """Candidates beyond ``k`` that the ``"projected"`` backend re-ranks in full dimensions."""
@@ -120,8 +125,9 @@ def require_faiss() -> ModuleType:
 def projected_dims(dims: int) -> int:
     """Return the principal components the ``"projected"`` backend ranks a bank of ``dims`` columns in.
 
-    :data:`PROJECTED_DIMS` for banks at least twice as wide, otherwise a
-    quarter of the columns (at least 1).
+    :data:`PROJECTED_DIMS` for banks at least twice as wide; a narrower bank
+    keeps its columns (it is searched exactly: projecting it would save less
+    than re-ranking costs).
 
     Parameters
     ----------
@@ -131,18 +137,25 @@ def projected_dims(dims: int) -> int:
     Returns
     -------
     int
-        Dimensions of the ranking space, below ``dims`` unless ``dims`` is 1.
+        Dimensions of the ranking space: :data:`PROJECTED_DIMS`, or ``dims``.
 
     Examples
     --------
-    >>> projected_dims(1280), projected_dims(128), projected_dims(48), projected_dims(2)
-    (64, 64, 12, 1)
+    >>> projected_dims(1280), projected_dims(128), projected_dims(48)
+    (64, 64, 48)
     """
-    return PROJECTED_DIMS if dims >= 2 * PROJECTED_DIMS else max(1, dims // 4)
+    return PROJECTED_DIMS if dims >= 2 * PROJECTED_DIMS else dims
 
 
-def principal_axes(bank: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the bank's mean and its ``dims`` leading principal axes (PCA, float64 covariance).
+def principal_axes(
+    bank: torch.Tensor, dims: int, sample: int = PCA_SAMPLE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the bank's mean and its ``dims`` leading principal axes.
+
+    scikit-learn's PCA (a randomized solver, seeded, for wide banks) fitted on
+    at most ``sample`` evenly spaced rows: the axes only choose which
+    candidates are re-ranked exactly, so a sample of a large bank serves as
+    well as all of it, at a cost that does not grow with the bank.
 
     Parameters
     ----------
@@ -150,24 +163,26 @@ def principal_axes(bank: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.T
         Rows the PCA is fitted on.
     dims : int
         Axes to keep (at most ``d``).
+    sample : int, default :data:`PCA_SAMPLE`
+        Rows fitted on, at most.
 
     Returns
     -------
     mean : Tensor of shape (d,)
-        Float32 column means.
-    axes : Tensor of shape (d, dims)
+        Float32 column means of the rows fitted on.
+    axes : Tensor of shape (d, min(dims, rows fitted on))
         Float32 orthonormal columns, by decreasing variance.
 
     Examples
     --------
     >>> mean, axes = principal_axes(torch.tensor([[0.0, 0.0], [2.0, 0.1], [4.0, 0.0]]), 1)
-    >>> mean.tolist(), [round(abs(v), 3) for v in axes[:, 0].tolist()]
-    ([2.0, 0.03333333507180214], [1.0, 0.0])
+    >>> [round(v, 3) for v in mean.tolist()], [round(abs(v), 3) for v in axes[:, 0].tolist()]
+    ([2.0, 0.033], [1.0, 0.0])
     """
-    mean = bank.double().mean(dim=0)
-    centred = bank.double() - mean
-    _, vectors = torch.linalg.eigh(centred.T @ centred)
-    return mean.float(), vectors[:, -dims:].flip(1).float().contiguous()
+    rows = torch.linspace(0, len(bank) - 1, min(len(bank), sample)).round().long()
+    fitted = PCA(n_components=min(dims, len(rows)), random_state=0).fit(bank[rows].float().numpy())
+    mean = torch.from_numpy(fitted.mean_).float()
+    return mean, torch.from_numpy(fitted.components_.T).float().contiguous()
 
 
 def choose_backend(search: str, n_rows: int, exact_below: int = EXACT_BELOW) -> str:
@@ -267,8 +282,8 @@ class NeighborIndex:
         if block_bytes < 1:
             raise ValueError(f"block_bytes must be >= 1, got {block_bytes!r}")
         self.backend = choose_backend(search, len(values), exact_below)
-        if self.backend == "projected" and values.shape[1] == 1:
-            self.backend = "torch"  # one column: nothing to project away
+        if self.backend == "projected" and projected_dims(values.shape[1]) == values.shape[1]:
+            self.backend = choose_backend("exact", len(values))  # narrow: nothing worth projecting away
         self.block_bytes = int(block_bytes)
         self.bank = values
         self.sq_norms = values.square().sum(dim=1)
@@ -288,11 +303,11 @@ class NeighborIndex:
                 raise ValueError(f"owners must be ({len(values)},), one per bank row, got {shape}")
             self.max_owned = int(torch.unique(self.owners, return_counts=True)[1].max())
         self.faiss_index: Any = None
-        if self.backend.startswith("faiss"):
-            self.faiss_index = self._build_faiss(values.numpy())
+        if self.backend.startswith("faiss") or (self.projection is not None and faiss_module() is not None):
+            self.faiss_index = self._build_faiss(self.rank_bank.numpy())
 
     def _build_faiss(self, values: np.ndarray) -> Any:
-        """Build the faiss index of the chosen backend over the bank rows."""
+        """Build the faiss index of the chosen backend over the bank rows (in the ranking space)."""
         faiss = require_faiss()
         faiss.omp_set_num_threads(torch.get_num_threads())  # follow torch's (the caller's) thread count
         if self.backend == "faiss-hnsw":
@@ -479,7 +494,8 @@ class NeighborIndex:
     def _faiss(self, q: torch.Tensor, k: int, own: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Faiss candidates (plus room for the excluded owner's rows), exact distances, exact fallback."""
         extra = 0 if own is None else min(self.max_owned, OWNER_ROOM)
-        n_cand = min(k + extra + (MARGIN if self.backend == "faiss-flat" else 0), len(self))
+        margin = {"faiss-flat": MARGIN, "projected": self.rerank}.get(self.backend, 0)
+        n_cand = min(k + extra + margin, len(self))
         require_faiss().omp_set_num_threads(torch.get_num_threads())
         if self.backend == "faiss-hnsw":
             self.faiss_index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * n_cand)
@@ -487,7 +503,7 @@ class NeighborIndex:
         for start in range(0, len(q), FAISS_QUERY_CHUNK):
             block = q[start : start + FAISS_QUERY_CHUNK]
             block_own = None if own is None else own[start : start + FAISS_QUERY_CHUNK]
-            cand = torch.from_numpy(self.faiss_index.search(block.numpy(), n_cand)[1])
+            cand = torch.from_numpy(self.faiss_index.search(self.to_rank_space(block).numpy(), n_cand)[1])
             best, chosen = self._best(block, cand, k, block_own)
             short = torch.nonzero(~torch.isfinite(best).all(dim=1))[:, 0]
             if len(short):  # too few candidates of other owners: search those queries exactly
