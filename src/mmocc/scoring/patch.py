@@ -27,6 +27,7 @@ from mmocc.search.coreset import cell_coreset, greedy_coreset
 from mmocc.search.index import SEARCH_MODES, NeighborIndex, require_faiss
 from mmocc.search.progress import progress_bar
 from mmocc.search.pruned import PrefixIndex
+from mmocc.search.rows import MapRows, RowSource
 
 VIEW_COMBINATIONS: tuple[str, ...] = ("max", "mean")
 """How :class:`PatchScore` combines the standardized view scores."""
@@ -212,26 +213,23 @@ class PatchScore(ScoringRule):
             raise ValueError("the patch score needs at least 2 training samples")
         for offset, group in enumerate(sorted({self.view_groups[view] for view in train.patches})):
             views = [view for view in train.patches if self.view_groups[view] == group]
-            # one group's rows at a time: laid out once (a copy of its features), freed after selection
-            parts = [_as_rows(train.patches[view]) for view in views]
-            points = parts[0] if len(parts) == 1 else torch.cat(parts)
-            del parts
+            # the group's training patches are read from the maps a block at a time, never all laid out
+            source = MapRows([train.patches[view] for view in views])
             owner = torch.cat(
                 [_owners(train, train.n).repeat_interleave(_positions(train, v)) for v in views]
             )
-            keep = self._select(points, math.ceil(self.coreset_ratio * len(points)), self.seed + offset)
-            self.banks[group] = points[keep].contiguous()
+            keep = self._select(source, math.ceil(self.coreset_ratio * len(source)), self.seed + offset)
+            self.banks[group] = source.take(keep)
             self._indexes[group] = PrefixIndex(
                 NeighborIndex(self.banks[group], self.search, owners=owner[keep])
             )
-            del points
         raw = self._image_scores(train, leave_own_out=True)
         self.mean = {view: float(values.mean()) for view, values in raw.items()}
         self.std = {view: float(values.std()) or 1.0 for view, values in raw.items()}
         self.train_view_scores = self._standardize(raw)
         return self.combine(self.train_view_scores)
 
-    def _select(self, points: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    def _select(self, points: RowSource, size: int, seed: int) -> torch.Tensor:
         """Return the indices of the bank rows among a group's training patches, by ``coreset_method``."""
         if self.coreset_method == "cells":
             return cell_coreset(points, size, seed=seed, verbose=self.verbose)

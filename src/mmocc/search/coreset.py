@@ -12,6 +12,11 @@ own cell, so a step costs a cell, not every point. Each step still adds the
 point farthest from its cell's rows, over all cells; a point's distance to
 the bank is at most what selection measured (a row of another cell can only
 be closer), so coverage is never worse than selection believed.
+
+Both take the points as a tensor or as a :class:`~mmocc.search.rows.RowSource`
+(a patch rule's maps): the points are then projected a block at a time, and
+the only copy of all of them that selection holds is the projected one,
+``m x min(C, PROJECTION_DIM)`` float32, plus a few ``m``-long vectors.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 
 from mmocc.search.index import NeighborIndex
 from mmocc.search.progress import progress_bar
+from mmocc.search.rows import RowSource, TensorRows
 
 PROJECTION_DIM = 128
 """Dimensions of the random projection distances are measured in."""
@@ -35,7 +41,7 @@ CELL_SAMPLE = 32
 
 
 def greedy_coreset(
-    points: torch.Tensor,
+    points: torch.Tensor | RowSource,
     size: int,
     *,
     seed: int = 0,
@@ -53,8 +59,8 @@ def greedy_coreset(
 
     Parameters
     ----------
-    points : Tensor of shape (m, C)
-        The candidates.
+    points : Tensor of shape (m, C) or RowSource
+        The candidates (a source is read a block at a time).
     size : int
         How many to select (at most ``m``; at least 1).
     seed : int, default 0
@@ -79,7 +85,8 @@ def greedy_coreset(
     >>> sorted(greedy_coreset(pts, 3, seed=0).tolist())
     [0, 2, 3]
     """
-    m = len(points)
+    source = _source(points)
+    m = len(source)
     size = min(max(int(size), 1), m)
     if size >= m:
         return torch.arange(m)
@@ -95,13 +102,16 @@ def greedy_coreset(
             )
             return torch.randperm(m, generator=draw)[:size].sort().values
         subset = torch.randperm(m, generator=draw)[:max_candidates].sort().values
-        return subset[greedy_coreset(points[subset], size, seed=seed, verbose=verbose)]
+        return subset[greedy_coreset(source.take(subset), size, seed=seed, verbose=verbose)]
     generator = torch.Generator().manual_seed(int(seed))
-    x = _projected(points, generator)
+    projection = _projection(source.width, generator)
     # (C, m) layout: the per-step product c @ x_t streams contiguous rows, 2-3x faster than x @ c
-    x_t = x.T.contiguous()
-    squared = x.pow(2).sum(dim=1)
-    del x  # one projected copy is held, not two
+    x_t = torch.empty(source.width if projection is None else PROJECTION_DIM, m)
+    squared = torch.empty(m)
+    for start, block in source.blocks():
+        x = _project(block, projection)
+        x_t[:, start : start + len(x)] = x.T
+        squared[start : start + len(x)] = x.pow(2).sum(dim=1)
     chosen = torch.empty(size, dtype=torch.long)
     last = int(torch.randint(m, (1,), generator=generator))
     chosen[0] = last
@@ -128,13 +138,21 @@ def greedy_coreset(
     return chosen
 
 
-def _projected(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Float32 points after a random Gaussian projection to :data:`PROJECTION_DIM` dims (when wider)."""
-    x = points.float()
-    if x.shape[1] > PROJECTION_DIM:
-        projection = torch.randn(x.shape[1], PROJECTION_DIM, generator=generator) / math.sqrt(PROJECTION_DIM)
-        x = x @ projection
-    return x
+def _source(points: torch.Tensor | RowSource) -> RowSource:
+    """Return the points as a row source (a tensor is wrapped)."""
+    return TensorRows(points) if isinstance(points, torch.Tensor) else points
+
+
+def _projection(width: int, generator: torch.Generator) -> torch.Tensor | None:
+    """Return a random Gaussian projection to :data:`PROJECTION_DIM` dims for wider points, else None."""
+    if width <= PROJECTION_DIM:
+        return None
+    return torch.randn(width, PROJECTION_DIM, generator=generator) / math.sqrt(PROJECTION_DIM)
+
+
+def _project(rows: torch.Tensor, projection: torch.Tensor | None) -> torch.Tensor:
+    """Float32 rows after the projection (unchanged without one)."""
+    return rows if projection is None else rows @ projection
 
 
 def default_cells(size: int) -> int:
@@ -163,7 +181,12 @@ def default_cells(size: int) -> int:
 
 
 def cell_coreset(
-    points: torch.Tensor, size: int, *, cells: int | None = None, seed: int = 0, verbose: bool | None = False
+    points: torch.Tensor | RowSource,
+    size: int,
+    *,
+    cells: int | None = None,
+    seed: int = 0,
+    verbose: bool | None = False,
 ) -> torch.Tensor:
     """Choose ``size`` points by greedy farthest-point selection within cells (approximate k-centre).
 
@@ -177,8 +200,8 @@ def cell_coreset(
 
     Parameters
     ----------
-    points : Tensor of shape (m, C)
-        The candidates.
+    points : Tensor of shape (m, C) or RowSource
+        The candidates (a source is read a block at a time).
     size : int
         How many to select (at most ``m``; at least 1).
     cells : int, optional
@@ -199,22 +222,37 @@ def cell_coreset(
     >>> sorted(cell_coreset(pts, 3, cells=3).tolist())
     [0, 3, 5]
     """
-    m = len(points)
+    source = _source(points)
+    m = len(source)
     size = min(max(int(size), 1), m)
     if size >= m:
         return torch.arange(m)
     cells = min(default_cells(size) if cells is None else max(1, int(cells)), size)
     generator = torch.Generator().manual_seed(int(seed))
-    x = _projected(points, generator)
+    projection = _projection(source.width, generator)
     sample = torch.randperm(m, generator=generator)[: CELL_SAMPLE * cells]
-    centres = sample[greedy_coreset(x[sample], cells, seed=seed)]
-    dist, cell = NeighborIndex(x[centres]).kneighbors(x, 1)
-    order = torch.from_numpy(cell[:, 0]).argsort(stable=True)
+    sampled = _project(source.take(sample), projection)
+    placed = greedy_coreset(sampled, cells, seed=seed)
+    centres = sample[placed]
+    centre_index = NeighborIndex(sampled[placed])
+    cell, dist = torch.empty(m, dtype=torch.long), torch.empty(m)
+    for start, block in source.blocks():  # each point's cell, a block at a time
+        d, c = centre_index.kneighbors(_project(block, projection), 1)
+        dist[start : start + len(block)] = torch.from_numpy(d[:, 0]).float()
+        cell[start : start + len(block)] = torch.from_numpy(c[:, 0])
+    order = cell.argsort(stable=True)
     starts = torch.zeros(cells + 1, dtype=torch.long)
-    starts[1:] = torch.bincount(torch.from_numpy(cell[:, 0]), minlength=cells).cumsum(0)
-    nearest = torch.from_numpy(dist[:, 0]).float()[order]
+    starts[1:] = torch.bincount(cell, minlength=cells).cumsum(0)
+    nearest = dist[order]
     nearest[torch.isin(order, centres)] = float("-inf")  # chosen already (duplicates of a centre stay)
-    picked = _select_in_cells(x[order], nearest, starts, size - cells, verbose)
+    del cell, dist
+    slot = torch.empty_like(order)
+    slot[order] = torch.arange(m)
+    x = torch.empty(m, sampled.shape[1])  # the points sorted by cell: the one copy selection holds
+    for start, block in source.blocks():  # read in order, each row written to its sorted slot
+        x[slot[start : start + len(block)]] = _project(block, projection)
+    del slot
+    picked = _select_in_cells(x, nearest, starts, size - cells, verbose)
     return torch.cat([centres, order[picked]])
 
 
