@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -185,6 +186,9 @@ def main() -> None:
     )
     parser.add_argument("--sides", nargs="+", help="run only these sides (this, other, variant); prints only")
     parser.add_argument("--workloads", nargs="+", default=["pairs", "images"], help="pairs, images or both")
+    parser.add_argument(
+        "--growth", action="store_true", help="also fit this version's best side at half the sizes"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     if args.worker:
@@ -202,31 +206,36 @@ def main() -> None:
         sides["variant"] = (sys.executable, dict(_parameter(item) for item in args.variant))
     if args.sides:
         sides = {name: side for name, side in sides.items() if name in args.sides}
-    workloads = []
+    workloads: list[tuple[str, str, str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        np.savez(folder / "pairs.npz", **pairs_data(pairs, n_test, pair_size))
-        image_arrays, source = images_data(images, n_test, image_size, real=not args.smoke)
-        np.savez(folder / "images.npz", **image_arrays)
-        workloads = [
-            (
-                "pairs",
-                f"{pair_size} px pairs, `patch`, {pairs} training pairs",
-                "pairs.npz",
-                {"preset": "patch"},
-            ),
-            (
-                "images",
-                f"{image_size} px single views, `pretrained` (patch_size {image_size}), {images} training "
-                f"images ({source})",
-                "images.npz",
-                {"preset": "pretrained", "patch_size": image_size},
-            ),
-        ]
+        sizes = [(pairs, images, "")] + ([(pairs // 2, images // 2, "_half")] if args.growth else [])
+        for n_pairs, n_images, suffix in sizes:
+            np.savez(folder / f"pairs{suffix}.npz", **pairs_data(n_pairs, n_test, pair_size))
+            image_arrays, source = images_data(n_images, n_test, image_size, real=not args.smoke)
+            np.savez(folder / f"images{suffix}.npz", **image_arrays)
+            workloads += [
+                (
+                    f"pairs{suffix}",
+                    f"{pair_size} px pairs, `patch`, {n_pairs} training pairs",
+                    f"pairs{suffix}.npz",
+                    {"preset": "patch"},
+                ),
+                (
+                    f"images{suffix}",
+                    f"{image_size} px single views, `pretrained` (patch_size {image_size}), {n_images} "
+                    f"training images ({source})",
+                    f"images{suffix}.npz",
+                    {"preset": "pretrained", "patch_size": image_size},
+                ),
+            ]
         records: list[dict[str, Any]] = []
-        for key, label, data, params in [w for w in workloads if w[0] in args.workloads]:
+        for key, label, data, params in [w for w in workloads if w[0].split("_")[0] in args.workloads]:
+            half = key.endswith("_half")
             for repeat in range(args.repeats):
                 for name, (python, extra) in sides.items():
+                    if half and name != ("variant" if "variant" in sides else "this"):
+                        continue  # growth: this version's best side only
                     job = {
                         "data": str(folder / data),
                         "threads": args.threads,
@@ -247,7 +256,7 @@ def main() -> None:
                     print(f"{key} {name}: {_summary(record)}, load {before:.2f}", file=sys.stderr, flush=True)
     table = render(records)
     print(table)
-    if args.smoke or args.sides or len(args.workloads) < 2:
+    if args.smoke or args.sides or len(args.workloads) < 2:  # prints only
         return
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "local_speed.json").write_text(json.dumps(records, indent=1))
@@ -347,6 +356,7 @@ def page(records: list[dict[str, Any]], table: str, args: argparse.Namespace, se
     loads = [r["load_before"] for r in records] + [r["load_after"] for r in records]
     variant = f" --variant {' '.join(args.variant)}" if args.variant else ""
     timeout = f" --timeout {args.timeout:.0f}" if args.timeout else ""
+    timeout += " --growth" if args.growth else ""
     wall = f"{seconds:.0f} s." if seconds is not None else "(this page rendered again from its records)."
     return "\n".join(
         [
@@ -368,6 +378,8 @@ def page(records: list[dict[str, Any]], table: str, args: argparse.Namespace, se
             "",
             WHY,
             "",
+            *growth(records),
+            "",
             *quality_section(),
             "## Side by side",
             "",
@@ -379,6 +391,30 @@ def page(records: list[dict[str, Any]], table: str, args: argparse.Namespace, se
             "",
         ]
     )
+
+
+def growth(records: list[dict[str, Any]]) -> list[str]:
+    """How fit and scoring grow from half the training set to all of it (``--growth`` runs), per workload."""
+    lines = []
+    for key in ("pairs", "images"):
+        half = [r for r in records if r["workload"] == f"{key}_half" and "timed_out" not in r]
+        if not half:
+            continue
+        full = _finished(records, key, half[0]["side"])
+        if not full:
+            continue
+        small, big = half[0], min(full, key=lambda r: r["fit_s"])
+        ratio = big["fit_s"] / small["fit_s"]
+        lines.append(
+            f"- {key} ({small['side']}): fit {small['fit_s']:.1f} s ({small['label']}) -> "
+            f"{big['fit_s']:.1f} s "
+            f"({big['label']}): x{ratio:.2f} for twice the training set (exponent {math.log2(ratio):.2f}; "
+            f"1 = linear, 2 = quadratic); peak {small['peak_mb']:.0f} -> {big['peak_mb']:.0f} MB; "
+            f"scoring {small['per_s']:.1f} -> {big['per_s']:.1f} per s (the bank doubles)."
+        )
+    if not lines:
+        return []
+    return ["## Growth", "", "The best side of this version at both sizes, same command:", "", *lines, ""]
 
 
 def quality_section() -> list[str]:
@@ -404,7 +440,8 @@ def quality_section() -> list[str]:
 def render(records: list[dict[str, Any]]) -> str:
     """One Markdown table: best fit and scoring rate of each side per workload, parts and agreement."""
     lines = [
-        "| workload | side | fit s | fit parts (s) | peak MB (fit) | score per s | score parts (s) | load |",
+        "| workload | side | fit s | fit parts (s) | peak MB of the fit (before it) | score per s | "
+        "score parts (s) | load |",
         "|:---|:---|---:|:---|---:|---:|:---|:---|",
     ]
     notes = []
@@ -425,7 +462,8 @@ def render(records: list[dict[str, Any]]) -> str:
             sparts = ", ".join(f"{k} {v:.2f}" for k, v in rate["score_parts"].items())
             lines.append(
                 f"| {fit['label']} | {side} ({fit['version']}) | {fit['fit_s']:.1f} | {parts} | "
-                f"{fit['peak_mb']:.0f} | {rate['per_s']:.1f} | {sparts} | {load} |"
+                f"{fit['peak_mb']:.0f} ({fit.get('before_fit_mb', float('nan')):.0f}) | "
+                f"{rate['per_s']:.1f} | {sparts} | {load} |"
             )
         scores = {r["side"]: np.asarray(r["scores"]) for r in mine if r["repeat"] == 0 and "scores" in r}
         for side in ("other", "variant"):

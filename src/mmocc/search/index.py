@@ -17,7 +17,8 @@ Backends, chosen by one policy (:func:`choose_backend`):
     Approximate. The bank's principal components (PCA fitted on at most
     :data:`PCA_SAMPLE` evenly spaced bank rows, to :func:`projected_dims`
     dimensions) rank the rows, with faiss's flat index when faiss is installed
-    and as the torch backend does otherwise; the ``k + rerank`` best of that
+    (unless a leave-one-out owner holds more than :data:`OWNER_ROOM` rows) and as
+    the torch backend does otherwise; the ``k + rerank`` best of that
     ranking are re-ranked by their exact distances in full dimensions. It
     misses a true neighbour only when the projection ranks it below
     ``k + rerank`` others; with ``rerank`` at least the bank size it is exact.
@@ -379,8 +380,11 @@ class NeighborIndex:
         own = None if exclude is None else self._checked_exclude(exclude, len(q))
         if not len(q):
             return np.zeros((0, k)), np.zeros((0, k), dtype=np.int64)
+        # owners of many rows (a patch bank's images) would crowd faiss's candidates: the projected
+        # ranking then masks them in torch instead
+        crowded = own is not None and self.backend == "projected" and self.max_owned > OWNER_ROOM
         with torch.no_grad():
-            if self.faiss_index is None:
+            if self.faiss_index is None or crowded:
                 dist, idx = self._exact(q, k, own)
             else:
                 dist, idx = self._faiss(q, k, own)
