@@ -124,6 +124,24 @@ def publish(topic: str, records: Sequence[Mapping[str, Any]], results: Path = RE
     return render(topic, results, markdown)
 
 
+def splice(topic: str, section: Sequence[Mapping[str, Any]], results: Path = RESULTS,
+           markdown: Path = MARKDOWN) -> Path:
+    """Replace one section's records inside another topic's records (e.g. a rerun of SPEED.md's kNN section).
+
+    The records of the kinds in ``section`` are removed from ``results/<topic>.json`` and ``section`` is put
+    where the first of them was; the topic's page is rendered again. Its other sections keep their runs
+    (each section states its own command and load).
+    """
+    import json
+
+    kinds = {record["kind"] for record in section}
+    old = json.loads((results / f"{topic}.json").read_text(encoding="utf-8"))
+    where = next(i for i, record in enumerate(old) if record["kind"] in kinds)
+    kept = [record for record in old if record["kind"] not in kinds]
+    spliced = kept[:where] + [dict(record) for record in section] + kept[where:]
+    return publish(topic, spliced, results, markdown)
+
+
 def report(topic: str, records: Sequence[Mapping[str, Any]], write: bool) -> str:
     """The Markdown text of a topic's records; with ``write``, also :func:`publish` them (a full run)."""
     from render import Topic, render_text

@@ -35,6 +35,7 @@ records into SPEED.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_common import command_line, cpu_model, report, run_record, torch_threads
+from bench_common import RESULTS, command_line, cpu_model, report, run_record, splice, torch_threads
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
@@ -239,14 +240,22 @@ def measure_records(smoke: bool = False, quick: bool = False) -> list[dict[str, 
 
 
 def main() -> None:
-    """Print the report; without ``--smoke``/``--quick`` also save the records and write benchmarks/KNN.md."""
+    """Print the report; a full run also saves the records and writes KNN.md and SPEED.md's kNN section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, print only")
     parser.add_argument("--quick", action="store_true", help="n_train 4,000, n_test 20,000, print only")
+    parser.add_argument("--splice", action="store_true",
+                        help="only put the saved records (results/knn.json) into SPEED.md's kNN section")
     options = parser.parse_args()
-    records = [run_record("knn", command_line("knn_scale.py")),
-               *measure_records(smoke=options.smoke, quick=options.quick)]
-    print(report("knn", records, write=not (options.smoke or options.quick)))
+    if options.splice:
+        saved = json.loads((RESULTS / "knn.json").read_text(encoding="utf-8"))
+        print(splice("speed", [r for r in saved if r["kind"] != "run"]))
+        return
+    measured = measure_records(smoke=options.smoke, quick=options.quick)
+    write = not (options.smoke or options.quick)
+    print(report("knn", [run_record("knn", command_line("knn_scale.py")), *measured], write=write))
+    if write:
+        splice("speed", measured)
 
 
 if __name__ == "__main__":
