@@ -402,7 +402,8 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         self, views: dict[str, np.ndarray], needs: frozenset[str], action: str = "scoring"
     ) -> Features:
         """Compute the features ``needs`` names for all samples (for ``action``, see :meth:`_batches`)."""
-        return Features.concat(list(self._batches(views, needs, action)))
+        n = len(next(iter(views.values())))
+        return Features.collect(self._batches(views, needs, action), n)
 
     def _score_views(self, views: dict[str, np.ndarray]) -> np.ndarray:
         parts = [self.rule_.score(feats) for feats in self._batches(views, self.rule_.needs)]

@@ -143,16 +143,30 @@ class PatchFeatures:
             depth = sum(isinstance(layer, nn.MaxPool2d) for layer in layers)
             blocks = (1, 2) if depth >= 3 else (1,)
             return aggregate(pooled_block_outputs(layers, scaler(raw), blocks))
-        x = scaler.unit(raw).clamp(0.0, 1.0)
+        backbone = self.backbone
+        side = self.size or int(raw.shape[-1])
+        micro_batch = getattr(backbone, "micro_batch", None)  # FeatureBackbone's advice; else one pass
+        step = micro_batch(side, side) if micro_batch is not None else len(raw)
+        out: Tensor | None = None
+        with torch.no_grad():
+            for start in range(0, len(raw), max(1, step)):  # scaled, resized and aggregated per micro-batch
+                maps = self._backbone_maps(backbone, scaler.unit(raw[start : start + step]).clamp(0.0, 1.0))
+                if out is None:
+                    out = maps.new_empty((len(raw), *maps.shape[1:]))
+                out[start : start + len(maps)] = maps
+        if out is None:
+            raise ValueError("expected a non-empty batch of images")
+        return out
+
+    def _backbone_maps(self, backbone: nn.Module, x: Tensor) -> Tensor:
+        """Return the aggregated backbone maps of images in [0, 1], resized to ``size``, tiled when asked."""
         if self.size is not None and x.shape[-1] != self.size:
             warn_resized(tuple(x.shape[-2:]), self.size)
             antialias = self.size < x.shape[-1]
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
-        backbone = self.backbone
         if self.tile is not None:
             return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
-        extract = getattr(backbone, "extract", backbone)  # FeatureBackbone.extract: micro-batches
-        return aggregate(list(extract(x)))
+        return aggregate(list(backbone(x)))
 
 
 def warn_resized(shape: tuple[int, ...], size: int) -> None:

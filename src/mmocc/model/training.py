@@ -141,14 +141,35 @@ def fit_scalers(model: JointAutoencoder, views: dict[str, np.ndarray], scaling: 
         scaler.shift.fill_(shift)
         if scaling != "standard":
             continue
-        unit = array.astype(np.float64) * gain - shift
-        axes = (0, 2, 3) if spec.kind == "image" else (0,)
-        std = unit.std(axis=axes)
+        mean, std = _unit_mean_std(array, gain, shift, (0, 2, 3) if spec.kind == "image" else (0,))
         std[std < 1e-6] = 1.0
-        scaler.mean.copy_(
-            torch.as_tensor(unit.mean(axis=axes), dtype=torch.float32).reshape(scaler.mean.shape)
-        )
+        scaler.mean.copy_(torch.as_tensor(mean, dtype=torch.float32).reshape(scaler.mean.shape))
         scaler.std.copy_(torch.as_tensor(std, dtype=torch.float32).reshape(scaler.std.shape))
+
+
+STATS_CHUNK_ELEMENTS = 2**24
+"""Values of a training array converted to float64 at a time by :func:`_unit_mean_std` (128 MiB)."""
+
+
+def _unit_mean_std(
+    array: np.ndarray, gain: float, shift: float, axes: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of ``array * gain - shift`` over ``axes``, in float64, a chunk at a time.
+
+    Two passes over chunks of samples (the mean, then the squared deviations
+    from it), so no float64 copy of the whole array is made.
+    """
+    step = max(1, STATS_CHUNK_ELEMENTS // max(1, int(np.prod(array.shape[1:]))))
+    count = len(array) * int(np.prod([array.shape[a] for a in axes if a != 0]))
+    chunks = range(0, len(array), step)
+    total = sum((array[i : i + step].astype(np.float64) * gain - shift).sum(axis=axes) for i in chunks)
+    mean = np.asarray(total) / count
+    shape = [1 if a in axes else n for a, n in enumerate(array.shape)]
+    squares = sum(
+        np.square(array[i : i + step].astype(np.float64) * gain - shift - mean.reshape(shape)).sum(axis=axes)
+        for i in chunks
+    )
+    return mean, np.sqrt(np.asarray(squares) / count)
 
 
 def initial_center(model: JointAutoencoder, data: dict[str, Tensor], batch_size: int) -> Tensor:

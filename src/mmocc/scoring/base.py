@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,29 +88,46 @@ class Features:
         return np.concatenate(list(self.latents.values()), axis=1)
 
     @staticmethod
-    def concat(parts: list[Features]) -> Features:
-        """Join the features of consecutive batches.
+    def collect(batches: Iterable[Features], n: int) -> Features:
+        """Join consecutive batches of features into arrays of ``n`` samples, each allocated once.
+
+        Each batch is copied into place as it arrives, so the peak memory is
+        all the samples plus one batch, not twice all of them (a list of
+        batches, then their concatenation).
 
         Parameters
         ----------
-        parts : list of Features
-            Batches with the same fields filled.
+        batches : iterable of Features
+            Consecutive batches with the same fields filled.
+        n : int
+            Samples in all the batches together.
 
         Returns
         -------
         Features
             All samples.
-        """
-        def joined(name: str) -> dict[str, np.ndarray]:
-            return {k: np.concatenate([getattr(p, name)[k] for p in parts]) for k in getattr(parts[0], name)}
 
-        return Features(
-            latents=joined("latents"),
-            inputs=joined("inputs"),
-            recons=joined("recons"),
-            recon_maps=joined("recon_maps"),
-            patches=joined("patches"),
-        )
+        Raises
+        ------
+        ValueError
+            When the batches do not hold exactly ``n`` samples.
+        """
+        names = ("latents", "inputs", "recons", "recon_maps", "patches")
+        out: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
+        start = 0
+        for batch in batches:
+            size = batch.n
+            if start + size > n:
+                raise ValueError(f"the feature batches hold more than the {n} samples expected")
+            for name in names:
+                for key, values in getattr(batch, name).items():
+                    if key not in out[name]:
+                        out[name][key] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+                    out[name][key][start : start + size] = values
+            start += size
+        if start != n:
+            raise ValueError(f"the feature batches hold {start} samples, expected {n}")
+        return Features(**out)
 
 
 def standardize(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

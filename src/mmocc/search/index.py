@@ -81,6 +81,9 @@ PROJECTED_DIMS = 64
 PCA_SAMPLE = 16384
 """Bank rows (evenly spaced) the ``"projected"`` backend fits its principal axes on."""
 
+EXACT_PCA_WIDTH = 1024
+"""Widest bank whose principal axes the ``"projected"`` backend computes exactly (wider: randomized)."""
+
 RERANK = 32
 """Candidates beyond ``k`` that the ``"projected"`` backend re-ranks in full dimensions."""
 
@@ -153,10 +156,12 @@ def principal_axes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the bank's mean and its ``dims`` leading principal axes.
 
-    scikit-learn's PCA (a randomized solver, seeded, for wide banks) fitted on
-    at most ``sample`` evenly spaced rows: the axes only choose which
-    candidates are re-ranked exactly, so a sample of a large bank serves as
-    well as all of it, at a cost that does not grow with the bank.
+    scikit-learn's PCA fitted on at most ``sample`` evenly spaced rows: exact
+    (the covariance's eigenvectors) for banks of at most
+    :data:`EXACT_PCA_WIDTH` columns, a seeded randomized solver for wider
+    ones. The axes only choose which candidates are re-ranked exactly, so a
+    sample of a large bank serves as well as all of it, at a cost that does
+    not grow with the bank.
 
     Parameters
     ----------
@@ -181,7 +186,9 @@ def principal_axes(
     ([2.0, 0.033], [1.0, 0.0])
     """
     rows = torch.linspace(0, len(bank) - 1, min(len(bank), sample)).round().long()
-    fitted = PCA(n_components=min(dims, len(rows)), random_state=0).fit(bank[rows].float().numpy())
+    solver = "covariance_eigh" if bank.shape[1] <= EXACT_PCA_WIDTH else "randomized"
+    fitted = PCA(n_components=min(dims, len(rows)), svd_solver=solver, random_state=0)
+    fitted.fit(bank[rows].float().numpy())
     mean = torch.from_numpy(fitted.mean_).float()
     return mean, torch.from_numpy(fitted.components_.T).float().contiguous()
 
