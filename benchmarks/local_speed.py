@@ -58,19 +58,32 @@ TIMED = (
 )
 
 
-def _timer(parts: dict[str, float], key: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _peak_mb() -> float:
+    """The process's resident high-water mark so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timer(
+    parts: dict[str, float], key: str, function: Callable[..., Any], marks: dict[str, float] | None
+) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return function(*args, **kwargs)
         finally:
             parts[key] = parts.get(key, 0.0) + time.perf_counter() - start
+            if marks is not None:  # the high-water mark when the part last ended
+                marks[key] = _peak_mb()
 
     return timed
 
 
-def instrument(parts: dict[str, float]) -> None:
-    """Time the parts this version has (outermost calls only: nested calls are counted inside)."""
+def instrument(parts: dict[str, float], marks: dict[str, float] | None = None) -> None:
+    """Time the parts this version has (outermost calls only: nested calls are counted inside).
+
+    With ``marks``, also record the resident high-water mark when each part
+    last returned: in the order of the fit's steps, a memory breakdown.
+    """
     import importlib
 
     for module_name, owner_name, attr, key in TIMED:
@@ -80,7 +93,7 @@ def instrument(parts: dict[str, float]) -> None:
             continue
         owner = module if owner_name is None else getattr(module, owner_name, None)
         if owner is not None and hasattr(owner, attr):
-            setattr(owner, attr, _timer(parts, key, getattr(owner, attr)))
+            setattr(owner, attr, _timer(parts, key, getattr(owner, attr), marks))
 
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
@@ -94,14 +107,16 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     train = {k[len("train.") :]: data[k] for k in data.files if k.startswith("train.")}
     test = {k[len("test.") :]: data[k] for k in data.files if k.startswith("test.")}
     parts: dict[str, float] = {}
-    instrument(parts)
+    marks: dict[str, float] = {}
+    instrument(parts, marks)
     model = mmocc.MultimodalOCC(**job["params"])
-    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_mb = _peak_mb()
     start = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - start
-    fit_parts, peak_mb = dict(parts), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fit_parts, fit_marks, peak_mb = dict(parts), dict(marks), _peak_mb()
     parts.clear()
+    marks.clear()
     start = time.perf_counter()
     scores = model.decision_function(test)
     score_s = time.perf_counter() - start
@@ -110,6 +125,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         "version": mmocc.__version__,
         "fit_s": fit_s,
         "fit_parts": fit_parts,
+        "fit_marks": fit_marks,
         "peak_mb": peak_mb,
         "before_fit_mb": base_mb,
         "score_s": score_s,
@@ -283,20 +299,24 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 WHY = (
-    "Why (see the parts columns). Bank building: exact greedy coreset selection (the default, and 0.4.0's "
-    "only method) costs O(training patches x bank rows), memory-bound: 1.43 million patches x 143,000 rows "
-    "at 700 pairs, 768,000 x 77,000 at 750 images at 256 px; neither version finishes within the limit. "
-    '`coreset_method="cells"` (greedy within cells, `mmocc.search.coreset.cell_coreset`) builds those banks '
-    "in about 11 s and 33 s (run of 2026-12-05 at load 0.7-1.6), but its coverage costs more ROC AUC than "
-    "the 0.005 bound (next section), so it stays opt-in. With it, the fit's largest part is the search "
-    "behind the standardization: every training position against the bank, leaving its own image out "
-    "(`mmocc.search.pruned`; 69.6 s of 111.9 s at 700 pairs, 42.9 + 26.7 s of 97.7 s at 750 images). At "
-    "64 px the autoencoder's training alone takes 28.7 s of the 30 s budget. Scoring is mostly that search "
-    "too (pruned search 13.6 s against features 0.2 s at 64 px; 12.0 + 8.0 s against features 4.7 s at "
-    "256 px): the bank keeps 10% of the training patches, so the search grows with the training set, and "
-    "the pruning bounds are loose on these features. `knn_search=\"projected\"` (the bank's principal "
-    "components, exact re-rank) costs no ROC AUC measured but is not faster than faiss's exact flat search "
-    "at these bank sizes. Peak memory (2.96 GB at 750 images) was not broken down."
+    "Why (see the parts columns; run of 2026-12-05 19:03-19:19 UTC, load 1.1-1.8). Bank building: exact "
+    "greedy coreset selection (the default, and 0.4.0's only method) costs O(training patches x bank rows), "
+    "memory-bound: 1.43 million patches x 143,000 rows at 700 pairs, 768,000 x 77,000 at 750 images at "
+    "256 px; neither version finishes within the limit. `coreset_method=\"cells\"` (greedy within cells) "
+    "builds those banks in 11.5 s and 33.9 s, but costs more ROC AUC than the 0.005 bound (next section), "
+    "so it stays opt-in. With it, the fit's largest part is the search behind the standardization: every "
+    "training position against the bank, leaving its own image out (`pruned search`, which includes most "
+    "of `search`: 57.9 s of 99.9 s at 700 pairs, 63.3 s of 122.0 s at 750 images). That search is "
+    "quadratic in the training set, because the bank is 10% of the training patches: from half the "
+    "images to all of them it grew 4.3x (pairs) and 6.0x (images), and the whole fit about 2.8-3.0x "
+    "(Growth, below). The same step took 42.9 s at 750 images in the previous session's run, on the same "
+    "code path; this run does not say why. At 64 px the autoencoder's training alone takes 28.6 s of the "
+    "30 s budget. Scoring is mostly the pruned search too (12.7 s of 13.0 s for 200 pairs at 64 px; 10.9 "
+    "s against features 5.9 s for 200 images at 256 px): its cost grows with the bank, and the pruning "
+    "bounds are loose on these features. Memory: the peak at 750 images fell from 2,959 MB (previous "
+    "session) to 1,999 MB: bank building reads the training patches from the maps a block at a time "
+    "(`mmocc.search.rows`) instead of laying all of them out a second time; see the note under the table "
+    "for what the peak is made of."
 )
 """The page's explanation of the figures (hand-written from the runs it names)."""
 
@@ -459,6 +479,9 @@ def render(records: list[dict[str, Any]]) -> str:
                 continue
             fit, rate = min(done, key=lambda r: r["fit_s"]), max(done, key=lambda r: r["per_s"])
             parts = ", ".join(f"{k} {v:.1f}" for k, v in fit["fit_parts"].items())
+            if fit.get("fit_marks"):
+                marks = sorted(fit["fit_marks"].items(), key=lambda item: item[1])
+                parts += "; high-water MB after " + ", ".join(f"{k} {v:.0f}" for k, v in marks)
             sparts = ", ".join(f"{k} {v:.2f}" for k, v in rate["score_parts"].items())
             lines.append(
                 f"| {fit['label']} | {side} ({fit['version']}) | {fit['fit_s']:.1f} | {parts} | "
