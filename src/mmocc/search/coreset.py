@@ -249,19 +249,25 @@ def cell_coreset(
     slot = torch.empty_like(order)
     slot[order] = torch.arange(m)
     x = torch.empty(m, sampled.shape[1])  # the points sorted by cell: the one copy selection holds
+    squared = torch.empty(m)
     for start, block in source.blocks():  # read in order, each row written to its sorted slot
-        x[slot[start : start + len(block)]] = _project(block, projection)
+        rows, projected = slot[start : start + len(block)], _project(block, projection)
+        x[rows], squared[rows] = projected, projected.pow(2).sum(dim=1)
     del slot
-    picked = _select_in_cells(x, nearest, starts, size - cells, verbose)
+    picked = _select_in_cells(x, squared, nearest, starts, size - cells, verbose)
     return torch.cat([centres, order[picked]])
 
 
 def _select_in_cells(
-    x: torch.Tensor, nearest: torch.Tensor, starts: torch.Tensor, steps: int, verbose: bool | None
+    x: torch.Tensor,
+    squared: torch.Tensor,
+    nearest: torch.Tensor,
+    starts: torch.Tensor,
+    steps: int,
+    verbose: bool | None,
 ) -> torch.Tensor:
-    """Greedy steps over points sorted by cell: each adds the point farthest from its own cell's rows."""
+    """Take greedy steps over points sorted by cell (and their squared norms), each in its own cell."""
     bounds = starts.tolist()
-    squared = x.pow(2).sum(dim=1)
     cell_max = torch.full((len(bounds) - 1,), float("-inf"))
     cell_arg = torch.zeros(len(bounds) - 1, dtype=torch.long)
     for c in range(len(bounds) - 1):  # once per cell: its farthest point
