@@ -1,0 +1,324 @@
+"""Write benchmarks/COMBINED.md: the ``combined`` preset against the current presets (issue 23).
+
+Usage (from the repository root)::
+
+    python benchmarks/combined.py                          # seed 0, every part, 2 processes
+    python benchmarks/combined.py --seeds 0 1 2            # more seeds (finished jobs are reused)
+    python benchmarks/combined.py --parts novelty defects  # some parts only
+    python benchmarks/combined.py --report-only            # rebuild the records and COMBINED.md
+    python benchmarks/combined.py --smoke                  # tiny run into a temp folder
+
+The same protocols, splits and seeds as the pages they come from, restricted to the presets:
+
+- ``novelty``: RESULTS.md's COIL-20 random, COIL-20 unseen poses and mfeat protocols
+  (:data:`run_benchmarks.PROTOCOLS`, every normal class), through
+  :func:`mmocc.evaluation.runner.run_experiment`: ROC AUC, normal recall at the
+  threshold τ (share of the held-out normals at or below it), fit + score seconds;
+- ``defects``: DEFECTS.md's COIL-20 painted defects at 32 px (:func:`defects.defect_test`
+  and :func:`defects.measure`): image ROC AUC, pixel AUROC, view attribution, normal
+  recall at τ, seconds, and for ``combined`` which part fired (local on the painted
+  copies; global on every 8th test sample of the other classes);
+- ``mtile``: REAL.md's Magnetic-tile protocol (a), one image at a time, random 80%
+  (:func:`real_protocols.measure`), seed 0 only.
+
+Every job runs with one torch thread per process; the outputs are resumable under
+``benchmarks/out/combined/``. The records are ``benchmarks/results/combined.json``,
+from which ``benchmarks/render.py`` writes COMBINED.md (template
+``benchmarks/templates/combined.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import defects
+import numpy as np
+import real_protocols
+import run_benchmarks
+from bench_common import (
+    DATA,
+    MARKDOWN,
+    RESULTS,
+    ROOT,
+    command_line,
+    publish,
+    read_results,
+    run_one_thread,
+    run_record,
+    spread,
+    summarize,
+)
+
+from mmocc.utils.files import atomic_open
+
+OUT = ROOT / "benchmarks" / "out" / "combined"
+PRESETS = ("paper", "default", "patch", "pretrained", "combined")
+"""Every preset of :data:`mmocc.model.params.PRESET_NAMES`, in table order."""
+NOVELTY = ("coil_random", "coil_unseen", "mfeat")
+DEFECT_KEY = "coil"
+MTILE_ROWS: dict[str, dict[str, Any]] = {
+    "pretrained": {"preset": "pretrained", "size": 64},
+    "patch": {"preset": "patch", "size": 32},
+    "combined": {"preset": "combined", "size": 32},
+    "combined_pretrained": {
+        "preset": "combined",
+        "size": 64,
+        "patch_backbone": "efficientnet_lite0",
+        "patch_size": 64,
+    },
+}
+"""Magnetic-tile (a) rows, as REAL.md's rows (``real.ROWS``) run them."""
+TARGETS = {
+    "coil_random": 0.999,
+    "coil_unseen": 0.999,
+    "mfeat": 0.994,
+    "defects": 0.98,
+    "mtile_gap": 0.005,
+    "cost": 1.5,
+}
+"""Issue 23's targets; ``cost``: combined fit + score within this factor of the slower part."""
+
+
+def novelty_job(protocol: str, preset: str, seeds: list[int], out: Path, smoke: bool) -> str:
+    """Run one preset on one RESULTS.md protocol for ``seeds`` into ``out/novelty/<protocol>/<preset>``."""
+    spec = run_benchmarks.PROTOCOLS[protocol]
+    extra = dict(spec.get("paper_params", {})) if preset == "paper" else {}
+    config = {
+        "name": spec["title"],
+        "seeds": seeds,
+        "plots": False,
+        "data": dict(spec["data"]),
+        "split": dict(spec["split"]),
+        "models": {preset: {"kind": "mmocc", "preset": preset, **extra}},
+    }
+    if smoke:
+        config["split"]["normal"] = ["1"]
+    run_one_thread(config, spec["source"], out / "novelty" / protocol / preset)
+    return f"novelty {protocol}/{preset}"
+
+
+def defect_job(index: int, seed: int, presets: list[str], out: Path, smoke: bool) -> str:
+    """Measure the presets on one COIL-20 painted-defect task into ``out/defects/coil_<i>_<seed>.json``."""
+    import torch
+
+    torch.set_num_threads(1)
+    path = out / "defects" / f"{DEFECT_KEY}_{index}_{seed}.json"
+    done = json.loads(path.read_text(encoding="utf-8"))["rows"] if path.is_file() else {}
+    todo = [p for p in presets if p not in done]
+    if todo:
+        train, test, broken, batch, others = defects.defect_test(DEFECT_KEY, index, seed, smoke)
+        others = others.subset(np.arange(0, len(others), 8))
+        for preset in todo:
+            done[preset] = defects.measure(preset, seed, train, test, broken, batch, others)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump({"index": index, "seed": seed, "rows": done}, handle, indent=1)
+    return f"defects {index} seed {seed}"
+
+
+def mtile_job(name: str, out: Path) -> str:
+    """Measure one Magnetic-tile (a) row on seed 0 into ``out/mtile/<name>.json``."""
+    import torch
+
+    torch.set_num_threads(1)
+    path = out / "mtile" / f"{name}.json"
+    if not path.is_file():
+        row = MTILE_ROWS[name]
+        data = real_protocols.load(DATA / "magnetic-tile", "image_random", row["size"], "stretch", False)
+        result = real_protocols.measure(row, real_protocols.draw(data, "image_random", 0), 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keep = (
+            "image_roc_auc",
+            "pixel_roc_auc",
+            "aupro",
+            "normal_recall",
+            "fit_seconds",
+            "score_seconds",
+            "n_train",
+            "n_test_normal",
+            "n_test_defective",
+        )
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump(
+                {"row": name, "spec": row, "seed": 0, **{k: result.get(k) for k in keep}}, handle, indent=1
+            )
+    return f"mtile {name}"
+
+
+def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """A ``novelty`` record per protocol and preset with every seed finished: spreads over seeds."""
+    records = []
+    for protocol in NOVELTY:
+        for preset in presets:
+            row = summarize(read_results(out / "novelty" / protocol / preset), preset, seeds)
+            if row is not None:
+                records.append(
+                    {
+                        "kind": "novelty",
+                        "protocol": protocol,
+                        "preset": preset,
+                        "seeds": seeds,
+                        "tasks": len(row["roc"]) // len(seeds),
+                        "roc_auc": spread(row["mean"]),
+                        "worst": spread(row["worst"]),
+                        "normal_recall": spread(row["normal_recall"]),
+                        "seconds": float(np.mean(row["seconds"])),
+                    }
+                )
+    return records
+
+
+def defect_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """A ``defect`` record per preset: means over the finished tasks of ``seeds`` (None: not measured)."""
+    tasks = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "defects").glob("*.json"))]
+    tasks = [t for t in tasks if t["seed"] in seeds]
+    records = []
+    for preset in presets:
+        rows = [t["rows"][preset] for t in tasks if preset in t["rows"] and "error" not in t["rows"][preset]]
+        if not rows:
+            continue
+
+        def mean(key: str, rows: list[dict[str, Any]] = rows) -> float | None:
+            values = [r.get(key) for r in rows]
+            return None if any(v is None for v in values) else float(np.mean(values))
+
+        records.append(
+            {
+                "kind": "defect",
+                "preset": preset,
+                "tasks": len(rows),
+                "image": mean("image"),
+                "worst": float(min(r["image"] for r in rows)),
+                "pixel": mean("pixel"),
+                "attribution": mean("attribution"),
+                "normal_recall": mean("normal_recall"),
+                "fired_local": mean("fired_local"),
+                "fired_global_others": mean("fired_global_others"),
+                "seconds": mean("seconds"),
+            }
+        )
+    return records
+
+
+def mtile_records(out: Path) -> list[dict[str, Any]]:
+    """An ``mtile`` record per finished Magnetic-tile (a) row."""
+    found = [
+        json.loads((out / "mtile" / f"{name}.json").read_text(encoding="utf-8"))
+        for name in MTILE_ROWS
+        if (out / "mtile" / f"{name}.json").is_file()
+    ]
+    return [{"kind": "mtile", **record} for record in found]
+
+
+def cost_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fit + score seconds per task of ``combined`` against its parts alone (``default``, ``patch``)."""
+    out = []
+    for kind, key in (("novelty", "protocol"), ("defect", None)):
+        groups = {r.get(key) if key else "coil_defects": {} for r in records if r["kind"] == kind}
+        for r in records:
+            if r["kind"] == kind:
+                groups[r.get(key) if key else "coil_defects"][r["preset"]] = r["seconds"]
+        for where, seconds in groups.items():
+            if {"combined", "default", "patch"} <= set(seconds):
+                slower = max(seconds["default"], seconds["patch"])
+                out.append(
+                    {
+                        "kind": "cost",
+                        "where": where,
+                        "combined": seconds["combined"],
+                        "default": seconds["default"],
+                        "patch": seconds["patch"],
+                        "ratio": seconds["combined"] / slower,
+                    }
+                )
+    return out
+
+
+def write_report(
+    out: Path, results: Path, report: Path, args: argparse.Namespace, seconds: float | None
+) -> Path:
+    """Save the records of the finished jobs under ``out`` and render COMBINED.md into ``report``."""
+    presets = [p for p in PRESETS if p in args.presets]
+    measured = [
+        *novelty_records(out, presets, args.seeds),
+        *defect_records(out, presets, args.seeds),
+        *mtile_records(out),
+    ]
+    flags = [] if args.seeds == [0] else ["--seeds", *map(str, args.seeds)]
+    run = run_record(
+        "combined",
+        command_line("combined.py", flags),
+        seconds=seconds,
+        seeds=args.seeds,
+        presets=presets,
+        workers=args.jobs,
+        threads=1,
+        targets=TARGETS,
+        parts=args.parts,
+        novelty_protocols={p: run_benchmarks.PROTOCOLS[p]["title"] for p in NOVELTY},
+        defect_title=defects.DEFECT_DATA[DEFECT_KEY]["title"],
+    )
+    return publish("combined", [run, *measured, *cost_records(measured)], results, report)
+
+
+def submit_all(pool: ProcessPoolExecutor, args: argparse.Namespace, out: Path) -> list[Any]:
+    """Submit the jobs of the requested parts in the order given (a stopped run keeps what finished).
+
+    Defect tasks first, then Magnetic-tile, then one job per protocol and preset, presets in
+    ``--presets`` order; the tables list the presets in :data:`PRESETS` order.
+    """
+    futures = []
+    if "defects" in args.parts:
+        for seed in args.seeds:
+            for index in [0] if args.smoke else defects.DEFECT_DATA[DEFECT_KEY]["classes"]:
+                futures.append(pool.submit(defect_job, index, seed, args.presets, out, args.smoke))
+    if "mtile" in args.parts and not args.smoke:
+        futures += [pool.submit(mtile_job, name, out) for name in MTILE_ROWS]
+    if "novelty" in args.parts:
+        for protocol in ["coil_random"] if args.smoke else NOVELTY:
+            for preset in args.presets:
+                futures.append(pool.submit(novelty_job, protocol, preset, args.seeds, out, args.smoke))
+    return futures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the requested parts, then rebuild COMBINED.md from every finished job."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
+    parser.add_argument(
+        "--parts", nargs="+", choices=("novelty", "defects", "mtile"), default=["novelty", "defects", "mtile"]
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="COIL-20 class 0/1 only, into a temp folder")
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"{DATA} not found: COMBINED.md needs COIL-20, mfeat and Magnetic-tile", file=sys.stderr)
+        return 2
+    out, results, report = OUT, RESULTS, MARKDOWN
+    if args.smoke:
+        out = results = report = Path(tempfile.mkdtemp(prefix="mmocc-combined-"))
+    start = time.perf_counter()
+    if not args.report_only:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for future in as_completed(submit_all(pool, args, out)):
+                print(
+                    f"{time.perf_counter() - start:7.0f} s  finished {future.result()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    seconds = None if args.report_only else time.perf_counter() - start
+    print(write_report(out, results, report, args, seconds).read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
