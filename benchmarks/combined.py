@@ -20,6 +20,10 @@ The same protocols, splits and seeds as the pages they come from, restricted to 
   copies; global on every 8th test sample of the other classes);
 - ``mtile``: REAL.md's Magnetic-tile protocol (a), one image at a time, random 80%
   (:func:`real_protocols.measure`), seed 0 only.
+- ``choice``: mean or maximum of the two standardized part scores, from the same ``combined``
+  fits, on DEFECTS.md's synthetic (6 tasks) and COIL-20 (10 tasks) painted-defect splits:
+  image ROC AUC of the painted copies and of the split's other classes (every 8th on COIL-20)
+  against the held-out normals.
 
 Every job runs with one torch thread per process; the outputs are resumable under
 ``benchmarks/out/combined/``. The records are ``benchmarks/results/combined.json``,
@@ -123,6 +127,53 @@ def defect_job(index: int, seed: int, presets: list[str], out: Path, smoke: bool
     return f"defects {index} seed {seed}"
 
 
+PARTS = ("choice", "defects", "mtile", "novelty")
+"""The parts of a run, in the order their jobs are submitted."""
+COMBINATIONS = ("mean", "max")
+"""How the two standardized part scores can be combined; ``choice`` compares them on the same fits."""
+CHOICE_DATA = {"synthetic": list(range(6)), "coil": defects.DEFECT_DATA["coil"]["classes"]}
+
+
+def _auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+    return float(roc_auc_score(labels, np.r_[normal, anomalous]))
+
+
+def _combine(parts: dict[str, np.ndarray], how: str) -> np.ndarray:
+    """The sample scores of the part scores under one of :data:`COMBINATIONS`."""
+    both = np.column_stack([parts["global"], parts["local"]])
+    return both.mean(axis=1) if how == "mean" else both.max(axis=1)
+
+
+def choice_job(key: str, index: int, seed: int, out: Path, smoke: bool) -> str:
+    """Image ROC AUC of painted defects and of other classes under each combination, from one combined fit."""
+    import torch
+
+    from mmocc import MultimodalOCC
+
+    torch.set_num_threads(1)
+    path = out / "choice" / f"{key}_{index}_{seed}.json"
+    if not path.is_file():
+        train, test, broken, _, others = defects.defect_test(key, index, seed, smoke)
+        others = others.subset(np.arange(0, len(others), 8 if key == "coil" else 1))
+        clf = MultimodalOCC(preset="combined", random_state=seed, device="cpu").fit(train.views)
+        clean = {view: values[: len(values) - len(broken)] for view, values in test.items()}
+        parts = {
+            name: clf.score_parts(x)
+            for name, x in (("clean", clean), ("painted", broken), ("others", others))
+        }
+        row = {}
+        for how in COMBINATIONS:
+            normal = _combine(parts["clean"], how)
+            row[how] = {kind: _auc(normal, _combine(parts[kind], how)) for kind in ("painted", "others")}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump({"dataset": key, "index": index, "seed": seed, **row}, handle, indent=1)
+    return f"choice {key} {index} seed {seed}"
+
+
 def mtile_job(name: str, out: Path) -> str:
     """Measure one Magnetic-tile (a) row on seed 0 into ``out/mtile/<name>.json``."""
     import torch
@@ -150,6 +201,29 @@ def mtile_job(name: str, out: Path) -> str:
                 {"row": name, "spec": row, "seed": 0, **{k: result.get(k) for k in keep}}, handle, indent=1
             )
     return f"mtile {name}"
+
+
+def choice_records(out: Path, seeds: list[int]) -> list[dict[str, Any]]:
+    """A ``choice`` record per dataset and combination: mean ROC AUC over tasks, and tasks where it wins."""
+    records = []
+    for key in CHOICE_DATA:
+        tasks = [
+            json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "choice").glob(f"{key}_*.json"))
+        ]
+        tasks = [t for t in tasks if t["seed"] in seeds]
+        for how in COMBINATIONS if tasks else ():
+            other = next(h for h in COMBINATIONS if h != how)
+            record: dict[str, Any] = {
+                "kind": "choice",
+                "dataset": key,
+                "combination": how,
+                "tasks": len(tasks),
+            }
+            for kind in ("painted", "others"):
+                record[kind] = float(np.mean([t[how][kind] for t in tasks]))
+                record[f"{kind}_wins"] = sum(t[how][kind] > t[other][kind] for t in tasks)
+            records.append(record)
+    return records
 
 
 def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
@@ -250,6 +324,7 @@ def write_report(
         *novelty_records(out, presets, args.seeds),
         *defect_records(out, presets, args.seeds),
         *mtile_records(out),
+        *choice_records(out, args.seeds),
     ]
     flags = [] if args.seeds == [0] else ["--seeds", *map(str, args.seeds)]
     run = run_record(
@@ -271,10 +346,16 @@ def write_report(
 def submit_all(pool: ProcessPoolExecutor, args: argparse.Namespace, out: Path) -> list[Any]:
     """Submit the jobs of the requested parts in the order given (a stopped run keeps what finished).
 
-    Defect tasks first, then Magnetic-tile, then one job per protocol and preset, presets in
+    The mean-or-maximum comparison first, then the defect tasks, then Magnetic-tile, then one job per
+    protocol and preset, presets in
     ``--presets`` order; the tables list the presets in :data:`PRESETS` order.
     """
     futures = []
+    if "choice" in args.parts:
+        for seed in args.seeds:
+            for key, classes in CHOICE_DATA.items():
+                for index in classes[:1] if args.smoke else classes:
+                    futures.append(pool.submit(choice_job, key, index, seed, out, args.smoke))
     if "defects" in args.parts:
         for seed in args.seeds:
             for index in [0] if args.smoke else defects.DEFECT_DATA[DEFECT_KEY]["classes"]:
@@ -293,9 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
-    parser.add_argument(
-        "--parts", nargs="+", choices=("novelty", "defects", "mtile"), default=["novelty", "defects", "mtile"]
-    )
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="COIL-20 class 0/1 only, into a temp folder")

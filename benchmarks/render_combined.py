@@ -6,7 +6,8 @@ preset, tasks, spreads of ``roc_auc``, ``worst`` and ``normal_recall``, mean
 ``seconds``); ``defect`` (preset, tasks, mean ``image``, ``worst``, ``pixel``,
 ``attribution``, ``normal_recall``, ``fired_local``, ``fired_global_others``,
 ``seconds``; None where the preset has no such output); ``mtile`` (row, spec,
-figures of Magnetic-tile protocol (a)); ``cost`` (where, seconds of default,
+figures of Magnetic-tile protocol (a)); ``choice`` (dataset, combination, tasks, mean ROC AUC
+of painted defects and other classes, and the tasks it wins); ``cost`` (where, seconds of default,
 patch and combined, ratio to the slower part).
 """
 
@@ -32,6 +33,7 @@ def render(topic: Topic) -> str:
     verdict = (
         t("verdict_missed", missed=missed, unmeasured=tail) if missed else t("verdict_met", unmeasured=tail)
     )
+    choice = t.rows("choice_row", topic.all("choice")) or t("none")
     first = topic.first("defect")
     return t(
         "page",
@@ -39,6 +41,7 @@ def render(topic: Topic) -> str:
         wall=wall,
         isa=", ".join(run["machine"]["isa"]),
         novelty=novelty,
+        choice=choice,
         defects=t.rows("defect_row", defect_rows) or t("none"),
         defect_tasks=first["tasks"] if first else 0,
         mtile=t.rows("mtile_row", mtile) or t("none"),

@@ -377,7 +377,7 @@ def test_the_combined_preset_says_which_part_fired_in_score_and_report(capsys, w
     assert {r["fired"] for r in rows} <= {"global", "local"}
     for row in rows:
         parts = {name: float(row[f"part_{name}"]) for name in ("global", "local")}
-        assert float(row["score"]) == pytest.approx(max(parts.values()), rel=1e-9)
+        assert float(row["score"]) == pytest.approx(sum(parts.values()) / 2, rel=1e-9, abs=1e-12)
         assert row["fired"] == max(parts, key=lambda name: parts[name])
     status, _, err = run_main(capsys, "report", workdir / "combined.mmocc", "--data", workdir / "data",
                               "--out", workdir / "combined.html", "-q")

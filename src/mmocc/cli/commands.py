@@ -302,7 +302,7 @@ def score(
     sample_id, label (when SRC has labels), score, is_anomaly (score above
     the model's threshold), then for a model of score combined: fired (global:
     another object; local: a defect on this object) and part_global,
-    part_local (each part's standardized score; score is the larger), then
+    part_local (each part's standardized score; score is their mean), then
     one standardized score_<view> column per
     view where the model's rule scores each view (patch, recon, or knn with a
     per-view bank, as in the default preset; the highest names the camera

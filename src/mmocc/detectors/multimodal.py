@@ -60,7 +60,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         ``"paper"`` reproduces the paper (origin centre, norm score, 4 epochs);
         ``"default"`` is the measured best at "this is another object";
         ``"patch"`` and ``"pretrained"`` score local patches, for local
-        defects; ``"combined"`` takes the larger of the default's score and
+        defects; ``"combined"`` takes the mean of the default's score and
         ``"patch"``'s, each standardized, and says which fired
         (:meth:`score_parts`; see :mod:`mmocc.model.hyperparams`).
     views : sequence of str, optional

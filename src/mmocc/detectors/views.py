@@ -95,9 +95,10 @@ class ViewScoresMixin:
     def score_parts(self, X: Any) -> dict[str, np.ndarray]:
         """Which kind of anomaly: the global and local part scores of ``score="combined"`` and which fired.
 
-        The sample's score is the larger of the two standardized part scores:
-        ``"global"`` (the k-NN score of the whole sample) says "another
-        object", ``"local"`` (the patch score) says "a defect on this object".
+        The sample's score is the mean of the two standardized part scores;
+        the larger one fired: ``"global"`` (the k-NN score of the whole
+        sample) says "another object", ``"local"`` (the patch score) says "a
+        defect on this object".
 
         Parameters
         ----------

@@ -36,7 +36,7 @@ The presets are instances of it:
 ``PATCH``, ``PRETRAINED``, ``COMBINED``
     Local scoring (patch memory banks on the autoencoder's encoder maps, or
     on a frozen pretrained backbone), and the default's k-NN and ``PATCH``'s
-    patch score combined by the maximum of their standardized scores.
+    patch score combined by the mean of their standardized scores.
 
 The estimator keeps scikit-learn's contract: its ``__init__`` parameters
 default to ``None`` and ``get_params()`` shows them as given. The values
@@ -305,7 +305,7 @@ scaling is fitted. Needs ``pip install "mmocc[pretrained]"``.
 """
 
 COMBINED = replace(DEFAULT, score="combined")
-"""Combined preset: the default autoencoder, scored by the larger of its k-NN score (another object) and the
+"""Combined preset: the default autoencoder, scored by the mean of its k-NN score (another object) and the
 patch score on its own encoder maps (a local defect), each standardized by its leave-one-out training scores.
 
 One feature extraction serves both parts (:class:`mmocc.scoring.CombinedScore`).

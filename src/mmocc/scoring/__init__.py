@@ -30,10 +30,10 @@ Rules
     Mean of the ``knn``, ``mahalanobis`` and ``recon`` scores, each
     standardized by the mean and standard deviation of its training scores.
 ``combined``
-    The larger of a global part (``knn``: another object) and a local part
+    The mean of a global part (``knn``: another object) and a local part
     (``patch``: a defect on this object), each standardized by its
     leave-one-out training scores (:class:`CombinedScore`); reports which
-    part fired, and keeps the local part's per-view scores and maps.
+    part fired (the larger), and keeps the local part's per-view scores and maps.
 
 Each rule declares in :attr:`ScoringRule.needs` which features it reads
 (latents, [0, 1]-scaled inputs, reconstruction errors); the detector computes

@@ -3,9 +3,16 @@
 A global rule (the default preset's k-NN) and a local rule (patch memory
 banks) are fitted on the same training features. Each part's leave-one-out
 training scores give its mean and standard deviation; a sample's score is
-the larger of its two standardized part scores, and the part that gave it
-is reported (:func:`fired_part`). Per-view scores and anomaly maps are the
-local part's: they say which camera saw a defect, and where.
+the mean of its two standardized part scores, and the part with the larger
+one is reported as the part that fired (:func:`fired_part`). Per-view scores
+and anomaly maps are the local part's: they say which camera saw a defect,
+and where.
+
+The mean, not the maximum: on painted defects and other classes, synthetic
+and COIL-20 (``benchmarks/combined.py``, COMBINED.md "Mean or maximum"),
+the mean of the two standardized parts ranked both kinds of anomaly at least
+as well as their maximum, whose normals carry the upper tail of two noisy
+scores.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ def fired_part(parts: dict[str, np.ndarray]) -> np.ndarray:
 
 
 class CombinedScore(ScoringRule):
-    """The maximum of a global and a local score, each standardized by its leave-one-out training scores.
+    """The mean of a global and a local score, each standardized by its leave-one-out training scores.
 
     Parameters
     ----------
@@ -95,16 +102,16 @@ class CombinedScore(ScoringRule):
         return {name: z[:, i] for i, name in enumerate(PART_NAMES)}
 
     def fit(self, train: Features) -> np.ndarray:
-        """Fit both parts; standardize each by its leave-one-out training scores; return their maximum."""
+        """Fit both parts; standardize each by its leave-one-out training scores; return their mean."""
         raw_global = self.parts["global"].fit(train)
         raw_local = self.parts["local"].fit(train)
         self.mean, self.std = standardize(np.column_stack([raw_global, raw_local]))
         self.train_view_scores = self.parts["local"].train_view_scores
-        return self._maximum(self._standardized(raw_global, raw_local))
+        return self._mean(self._standardized(raw_global, raw_local))
 
     @staticmethod
-    def _maximum(parts: dict[str, np.ndarray]) -> np.ndarray:
-        return np.maximum(parts["global"], parts["local"])
+    def _mean(parts: dict[str, np.ndarray]) -> np.ndarray:
+        return (parts["global"] + parts["local"]) / 2.0
 
     def score_details(
         self, feats: Features
@@ -112,14 +119,14 @@ class CombinedScore(ScoringRule):
         """Return the scores, the local part's view scores and both standardized part scores, in one pass."""
         raw_local, views = self.parts["local"].score_with_views(feats)
         parts = self._standardized(self.parts["global"].score(feats), raw_local)
-        return self._maximum(parts), views, parts
+        return self._mean(parts), views, parts
 
     def score_parts(self, feats: Features) -> dict[str, np.ndarray]:
         """Return the standardized score of each part, ``{"global": ..., "local": ...}``."""
         return self.score_details(feats)[2]
 
     def score(self, feats: Features) -> np.ndarray:
-        """Return the larger of the two standardized part scores."""
+        """Return the mean of the two standardized part scores."""
         return self.score_details(feats)[0]
 
     def score_with_views(self, feats: Features) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""The combined rule: a global k-NN part and a local patch part, standardized, combined by their maximum."""
+"""The combined rule: a global k-NN part and a local patch part, standardized, combined by their mean."""
 
 from __future__ import annotations
 
@@ -62,11 +62,11 @@ def test_the_local_part_fires_for_a_defect_and_the_global_part_for_another_objec
     assert np.mean(clf.score_parts(flipped)["fired"] == "global") >= 0.7
 
 
-def test_the_score_is_the_larger_standardized_part(fitted):
+def test_the_score_is_the_mean_of_the_standardized_parts(fitted):
     clf, clean, painted, _, _ = fitted
     parts = clf.score_parts(painted)
     assert set(parts) == {"global", "local", "fired"}
-    np.testing.assert_allclose(clf.decision_function(painted), np.maximum(parts["global"], parts["local"]))
+    np.testing.assert_allclose(clf.decision_function(painted), (parts["global"] + parts["local"]) / 2)
     scores, by_view, same = clf.decision_function_details(painted)
     np.testing.assert_array_equal(same["global"], parts["global"])
     assert set(by_view) == set(clean.view_names)
@@ -90,7 +90,7 @@ def test_each_part_is_standardized_on_its_leave_one_out_training_scores():
     loo = np.column_stack([KNNScore(3, "view", "latent", {"a": "g"}).fit(train),
                            PatchScore({"a": "g"}, coreset_ratio=0.5).fit(train)])
     z = (loo - loo.mean(axis=0)) / loo.std(axis=0)
-    np.testing.assert_allclose(combined, z.max(axis=1))
+    np.testing.assert_allclose(combined, z.mean(axis=1))
     parts = rule.score_details(train)[2]  # scored against the full banks, not left out: lower
     assert (parts["global"] <= z[:, 0] + 1e-9).all()
 
