@@ -20,6 +20,8 @@ The same protocols, splits and seeds as the pages they come from, restricted to 
   copies; global on every 8th test sample of the other classes);
 - ``mtile``: REAL.md's Magnetic-tile protocol (a), one image at a time, random 80%
   (:func:`real_protocols.measure`), seed 0 only.
+- ``timing``: fit + score seconds of ``default``, ``patch`` and ``combined`` on one COIL-20 task,
+  best of 3, one after another in one process (its own part: run it alone for a quiet machine);
 - ``choice``: mean or maximum of the two standardized part scores, from the same ``combined``
   fits, on DEFECTS.md's synthetic (6 tasks) and COIL-20 (10 tasks) painted-defect splits:
   image ROC AUC of the painted copies and of the split's other classes (every 8th on COIL-20)
@@ -51,6 +53,7 @@ from bench_common import (
     MARKDOWN,
     RESULTS,
     ROOT,
+    best_time,
     command_line,
     publish,
     read_results,
@@ -127,7 +130,7 @@ def defect_job(index: int, seed: int, presets: list[str], out: Path, smoke: bool
     return f"defects {index} seed {seed}"
 
 
-PARTS = ("choice", "defects", "mtile", "novelty")
+PARTS = ("choice", "defects", "timing", "mtile", "novelty")
 """The parts of a run, in the order their jobs are submitted."""
 COMBINATIONS = ("mean", "max")
 """How the two standardized part scores can be combined; ``choice`` compares them on the same fits."""
@@ -172,6 +175,37 @@ def choice_job(key: str, index: int, seed: int, out: Path, smoke: bool) -> str:
         with atomic_open(path, "w", encoding="utf-8") as handle:
             json.dump({"dataset": key, "index": index, "seed": seed, **row}, handle, indent=1)
     return f"choice {key} {index} seed {seed}"
+
+
+TIMED = ("default", "patch", "combined")
+"""The presets of the ``timing`` part: ``combined`` and its two parts alone."""
+
+
+def timing_job(out: Path, repeats: int) -> str:
+    """Best-of-``repeats`` fit + score seconds of :data:`TIMED`, one after another in one process.
+
+    One task: COIL-20 class index 0 of DEFECTS.md's split (seed 0), fit on its training
+    pairs, score its test views (held-out normals and their painted copies); one torch thread.
+    """
+    import torch
+
+    from mmocc import MultimodalOCC
+
+    torch.set_num_threads(1)
+    path = out / "timing.json"
+    if not path.is_file():
+        train, test, _, _, _ = defects.defect_test(DEFECT_KEY, 0, 0, False)
+
+        def fit_score(preset: str) -> None:
+            MultimodalOCC(preset=preset, random_state=0, device="cpu").fit(train.views).decision_function(
+                test
+            )
+
+        seconds = {preset: best_time(lambda p=preset: fit_score(p), repeats=repeats) for preset in TIMED}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump({"repeats": repeats, "n_train": len(train), "seconds": seconds}, handle, indent=1)
+    return "timing"
 
 
 def mtile_job(name: str, out: Path) -> str:
@@ -227,19 +261,25 @@ def choice_records(out: Path, seeds: list[int]) -> list[dict[str, Any]]:
 
 
 def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
-    """A ``novelty`` record per protocol and preset with every seed finished: spreads over seeds."""
+    """A ``novelty`` record per protocol and preset: spreads over the seeds of ``seeds`` it finished.
+
+    A seed counts as finished when it has as many tasks as the preset's most complete seed.
+    """
     records = []
     for protocol in NOVELTY:
         for preset in presets:
-            row = summarize(read_results(out / "novelty" / protocol / preset), preset, seeds)
+            table = read_results(out / "novelty" / protocol / preset)
+            counts = {seed: len(table.get((preset, "roc_auc", seed), {})) for seed in seeds}
+            done = [seed for seed in seeds if counts[seed] and counts[seed] == max(counts.values())]
+            row = summarize(table, preset, done) if done else None
             if row is not None:
                 records.append(
                     {
                         "kind": "novelty",
                         "protocol": protocol,
                         "preset": preset,
-                        "seeds": seeds,
-                        "tasks": len(row["roc"]) // len(seeds),
+                        "seeds": done,
+                        "tasks": len(row["roc"]) // len(done),
                         "roc_auc": spread(row["mean"]),
                         "worst": spread(row["worst"]),
                         "normal_recall": spread(row["normal_recall"]),
@@ -250,12 +290,13 @@ def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dic
 
 
 def defect_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
-    """A ``defect`` record per preset: means over the finished tasks of ``seeds`` (None: not measured)."""
+    """A ``defect`` record per preset: means over its finished tasks of ``seeds`` (None: not measured)."""
     tasks = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "defects").glob("*.json"))]
     tasks = [t for t in tasks if t["seed"] in seeds]
     records = []
     for preset in presets:
-        rows = [t["rows"][preset] for t in tasks if preset in t["rows"] and "error" not in t["rows"][preset]]
+        ok = [t for t in tasks if preset in t["rows"] and "error" not in t["rows"][preset]]
+        rows = [t["rows"][preset] for t in ok]
         if not rows:
             continue
 
@@ -267,6 +308,7 @@ def defect_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict
             {
                 "kind": "defect",
                 "preset": preset,
+                "seeds": sorted({t["seed"] for t in ok}),
                 "tasks": len(rows),
                 "image": mean("image"),
                 "worst": float(min(r["image"] for r in rows)),
@@ -289,6 +331,17 @@ def mtile_records(out: Path) -> list[dict[str, Any]]:
         if (out / "mtile" / f"{name}.json").is_file()
     ]
     return [{"kind": "mtile", **record} for record in found]
+
+
+def timing_records(out: Path) -> list[dict[str, Any]]:
+    """The ``timing`` record, when the part ran: best seconds per preset, and combined / slower part."""
+    path = out / "timing.json"
+    if not path.is_file():
+        return []
+    found = json.loads(path.read_text(encoding="utf-8"))
+    seconds = found["seconds"]
+    ratio = seconds["combined"] / max(seconds["default"], seconds["patch"])
+    return [{"kind": "timing", **found, "ratio": ratio}]
 
 
 def cost_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -325,6 +378,7 @@ def write_report(
         *defect_records(out, presets, args.seeds),
         *mtile_records(out),
         *choice_records(out, args.seeds),
+        *timing_records(out),
     ]
     flags = [] if args.seeds == [0] else ["--seeds", *map(str, args.seeds)]
     run = run_record(
@@ -360,6 +414,8 @@ def submit_all(pool: ProcessPoolExecutor, args: argparse.Namespace, out: Path) -
         for seed in args.seeds:
             for index in [0] if args.smoke else defects.DEFECT_DATA[DEFECT_KEY]["classes"]:
                 futures.append(pool.submit(defect_job, index, seed, args.presets, out, args.smoke))
+    if "timing" in args.parts:
+        futures.append(pool.submit(timing_job, out, 1 if args.smoke else 3))
     if "mtile" in args.parts and not args.smoke:
         futures += [pool.submit(mtile_job, name, out) for name in MTILE_ROWS]
     if "novelty" in args.parts:
