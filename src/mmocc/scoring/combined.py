@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmocc.scoring.base import Features, ScoringRule, standardize
-from mmocc.scoring.state import Expect, FeatureDims, mean_std_spec
+from mmocc.scoring.base import Features, ScoringRule
+from mmocc.scoring.ensemble import EnsembleScore
 
 PART_NAMES: tuple[str, ...] = ("global", "local")
 """The parts of :class:`CombinedScore`: ``"global"`` (another object), ``"local"`` (a defect on this one)."""
@@ -32,7 +32,7 @@ def fired_part(parts: dict[str, np.ndarray]) -> np.ndarray:
     Parameters
     ----------
     parts : dict of str to numpy.ndarray
-        Standardized score of each part, as :meth:`CombinedScore.score_parts` gives them.
+        Standardized score of each part, as :meth:`CombinedScore.score_details` gives them.
 
     Returns
     -------
@@ -49,8 +49,12 @@ def fired_part(parts: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(names)[np.argmax(stacked, axis=1)]
 
 
-class CombinedScore(ScoringRule):
+class CombinedScore(EnsembleScore):
     """The mean of a global and a local score, each standardized by its leave-one-out training scores.
+
+    The standardization, the mean and the saved state are :class:`EnsembleScore`'s
+    (statistics ``mean``, ``std``; each part's state under ``global.`` and ``local.``);
+    this rule adds the part scores and keeps the local part's view scores and maps.
 
     Parameters
     ----------
@@ -74,11 +78,11 @@ class CombinedScore(ScoringRule):
 
     def __init__(self, global_part: ScoringRule, local_part: ScoringRule) -> None:
         if not (local_part.supports_views and local_part.has_maps):
-            raise ValueError(f"the local part of score='combined' needs per-view scores and maps, "
-                             f"which score={local_part.name!r} does not give")
-        self.parts = {"global": global_part, "local": local_part}
-        self.mean = np.zeros(len(PART_NAMES))
-        self.std = np.ones(len(PART_NAMES))
+            raise ValueError(
+                f"the local part of score='combined' needs per-view scores and maps, "
+                f"which score={local_part.name!r} does not give"
+            )
+        super().__init__(dict(zip(PART_NAMES, (global_part, local_part), strict=True)))
         self.train_view_scores: dict[str, np.ndarray] = {}
 
     @property
@@ -87,43 +91,23 @@ class CombinedScore(ScoringRule):
         return False
 
     @property
-    def needs(self) -> frozenset[str]:
-        """The union of what the parts need: one feature extraction serves both."""
-        return self.parts["global"].needs | self.parts["local"].needs
-
-    @property
     def map_needs(self) -> frozenset[str]:
         """What the local part's maps read."""
         return self.parts["local"].map_needs
 
-    def _standardized(self, raw_global: np.ndarray, raw_local: np.ndarray) -> dict[str, np.ndarray]:
-        raw = np.column_stack([raw_global, raw_local])
-        z = (raw - self.mean) / self.std
-        return {name: z[:, i] for i, name in enumerate(PART_NAMES)}
-
     def fit(self, train: Features) -> np.ndarray:
         """Fit both parts; standardize each by its leave-one-out training scores; return their mean."""
-        raw_global = self.parts["global"].fit(train)
-        raw_local = self.parts["local"].fit(train)
-        self.mean, self.std = standardize(np.column_stack([raw_global, raw_local]))
+        scores = super().fit(train)
         self.train_view_scores = self.parts["local"].train_view_scores
-        return self._mean(self._standardized(raw_global, raw_local))
-
-    @staticmethod
-    def _mean(parts: dict[str, np.ndarray]) -> np.ndarray:
-        return (parts["global"] + parts["local"]) / 2.0
+        return scores
 
     def score_details(
         self, feats: Features
     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Return the scores, the local part's view scores and both standardized part scores, in one pass."""
         raw_local, views = self.parts["local"].score_with_views(feats)
-        parts = self._standardized(self.parts["global"].score(feats), raw_local)
-        return self._mean(parts), views, parts
-
-    def score_parts(self, feats: Features) -> dict[str, np.ndarray]:
-        """Return the standardized score of each part, ``{"global": ..., "local": ...}``."""
-        return self.score_details(feats)[2]
+        z = (np.column_stack([self.parts["global"].score(feats), raw_local]) - self.mean) / self.std
+        return z.mean(axis=1), views, {name: z[:, i] for i, name in enumerate(PART_NAMES)}
 
     def score(self, feats: Features) -> np.ndarray:
         """Return the mean of the two standardized part scores."""
@@ -149,25 +133,7 @@ class CombinedScore(ScoringRule):
         """Return the local part's position scores of each image view."""
         return self.parts["local"].anomaly_maps(feats)
 
-    def state(self) -> dict[str, np.ndarray]:
-        """Return the parts' standardization statistics and each part's state under ``<part>.``."""
-        out = {"mean": self.mean, "std": self.std}
-        for name, part in self.parts.items():
-            out.update({f"{name}.{key}": value for key, value in part.state().items()})
-        return out
-
-    def state_spec(self, dims: FeatureDims) -> dict[str, Expect]:
-        """Expect the two parts' statistics, and each part's state under ``<part>.``."""
-        out = mean_std_spec(len(PART_NAMES))
-        for name, part in self.parts.items():
-            out.update({f"{name}.{key}": value for key, value in part.state_spec(dims).items()})
-        return out
-
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore the statistics and both parts."""
-        self.mean = np.asarray(state["mean"], dtype=np.float64)
-        self.std = np.asarray(state["std"], dtype=np.float64)
-        for name, part in self.parts.items():
-            prefix = f"{name}."
-            part.load_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        super().load_state(state)
         self.train_view_scores = self.parts["local"].train_view_scores
