@@ -69,6 +69,9 @@ def used_settings(params: dict[str, Any]) -> list[str]:
     ['score', 'patch_backbone']
     >>> used_settings({"epochs": 15, "score": "knn", "patch_backbone": "autoencoder", "n_neighbors": 5})
     ['epochs', 'score', 'n_neighbors']
+    >>> used_settings({"epochs": 15, "score": "combined", "patch_backbone": "efficientnet_lite0",
+    ...                "patch_size": 64})
+    ['epochs', 'score', 'patch_backbone', 'patch_size']
     """
     own = _RULE_SETTINGS.get(params.get("score", ""), ())
     backbone = "patch_size" in own and params.get("patch_backbone", "autoencoder") != "autoencoder"
