@@ -260,6 +260,20 @@ def choice_records(out: Path, seeds: list[int]) -> list[dict[str, Any]]:
     return records
 
 
+def _median_seconds(table: dict[Any, dict[str, float]], preset: str, seeds: list[int]) -> float:
+    """Median fit + score seconds over every task of ``seeds``: a task stopped by another job's pause
+    (SIGSTOP while this run shares the machine) inflates a mean, not the median."""
+    return float(
+        np.median(
+            [
+                table[preset, "fit_seconds", seed][task] + table[preset, "score_seconds", seed][task]
+                for seed in seeds
+                for task in table[preset, "roc_auc", seed]
+            ]
+        )
+    )
+
+
 def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict[str, Any]]:
     """A ``novelty`` record per protocol and preset: spreads over the seeds of ``seeds`` it finished.
 
@@ -283,7 +297,7 @@ def novelty_records(out: Path, presets: list[str], seeds: list[int]) -> list[dic
                         "roc_auc": spread(row["mean"]),
                         "worst": spread(row["worst"]),
                         "normal_recall": spread(row["normal_recall"]),
-                        "seconds": float(np.mean(row["seconds"])),
+                        "seconds": _median_seconds(table, preset, done),
                     }
                 )
     return records
@@ -317,7 +331,7 @@ def defect_records(out: Path, presets: list[str], seeds: list[int]) -> list[dict
                 "normal_recall": mean("normal_recall"),
                 "fired_local": mean("fired_local"),
                 "fired_global_others": mean("fired_global_others"),
-                "seconds": mean("seconds"),
+                "seconds": float(np.median([r["seconds"] for r in rows])),
             }
         )
     return records
