@@ -85,8 +85,8 @@ def _single(model: Path, manifest: Path, threads: int) -> float:
         start = time.perf_counter()
         clf, parsed = mmocc.load(model, device="cpu"), parse_source(str(manifest))
         plan = plan_source(parsed, **model_data_options(clf, parsed, {"cache": False}))
-        for chunk, scores, by_view in score_chunks(clf, plan, BATCH, quiet=True):
-            score_columns(chunk, scores, clf.threshold_, by_view)
+        for chunk, scores, by_view, parts in score_chunks(clf, plan, BATCH, quiet=True):
+            score_columns(chunk, scores, clf.threshold_, by_view, parts)
         return time.perf_counter() - start
 
 

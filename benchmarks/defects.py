@@ -14,7 +14,7 @@ AUROC of :meth:`~mmocc.MultimodalOCC.anomaly_maps` against the masks (both views
 maps of the defective samples pooled), view attribution (argmax of
 :meth:`~mmocc.MultimodalOCC.view_scores` == painted view) and fit + score seconds.
 The class-novelty check reruns three protocols of ``run_benchmarks.py`` for the
-default, patch and pretrained presets, so the local presets cannot regress there
+default, patch, pretrained and combined presets, so the local presets cannot regress there
 silently. Runs are resumable under ``benchmarks/out/defects/``; every torch model
 runs with one CPU thread per process. Their summaries are the records
 ``benchmarks/results/defects.json``, from which ``benchmarks/render.py`` writes
@@ -57,6 +57,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("mmocc", {"preset": "default"}),
     "patch": ("mmocc", {"preset": "patch"}),
     "pretrained": ("mmocc", {"preset": "pretrained"}),
+    "combined": ("mmocc", {"preset": "combined"}),
     "patch_mean": ("mmocc", {"preset": "patch", "view_combine": "mean"}),
     "pretrained_128": ("mmocc", {"preset": "pretrained", "patch_size": 128}),
     "knn_late": ("baseline", {"detector": "knn", "fusion": "late"}),
@@ -91,7 +92,7 @@ optionally the loaded ``size`` (32 px otherwise) and a pose split (``below``: tr
 ``angle`` metadata is below it; a random 66% split otherwise)."""
 
 NOVELTY = ("coil_random", "coil_unseen", "mfeat")
-NOVELTY_MODELS = ("default", "patch", "pretrained")
+NOVELTY_MODELS = ("default", "patch", "pretrained", "combined")
 NOVELTY_CLASSES = {"coil_unseen": ["1", "5", "9", "13", "17"]}
 """Normal classes of a class-novelty protocol cut to fit the time budget (the others run every class)."""
 TARGETS = {"image": 0.95, "pixel": 0.90, "attribution": 0.90, "coil_random": 0.999, "mfeat": 0.994}
@@ -107,8 +108,11 @@ def load_data(key: str, smoke: bool) -> Any:
     return make_synthetic(n_per_class=20 if smoke else 100, n_classes=6, size=32, seed=0)
 
 
-def defect_test(key: str, index: int, seed: int, smoke: bool) -> tuple[Any, dict[str, np.ndarray], Any, Any]:
-    """Training split, test views (clean normals then their defective copies), painted copies, defects."""
+def defect_test(
+    key: str, index: int, seed: int, smoke: bool
+) -> tuple[Any, dict[str, np.ndarray], Any, Any, Any]:
+    """Training split, test views (clean normals then their defective copies), painted copies, defects,
+    and the split's test samples of the other classes (not part of the defect protocol)."""
     from mmocc import one_class_split
     from mmocc.data.defects import defect_dataset
 
@@ -122,11 +126,18 @@ def defect_test(key: str, index: int, seed: int, smoke: bool) -> tuple[Any, dict
     clean = task.test.subset(np.flatnonzero(task.y_test == 0))
     broken, batch = defect_dataset(clean, seed=index, area=DEFECT_DATA[key]["area"])
     test = {v: np.concatenate([clean.views[v], broken.views[v]]) for v in clean.view_names}
-    return task.train, test, broken, batch
+    return task.train, test, broken, batch, task.test.subset(np.flatnonzero(task.y_test == 1))
 
 
-def measure(name: str, seed: int, train: Any, test: dict[str, np.ndarray], broken: Any, batch: Any) -> dict:
-    """Fit one row's model and compute the four defect metrics (None where a model has no such output)."""
+def measure(name: str, seed: int, train: Any, test: dict[str, np.ndarray], broken: Any, batch: Any,
+            others: Any = None) -> dict:
+    """Fit one row's model and compute the defect metrics (None where a model has no such output).
+
+    Besides the four of DEFECTS.md: ``normal_recall``, the share of the clean test normals at or
+    below the threshold; for a rule with parts (``score="combined"``), ``fired_local``, the share of
+    defective samples whose local part fired, and with ``others`` (samples of other classes),
+    ``fired_global_others``, the share of them whose global part fired.
+    """
     from sklearn.metrics import roc_auc_score
 
     from mmocc import BaselineOCC, MultimodalOCC
@@ -142,6 +153,11 @@ def measure(name: str, seed: int, train: Any, test: dict[str, np.ndarray], broke
     row: dict[str, Any] = {"seconds": time.perf_counter() - start, "pixel": None, "attribution": None}
     n = len(batch)
     row["image"] = float(roc_auc_score(np.r_[np.zeros(len(scores) - n), np.ones(n)], scores))
+    row["normal_recall"] = float(np.mean(scores[: len(scores) - n] <= model.threshold_))
+    if kind == "mmocc" and model.rule_.part_names:
+        row["fired_local"] = float(np.mean(model.score_parts(broken.views)["fired"] == "local"))
+        if others is not None:
+            row["fired_global_others"] = float(np.mean(model.score_parts(others)["fired"] == "global"))
     try:
         views = model.view_scores(broken.views)
         names = list(views)
@@ -167,7 +183,7 @@ def defect_job(key: str, index: int, seed: int, out: Path, smoke: bool) -> str:
     path = out / f"{key}_{index}_{seed}.json"
     if path.is_file():
         return path.name
-    train, test, broken, batch = defect_test(key, index, seed, smoke)
+    train, test, broken, batch, _ = defect_test(key, index, seed, smoke)
     rows = {}
     for name in ROWS:
         try:
@@ -230,7 +246,7 @@ def collect(out: Path, key: str) -> dict[str, dict[str, list]]:
             if "error" in row:
                 cells.setdefault("errors", []).append(row["error"])
                 continue
-            for metric in ("image", "pixel", "attribution", "seconds"):
+            for metric in ("image", "pixel", "attribution", "seconds", "normal_recall"):
                 value = row.get(metric)
                 cells.setdefault(metric, []).append(np.nan if value is None else value)
     return table
@@ -259,7 +275,8 @@ def defect_records(out: Path, key: str) -> list[dict[str, Any]]:
             records.append({**row, "error": cells["errors"][0]})
             continue
         records.append({**row, **{m: mean_worst(cells.get(m)) for m in ("image", "pixel", "attribution")},
-                        "seconds": float(np.mean(cells["seconds"]))})
+                        "seconds": float(np.mean(cells["seconds"])),
+                        "normal_recall": mean_worst(cells.get("normal_recall"))})
     return records
 
 

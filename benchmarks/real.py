@@ -64,6 +64,8 @@ ROWS: list[dict[str, Any]] = [
     {"preset": "pretrained", "size": 128, **ONCE},
     {"preset": "pretrained", "size": 256, "tile_size": 64, "coreset_ratio": 0.01, "coreset_candidates": 20000,
      "seeds": [0], "protocols": ["tiles"]},
+    {"preset": "combined", "size": 32, **ONCE},
+    {"preset": "combined", "size": 64, "patch_backbone": "efficientnet_lite0", "patch_size": 64, **ONCE},
 ]
 """The rows of a full run, cheapest first (see ``real_protocols.py`` for the keys)."""
 SMOKE_ROWS: list[dict[str, Any]] = [
@@ -75,7 +77,8 @@ SMOKE_ROWS: list[dict[str, Any]] = [
 """The rows of ``--smoke``: every code path on tiny inputs."""
 METRICS = ("image_roc_auc", *PIXEL_FIGURES, "attribution")
 """Figures summarised as mean ± std over seeds (None when a row has none)."""
-MEANS = ("attribution_chance", "attribution_peak", "fit_seconds", "score_seconds", "maps_seconds")
+MEANS = ("attribution_chance", "attribution_peak", "fit_seconds", "score_seconds", "maps_seconds",
+         "normal_recall")
 """Figures summarised as their mean over seeds."""
 
 
@@ -96,7 +99,7 @@ def summary(label: str, protocol: str, spec: Mapping[str, Any], results: list[di
         "seeds": [r["seed"] for r in results],
         **{key: first[key] for key in ("n_train", "n_test_normal", "n_test_defective")},
         **{m: None if first[m] is None else spread([r[m] for r in results]) for m in METRICS},
-        **{m: _mean_or_none([r[m] for r in results]) for m in MEANS},
+        **{m: _mean_or_none([r.get(m) for r in results]) for m in MEANS},  # derived rows: no recall
         "types": {t: {m: _mean_or_none([r["types"][t].get(m) for r in results]) for m in METRICS[:-1]}
                   for t in first["types"]},
     }

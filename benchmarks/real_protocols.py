@@ -257,13 +257,18 @@ def sizes(task: Any) -> dict[str, int]:
 
 
 def measure(row: Mapping[str, Any], task: Any, seed: int) -> dict[str, Any]:
-    """Fit and score one row on one split; its figures and seconds (fit, score, maps)."""
+    """Fit and score one row on one split; its figures, seconds (fit, score, maps) and normal recall.
+
+    ``normal_recall`` is the share of the defect-free test samples at or below the model's threshold.
+    """
     clf = make_model(row, seed)
     _, fit = _timed(clf.fit, task.train)
     (scores, view_scores), score = _timed(_score, clf, task.test)
     maps, map_seconds = _timed(_maps, clf, task.test)
+    recall = float(np.mean(scores[task.y_test == 0] <= clf.threshold_))
     return {**figures(task, scores, view_scores, maps, resize_of(row)), "seed": seed, "fit_seconds": fit,
-            "score_seconds": score, "maps_seconds": map_seconds if maps is not None else None, **sizes(task)}
+            "score_seconds": score, "maps_seconds": map_seconds if maps is not None else None,
+            "normal_recall": recall, **sizes(task)}
 
 
 def single_lightings(row: Mapping[str, Any], task: Any, seed: int) -> dict[str, Any]:

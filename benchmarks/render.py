@@ -53,6 +53,7 @@ TOPICS = {
     "streaming": "STREAMING.md",
     "cluster": "CLUSTER.md",
     "real": "REAL.md",
+    "combined": "COMBINED.md",
 }
 """Topic -> the Markdown file it renders (beside this script); ``render_<topic>`` holds its renderer."""
 RENDERERS = {"knn": "render_scale", "patch_speed": "render_scale", "streaming": "render_scale",

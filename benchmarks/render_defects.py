@@ -16,7 +16,6 @@ from render import Record, Template, Topic, bold, template
 
 LOCAL = ("patch", "pretrained")
 """The local presets, in bold in the defect tables and read first."""
-NOVELTY_MODELS = ("default", "patch", "pretrained")
 
 
 def render(topic: Topic) -> str:
@@ -26,9 +25,13 @@ def render(topic: Topic) -> str:
     wall = t("untimed") if run["seconds"] is None else t("timed", minutes=run["seconds"] / 60)
     datasets = "".join(_dataset(t, topic, d) for d in topic.all("defect_dataset"))
     protocols = dict.fromkeys(r["protocol"] for r in topic.all("novelty"))
-    cells = {p: " | ".join(_novelty(t, topic, p, m) for m in NOVELTY_MODELS) for p in protocols}
+    models = list(dict.fromkeys(r["model"] for r in topic.all("novelty")))  # the presets the run measured
+    cells = {p: " | ".join(_novelty(t, topic, p, m) for m in models) for p in protocols}
     novelty = [t("novelty_row", protocol=p, cells=c) for p, c in cells.items()]
-    return t("page", run, wall=wall, datasets=datasets, novelty="\n".join(novelty),
+    header = "".join(t("novelty_column", model=m) for m in models)
+    rule = "".join(t("novelty_rule") for _ in models)
+    return t("page", run, wall=wall, datasets=datasets, novelty="\n".join(novelty), novelty_header=header,
+             novelty_rule=rule,
              novelty_classes=dict(run["novelty_classes"]), reading=_reading(t, topic))
 
 

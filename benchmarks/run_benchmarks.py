@@ -15,7 +15,7 @@ per-seed summaries of every finished protocol become the records
 RESULTS.md (template ``benchmarks/templates/results.md``); ``--smoke`` runs a
 tiny cut of it into a temp folder and leaves both alone. Rows are
 the paper preset (multimodal, left, right), the default preset (multimodal,
-left, right) and six PyOD detectors in early fusion, late fusion and on each
+left, right), the combined preset (multimodal) and six PyOD detectors in early fusion, late fusion and on each
 single view, all on exactly the same splits and seeds. Every torch model runs
 with one CPU thread per process.
 """
@@ -108,6 +108,7 @@ def models(paper_params: dict[str, Any] | None = None) -> dict[str, dict[str, An
         out[f"{preset}_multimodal"] = {"kind": "mmocc", "preset": preset, **extra}
         out[f"{preset}_view0"] = {"kind": "mmocc", "preset": preset, "views": [0]}
         out[f"{preset}_view1"] = {"kind": "mmocc", "preset": preset, "views": [1]}
+    out["combined_multimodal"] = {"kind": "mmocc", "preset": "combined"}
     for detector in DETECTORS:
         for fusion in ("early", "late"):
             out[f"{detector}_{fusion}"] = {"kind": "baseline", "detector": detector, "fusion": fusion}

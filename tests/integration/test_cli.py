@@ -358,3 +358,37 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(capsys, monkeypatch
         monkeypatch.setenv("OMP_WAIT_POLICY", given)
     status, _, _ = run_main(capsys, "--version")
     assert status == 0 and os.environ["OMP_WAIT_POLICY"] == expected
+
+
+def test_the_combined_preset_says_which_part_fired_in_score_and_report(capsys, workdir):
+    status, _, err = run_main(
+        capsys, "train", "--data", workdir / "data", "--normal", "bee", "--size", "8", "--preset",
+        "combined", *TINY, "--out", workdir / "combined.mmocc",
+    )
+    assert status == 0, err
+    out = workdir / "combined.csv"
+    status, _, err = run_main(capsys, "score", workdir / "combined.mmocc", "--data", workdir / "data",
+                              "--out", out, "-q")
+    assert status == 0, err
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:8] == ["sample_id", "label", "score", "is_anomaly", "fired", "part_global",
+                                 "part_local", "score_left"]
+    assert {r["fired"] for r in rows} <= {"global", "local"}
+    for row in rows:
+        parts = {name: float(row[f"part_{name}"]) for name in ("global", "local")}
+        assert float(row["score"]) == pytest.approx(sum(parts.values()) / 2, rel=1e-9, abs=1e-12)
+        assert row["fired"] == max(parts, key=lambda name: parts[name])
+    status, _, err = run_main(capsys, "report", workdir / "combined.mmocc", "--data", workdir / "data",
+                              "--out", workdir / "combined.html", "-q")
+    assert status == 0, err
+    page = (workdir / "combined.html").read_text(encoding="utf-8")
+    assert '<p class="fired">fired: <strong>' in page and 'data-key="part_local"' in page
+    assert "(another object)" in page or "(a defect on this object)" in page
+
+
+def test_score_has_no_part_columns_for_other_rules(capsys, workdir, model):
+    status, out, err = run_main(capsys, "score", model, "--data", workdir / "data", "--out", "-", "-q")
+    assert status == 0, err
+    header = next(csv.reader(io.StringIO(out)))
+    assert not {"fired", "part_global", "part_local"} & set(header)

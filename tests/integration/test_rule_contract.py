@@ -1,10 +1,10 @@
-"""The contract every scoring rule keeps: fit -> save -> load gives the same scores, view scores and maps.
+"""The contract every scoring rule keeps: fit -> save -> load gives the same scores, view scores, maps, parts.
 
 One test per rule (and per k-NN bank layout), like anomalib's model integration
 tests: whatever a rule stores, its ``state_spec`` must describe it, saving must
 accept it, loading must restore it, and the loaded model must score bit for bit
-as the fitted one, with the same per-view scores and anomaly maps where the
-rule has them, and the same refusals where it does not.
+as the fitted one, with the same per-view scores, anomaly maps and part scores
+where the rule has them, and the same refusals where it does not.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ CASES = {
     "recon": {"score": "recon"},
     "ensemble": {"score": "ensemble"},
     "patch": {"score": "patch", "coreset_ratio": 0.5},
+    "combined": {"score": "combined", "coreset_ratio": 0.5},
 }
 
 
@@ -47,7 +48,7 @@ def data():
 def _outputs(clf: MultimodalOCC, X) -> dict[str, np.ndarray | str]:
     """Everything a fitted model says about ``X``; a refusal is recorded by its message."""
     out: dict[str, np.ndarray | str] = {"scores": clf.decision_function(X), "labels": clf.predict(X)}
-    for name, method in (("view", clf.view_scores), ("map", clf.anomaly_maps)):
+    for name, method in (("view", clf.view_scores), ("map", clf.anomaly_maps), ("part", clf.score_parts)):
         try:
             out.update({f"{name}/{view}": values for view, values in method(X).items()})
         except ValueError as exc:
@@ -71,8 +72,9 @@ def test_fit_save_load_gives_the_same_outputs(case, data, tmp_path):
             assert after[key] == value, key
         else:
             np.testing.assert_array_equal(after[key], value, err_msg=f"{case}: {key}")
-    assert clf.has_anomaly_maps == (case in ("patch", "recon"))
+    assert clf.has_anomaly_maps == (case in ("patch", "recon", "combined"))
     assert ("view" in before) == (case in ("norm", "center", "knn/joint", "mahalanobis", "ensemble"))
+    assert ("part" in before) == (case != "combined")  # only the combined rule has parts
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -36,7 +36,7 @@ _CLI_OWNED = {
 }
 """MultimodalOCC parameters that ``mmocc train`` sets from its own options."""
 
-PRESET_NAMES: tuple[str, ...] = ("default", "patch", "pretrained", "paper")
+PRESET_NAMES: tuple[str, ...] = ("default", "patch", "pretrained", "combined", "paper")
 """The presets of :mod:`mmocc.model.hyperparams` (listed here so that ``--help`` does not import torch)."""
 
 
@@ -74,7 +74,7 @@ def _patch_size_follows(hyper: dict[str, Any], size: Any, quiet: bool) -> dict[s
     from mmocc.model.patches import AUTOENCODER
 
     resolved = MultimodalOCC(**hyper).resolved_params()
-    backbone = resolved.score == "patch" and resolved.patch_backbone != AUTOENCODER
+    backbone = resolved.score in ("patch", "combined") and resolved.patch_backbone != AUTOENCODER
     if not backbone or resolved.patch_size in (None, size):
         return hyper
     try:
@@ -300,7 +300,10 @@ def score(
     SRC may be unlabelled (new data): a manifest without a label column, a
     folder root/<sample_id>/<view>.png, or pairs:DIR_A,DIR_B. Columns:
     sample_id, label (when SRC has labels), score, is_anomaly (score above
-    the model's threshold), then one standardized score_<view> column per
+    the model's threshold), then for a model of score combined: fired (global:
+    another object; local: a defect on this object) and part_global,
+    part_local (each part's standardized score; score is their mean), then
+    one standardized score_<view> column per
     view where the model's rule scores each view (patch, recon, or knn with a
     per-view bank, as in the default preset; the highest names the camera
     that saw the anomaly), then path_<view>, the file each view was read
@@ -324,8 +327,8 @@ def score(
     n_samples = n_anomalies = 0
     with _csv_output(out) as handle:
         writer = csv.writer(handle)
-        for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, plan, batch_size, quiet)):
-            columns = score_columns(chunk, scores, clf.threshold_, by_view)
+        for i, (chunk, scores, by_view, parts) in enumerate(score_chunks(clf, plan, batch_size, quiet)):
+            columns = score_columns(chunk, scores, clf.threshold_, by_view, parts)
             if i == 0:
                 writer.writerow(list(columns))
             n_samples += len(chunk)

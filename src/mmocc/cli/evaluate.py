@@ -182,7 +182,7 @@ def _score_labelled(
     from mmocc.deploy.batch import score_chunks
 
     ys, parts = [], []
-    for chunk, part, _ in score_chunks(clf, chunks, batch_size, quiet):
+    for chunk, part, _, _ in score_chunks(clf, chunks, batch_size, quiet):
         ys.append((~np.isin(chunk.labels, normal_values)).astype(np.int64))
         parts.append(part)
         if pixels is not None:

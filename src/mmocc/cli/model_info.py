@@ -12,6 +12,22 @@ from typing import Any
 _RULE_SETTINGS = {
     "knn": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
     "ensemble": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
+    "combined": (
+        "n_neighbors",
+        "knn_bank",
+        "knn_space",
+        "patch_backbone",
+        "patch_size",
+        "patch_layers",
+        "tile_size",
+        "tile_overlap",
+        "coreset_ratio",
+        "coreset_candidates",
+        "coreset_method",
+        "knn_search",
+        "patch_top_k",
+        "view_combine",
+    ),
     "patch": (
         "patch_backbone",
         "patch_size",
@@ -31,8 +47,8 @@ _RULE_SETTINGS = {
 def used_settings(params: dict[str, Any]) -> list[str]:
     """Return the hyper-parameters that a model with these resolved ``params`` reads, in their order.
 
-    The score and its rule's settings; the autoencoder's unless the score
-    reads only a pretrained backbone, which trains none (the view grouping,
+    The score and its rule's settings (both parts' for ``combined``); the
+    autoencoder's unless the score reads only a pretrained backbone, which trains none (the view grouping,
     ``shared_weights``, still decides the banks), and ``patch_size`` only
     then (and ``patch_layers``); the shift and diversity settings only when that augmentation or
     regularizer is on.
@@ -53,13 +69,19 @@ def used_settings(params: dict[str, Any]) -> list[str]:
     ['score', 'patch_backbone']
     >>> used_settings({"epochs": 15, "score": "knn", "patch_backbone": "autoencoder", "n_neighbors": 5})
     ['epochs', 'score', 'n_neighbors']
+    >>> used_settings({"epochs": 15, "score": "combined", "patch_backbone": "efficientnet_lite0",
+    ...                "patch_size": 64})
+    ['epochs', 'score', 'patch_backbone', 'patch_size']
     """
     own = _RULE_SETTINGS.get(params.get("score", ""), ())
-    if "patch_size" in own and params.get("patch_backbone", "autoencoder") != "autoencoder":
+    backbone = "patch_size" in own and params.get("patch_backbone", "autoencoder") != "autoencoder"
+    if backbone and params.get("score") == "patch":  # no autoencoder is trained
         used = {"score", "shared_weights", *own}
     else:
         rules = {name for names in _RULE_SETTINGS.values() for name in names}
-        used = {name for name in params if name not in rules} | set(own) - {"patch_size", "patch_layers"}
+        used = {name for name in params if name not in rules} | set(own)
+        if not backbone:
+            used -= {"patch_size", "patch_layers"}
     if params.get("augment") == "none":
         used.discard("augment_shift")
     if params.get("diversity") is None:

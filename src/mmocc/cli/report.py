@@ -38,7 +38,8 @@ def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSampl
     ids, labels, totals, n_seen = [], [], [], 0
     paths: dict[str, list[np.ndarray]] = {}
     views: dict[str, list[np.ndarray]] = {}
-    for chunk, total, by_view in score_chunks(clf, plan, batch_size, quiet):
+    parts: dict[str, list[np.ndarray]] = {}
+    for chunk, total, by_view, by_part in score_chunks(clf, plan, batch_size, quiet):
         if clf.train_fingerprints_ is not None:
             n_seen += int(clf.seen_in_training(chunk).sum())
         ids.append(chunk.ids)
@@ -48,6 +49,8 @@ def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSampl
             paths.setdefault(view, []).append(files)
         for view, values in by_view.items():
             views.setdefault(view, []).append(values)
+        for part, values in by_part.items():
+            parts.setdefault(part, []).append(values)
     return ScoredSamples(
         ids=np.concatenate(ids),
         labels=None if labels[0] is None else np.concatenate(labels),
@@ -56,6 +59,7 @@ def _score_all(clf: Any, plan: Any, batch_size: int, quiet: bool) -> ScoredSampl
         by_view={view: np.concatenate(values) for view, values in views.items()},
         threshold=float(clf.threshold_),
         n_seen=None if clf.train_fingerprints_ is None else n_seen,
+        parts={part: np.concatenate(values) for part, values in parts.items()},
     )
 
 
@@ -100,7 +104,9 @@ def report(
     marked (bars stacked and coloured by label when SRC has labels), cards
     of the --top highest-scoring samples above the threshold and of the
     --near samples nearest below it (every image view, with the anomaly map
-    blended over it where the model's score rule has maps: patch, recon;
+    blended over it where the model's score rule has maps: patch, recon,
+    combined; for score combined, a line naming the part that fired: global,
+    another object, or local, a defect on this object;
     where SRC has ground-truth masks, each defect's outline is drawn in cyan
     over the image and the map), and a table of every sample, sorted by
     clicking a header. It embeds its images and makes no network request;

@@ -112,7 +112,7 @@ def plan_for_model(
 
 def score_chunks(
     clf: Any, dataset: Any, batch_size: int, quiet: bool
-) -> Iterator[tuple[Any, np.ndarray, dict[str, np.ndarray]]]:
+) -> Iterator[tuple[Any, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]]:
     """Score a dataset chunk by chunk, with a progress bar.
 
     Parameters
@@ -131,9 +131,11 @@ def score_chunks(
 
     Yields
     ------
-    (MultiViewDataset, numpy.ndarray, dict)
-        The chunk, its anomaly scores and its per-view scores (empty when
-        the model's rule scores views jointly, or it has no per-view scores).
+    (MultiViewDataset, numpy.ndarray, dict, dict)
+        The chunk, its anomaly scores, its per-view scores (empty when the
+        model's rule scores views jointly, or it has no per-view scores) and
+        its part scores (``score="combined"``'s ``"global"`` and
+        ``"local"``; empty for the other rules).
     """
     from tqdm.auto import tqdm
 
@@ -150,14 +152,18 @@ def score_chunks(
         stream = dataset.chunks(batch_size) if isinstance(dataset, SourcePlan) else dataset
         chunks = rebatch(stream, batch_size)
     for chunk in tqdm(chunks, total=total, desc="scoring", unit="chunk", disable=True if quiet else None):
-        if hasattr(clf, "decision_function_by_view"):
-            yield chunk, *clf.decision_function_by_view(chunk)
+        if hasattr(clf, "decision_function_details"):
+            yield chunk, *clf.decision_function_details(chunk)
         else:
-            yield chunk, clf.decision_function(chunk), {}
+            yield chunk, clf.decision_function(chunk), {}, {}
 
 
 def score_columns(
-    chunk: Any, scores: np.ndarray, threshold: float, by_view: dict[str, np.ndarray]
+    chunk: Any,
+    scores: np.ndarray,
+    threshold: float,
+    by_view: dict[str, np.ndarray],
+    parts: dict[str, np.ndarray] | None = None,
 ) -> dict[str, list[Any]]:
     """Return the columns ``mmocc score`` writes for one chunk, in order.
 
@@ -171,19 +177,28 @@ def score_columns(
         The model's threshold.
     by_view : dict of str to numpy.ndarray
         Their per-view scores (may be empty).
+    parts : dict of str to numpy.ndarray, optional
+        Their part scores (``score="combined"``); None or empty for the other rules.
 
     Returns
     -------
     dict of str to list
         ``sample_id``, ``label`` (labelled data only), ``score``,
-        ``is_anomaly``, ``score_<view>`` per view score and ``path_<view>``
-        per view read from files.
+        ``is_anomaly``, then with part scores ``fired`` (the part with the
+        larger score: ``global`` = another object, ``local`` = a defect on
+        this object) and ``part_<part>`` per part, ``score_<view>`` per view
+        score and ``path_<view>`` per view read from files.
     """
     columns: dict[str, list[Any]] = {"sample_id": chunk.ids.tolist()}
     if chunk.labels is not None:
         columns["label"] = chunk.labels.tolist()
     columns["score"] = scores.tolist()
     columns["is_anomaly"] = (scores > threshold).astype(int).tolist()
+    if parts:
+        from mmocc.scoring.combined import fired_part
+
+        columns["fired"] = fired_part(parts).tolist()
+        columns.update({f"part_{name}": values.tolist() for name, values in parts.items()})
     columns.update({f"score_{view}": values.tolist() for view, values in by_view.items()})
     columns.update({f"path_{view}": paths.tolist() for view, paths in chunk.paths.items()})
     return columns

@@ -184,10 +184,10 @@ def _write_part(clf: Any, plan: Any, run: str, start: int, stop: int, batch_size
     with atomic_open(part, "wb") as handle:
         sink = _HashingWriter(handle)
         writer = csv.writer(sink)
-        for i, (chunk, scores, by_view) in enumerate(
+        for i, (chunk, scores, by_view, parts) in enumerate(
             score_chunks(clf, plan.subset(slice(start, stop)), batch_size, quiet=True)
         ):
-            columns = score_columns(chunk, scores, clf.threshold_, by_view)
+            columns = score_columns(chunk, scores, clf.threshold_, by_view, parts)
             if i == 0:
                 writer.writerow(list(columns))
                 head = sink.size

@@ -56,11 +56,13 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
 
     Parameters
     ----------
-    preset : {"default", "paper", "patch", "pretrained"}, default "default"
+    preset : {"default", "paper", "patch", "pretrained", "combined"}, default "default"
         ``"paper"`` reproduces the paper (origin centre, norm score, 4 epochs);
         ``"default"`` is the measured best at "this is another object";
         ``"patch"`` and ``"pretrained"`` score local patches, for local
-        defects (see :mod:`mmocc.model.hyperparams`).
+        defects; ``"combined"`` takes the mean of the default's score and
+        ``"patch"``'s, each standardized, and says which fired
+        (:meth:`score_parts`; see :mod:`mmocc.model.hyperparams`).
     views : sequence of str, optional
         Views to use, in order; all views of ``X`` by default. One view gives
         the paper's unimodal variant.
@@ -107,7 +109,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         Training augmentation, applied consistently to all image views.
     augment_shift : float, optional
         Largest random translation, as a fraction of the image side.
-    score : {"norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch"}, optional
+    score : {"norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch", "combined"}, optional
         Scoring rule (see :mod:`mmocc.scoring`).
     n_neighbors : int, optional
         ``k`` of the ``knn`` score.
@@ -410,7 +412,7 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def _allows_missing_views(self) -> bool:
-        return bool(self.rule_.supports_views)
+        return bool(self.rule_.allows_missing_views)
 
     def _training_view_scores(self) -> dict[str, np.ndarray]:
         return self.rule_.train_view_scores

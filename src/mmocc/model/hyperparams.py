@@ -1,4 +1,4 @@
-"""Typed, validated hyper-parameters of :class:`mmocc.MultimodalOCC` and its two presets.
+"""Typed, validated hyper-parameters of :class:`mmocc.MultimodalOCC` and its presets.
 
 :class:`HyperParams` is a frozen dataclass: one field per hyper-parameter,
 checked once in ``__post_init__`` with a message that names the parameter.
@@ -33,6 +33,10 @@ The presets are instances of it:
 
     No diversity regularizer (none helped on COIL-20, ``benchmarks/ABLATIONS.md``);
     if switched on, lambda = 1 and gamma = 0.1 (the sweep's logdet choice).
+``PATCH``, ``PRETRAINED``, ``COMBINED``
+    Local scoring (patch memory banks on the autoencoder's encoder maps, or
+    on a frozen pretrained backbone), and the default's k-NN and ``PATCH``'s
+    patch score combined by the mean of their standardized scores.
 
 The estimator keeps scikit-learn's contract: its ``__init__`` parameters
 default to ``None`` and ``get_params()`` shows them as given. The values
@@ -151,7 +155,7 @@ class HyperParams:
 
         Parameters
         ----------
-        preset : {"default", "paper"}
+        preset : {"default", "paper", "patch", "pretrained", "combined"}
             The preset to start from.
         **overrides
             Hyper-parameter values.
@@ -300,8 +304,15 @@ The autoencoder is not trained (its features are not used); only its input
 scaling is fitted. Needs ``pip install "mmocc[pretrained]"``.
 """
 
+COMBINED = replace(DEFAULT, score="combined")
+"""Combined preset: the default autoencoder, scored by the mean of its k-NN score (another object) and the
+patch score on its own encoder maps (a local defect), each standardized by its leave-one-out training scores.
+
+One feature extraction serves both parts (:class:`mmocc.scoring.CombinedScore`).
+"""
+
 PRESETS: Mapping[str, HyperParams] = MappingProxyType(
-    {"paper": PAPER, "default": DEFAULT, "patch": PATCH, "pretrained": PRETRAINED}
+    {"paper": PAPER, "default": DEFAULT, "patch": PATCH, "pretrained": PRETRAINED, "combined": COMBINED}
 )
 """The presets by name (:data:`mmocc.model.params.PRESET_NAMES`, which ``preset`` is checked against)."""
 

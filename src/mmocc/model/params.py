@@ -62,7 +62,7 @@ from mmocc.scoring import (
 )
 from mmocc.utils.text import did_you_mean
 
-PRESET_NAMES: tuple[str, ...] = ("default", "paper", "patch", "pretrained")
+PRESET_NAMES: tuple[str, ...] = ("default", "paper", "patch", "pretrained", "combined")
 """Values of ``MultimodalOCC(preset=...)``; :data:`mmocc.model.hyperparams.PRESETS` holds their values."""
 
 THRESHOLD_SOURCES: tuple[str, ...] = ("train", "holdout")

@@ -29,6 +29,11 @@ Rules
 ``ensemble``
     Mean of the ``knn``, ``mahalanobis`` and ``recon`` scores, each
     standardized by the mean and standard deviation of its training scores.
+``combined``
+    The mean of a global part (``knn``: another object) and a local part
+    (``patch``: a defect on this object), each standardized by its
+    leave-one-out training scores (:class:`CombinedScore`); reports which
+    part fired (the larger), and keeps the local part's per-view scores and maps.
 
 Each rule declares in :attr:`ScoringRule.needs` which features it reads
 (latents, [0, 1]-scaled inputs, reconstruction errors); the detector computes
@@ -40,13 +45,23 @@ from __future__ import annotations
 import numpy as np
 
 from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
+from mmocc.scoring.combined import PART_NAMES, CombinedScore, fired_part
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore
 from mmocc.scoring.patch import CORESET_METHODS, VIEW_COMBINATIONS, PatchScore
 from mmocc.search.index import SEARCH_MODES
 
-SCORE_RULES: tuple[str, ...] = ("norm", "center", "knn", "mahalanobis", "recon", "ensemble", "patch")
+SCORE_RULES: tuple[str, ...] = (
+    "norm",
+    "center",
+    "knn",
+    "mahalanobis",
+    "recon",
+    "ensemble",
+    "patch",
+    "combined",
+)
 """Names accepted by :func:`make_rule` (and ``MultimodalOCC(score=...)``)."""
 
 ENSEMBLE_PARTS: tuple[str, ...] = ("knn", "mahalanobis", "recon")
@@ -79,18 +94,18 @@ def make_rule(
     center : numpy.ndarray or None
         Training centre, needed by ``center``.
     n_neighbors : int
-        ``k`` for ``knn`` (also inside ``ensemble``).
+        ``k`` for ``knn`` (also inside ``ensemble`` and ``combined``).
     knn_bank : {"joint", "view", "pooled"}, default "joint"
         Memory bank layout of ``knn`` (see :class:`KNNScore`).
     knn_space : {"latent", "input", "both"}, default "latent"
-        Feature space of ``knn``, also inside ``ensemble`` (see :class:`KNNScore`).
+        Feature space of ``knn``, also inside ``ensemble`` and ``combined`` (see :class:`KNNScore`).
     knn_search : {"exact", "approximate", "projected"}, default "exact"
         Neighbour search of ``knn`` (also inside ``ensemble``) and of ``patch``
-        (see :class:`mmocc.search.index.NeighborIndex`).
+        (both inside ``combined``; see :class:`mmocc.search.index.NeighborIndex`).
     view_groups : dict of str to str, optional
         View name to weight group, for ``knn_bank="pooled"`` and ``patch``.
     coreset_ratio, coreset_candidates, coreset_method, patch_top_k, view_combine, seed
-        Parameters of ``patch`` (see :class:`PatchScore`).
+        Parameters of ``patch`` (also the local part of ``combined``; see :class:`PatchScore`).
     verbose : bool or None, default None
         Progress bars of ``patch`` (None: when stderr is a terminal).
 
@@ -112,6 +127,9 @@ def make_rule(
         return CenterScore(center)
     if name == "knn":
         return KNNScore(n_neighbors, knn_bank, knn_space, view_groups, knn_search)
+    if name == "combined":  # the k-NN and patch rules these options build
+        options = {key: value for key, value in locals().items() if key != "name"}
+        return CombinedScore(make_rule("knn", **options), make_rule("patch", **options))
     if name == "patch":
         return PatchScore(
             dict(view_groups or {}),
@@ -147,6 +165,7 @@ def make_rule(
 
 __all__ = [
     "ENSEMBLE_PARTS",
+    "PART_NAMES",
     "FEATURE_KINDS",
     "KNN_BANKS",
     "KNN_SPACES",
@@ -155,6 +174,7 @@ __all__ = [
     "CORESET_METHODS",
     "VIEW_COMBINATIONS",
     "CenterScore",
+    "CombinedScore",
     "EnsembleScore",
     "Features",
     "KNNScore",
@@ -163,6 +183,7 @@ __all__ = [
     "PatchScore",
     "ReconScore",
     "ScoringRule",
+    "fired_part",
     "make_rule",
     "standardize",
 ]

@@ -164,6 +164,9 @@ class ScoringRule(ABC):
     has_maps = False
     """Whether :meth:`anomaly_maps` gives spatial scores of image views."""
 
+    part_names: tuple[str, ...] = ()
+    """Names of the parts whose standardized scores :meth:`score_details` reports (none for most rules)."""
+
     train_view_scores: dict[str, np.ndarray]
     """Leave-one-out training score of each view (rules with ``supports_views``)."""
 
@@ -171,6 +174,11 @@ class ScoringRule(ABC):
     def needs(self) -> frozenset[str]:
         """The features (of :data:`FEATURE_KINDS`) this rule reads; the detector computes exactly these."""
         return frozenset({"latent"})
+
+    @property
+    def allows_missing_views(self) -> bool:
+        """Whether a subset of the views can be scored, its score combined from the view scores."""
+        return bool(self.supports_views)
 
     @property
     def map_needs(self) -> frozenset[str]:
@@ -209,6 +217,20 @@ class ScoringRule(ABC):
             As :meth:`view_scores`; empty when the rule scores the views jointly.
         """
         return self.score(feats), {}
+
+    def score_details(
+        self, feats: Features
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Return the scores, the view scores and the standardized score of each part, in one pass.
+
+        Returns
+        -------
+        scores, view_scores : numpy.ndarray and dict
+            As :meth:`score_with_views`.
+        part_scores : dict of str to numpy.ndarray
+            One standardized score per name of :attr:`part_names`; empty for a rule without parts.
+        """
+        return (*self.score_with_views(feats), {})
 
     def combine(self, view_scores: dict[str, np.ndarray]) -> np.ndarray:
         """Combine view scores into the sample score, as :meth:`score` does.

@@ -184,8 +184,8 @@ def test_streamed_score_csv_equals_the_in_memory_one(
     clf.save(model)
     expected = io.StringIO(newline="")
     writer = csv.writer(expected)
-    for i, (chunk, scores, by_view) in enumerate(score_chunks(clf, data, 4, True)):
-        columns = score_columns(chunk, scores, clf.threshold_, by_view)
+    for i, (chunk, scores, by_view, parts) in enumerate(score_chunks(clf, data, 4, True)):
+        columns = score_columns(chunk, scores, clf.threshold_, by_view, parts)
         writer.writerows([list(columns)] if i == 0 else [])
         writer.writerows(zip(*columns.values(), strict=True))
     chunks = SourcePlan.chunks

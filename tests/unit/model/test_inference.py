@@ -164,8 +164,9 @@ def test_streaming_scores_equal_in_memory_scores(synthetic: MultiViewDataset) ->
     whole = clf.decision_function(synthetic)
     chunks = list(score_chunks(clf, synthetic, 7, True))
     assert len(chunks) == -(-len(synthetic) // 7)
-    ids = np.concatenate([c.ids for c, _, _ in chunks])
-    streamed = np.concatenate([s for _, s, _ in chunks])
+    ids = np.concatenate([c.ids for c, _, _, _ in chunks])
+    streamed = np.concatenate([s for _, s, _, _ in chunks])
+    assert all(parts == {} for _, _, _, parts in chunks)  # the default rule has no parts
     by_view = {v: np.concatenate([c[2][v] for c in chunks]) for v in chunks[0][2]}
     assert set(by_view) == set(synthetic.view_names)
     first = synthetic.view_names[0]

@@ -70,7 +70,12 @@ M, B = MULTIMODAL_CONSTRAINTS, BASELINE_CONSTRAINTS
         (M, "threshold", "val", r"^threshold must be one of \['train', 'holdout'\], got 'val'$"),
         (M, "shared_weights", 1, r"^shared_weights must be None, True, False or 'auto', got 1$"),
         (M, "amp", "yes", r"^amp must be 'auto', True or False, got 'yes'$"),
-        (M, "preset", None, r"^preset must be one of \['default', 'paper', 'patch', 'pretrained'\], got No"),
+        (
+            M,
+            "preset",
+            None,
+            r"^preset must be one of \['default', 'paper', 'patch', 'pretrained', 'combined'\], got No",
+        ),
         (M, "score", "nrom", r"^score='nrom' is not valid \(unknown score 'nrom'; did you mean 'norm'\?\); "),
         (B, "detector", "knm", r"^detector='knm' is not valid \(unknown detector 'knm'; did you mean 'knn'"),
         (M, "diversity", 3, r"^diversity must be None, 'direct', 'det' or 'logdet', got 3$"),

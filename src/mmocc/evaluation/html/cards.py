@@ -17,7 +17,8 @@ from mmocc.evaluation.html.images import (
     png_img,
     to_display,
 )
-from mmocc.evaluation.html.samples import ScoredSamples
+from mmocc.evaluation.html.samples import PART_MEANING, ScoredSamples
+from mmocc.scoring.combined import fired_part
 
 if TYPE_CHECKING:
     from mmocc.data.dataset import MultiViewDataset
@@ -188,8 +189,20 @@ def _card_html(ctx: CardContext, card: Card, rank: int) -> str:
         head.append(f'<span class="label">label {escape(str(ctx.scored.labels[card.index]))}</span>')
     figures = "".join(_figure(ctx, card, spec) for spec in ctx.specs)
     return (
-        f'<article class="card {kind}"><h3>{"".join(head)}</h3><div class="views">{figures}</div></article>'
+        f'<article class="card {kind}"><h3>{"".join(head)}</h3>{_fired_line(ctx.scored, card.index)}'
+        f'<div class="views">{figures}</div></article>'
     )
+
+
+def _fired_line(scored: ScoredSamples, index: int) -> str:
+    """Say which part of ``score="combined"`` fired, with both part scores; empty without parts."""
+    if not scored.parts:
+        return ""
+    fired = str(fired_part({name: scores[index : index + 1] for name, scores in scored.parts.items()})[0])
+    shown = " · ".join(f"{escape(name)} {float(scores[index]):.4g}" for name, scores in scored.parts.items())
+    meaning = escape(PART_MEANING.get(fired, fired))
+    return f'<p class="fired">fired: <strong>{escape(fired)}</strong> ({meaning}) · {shown}</p>'
+
 
 
 def cards_section(ctx: CardContext, cards: Sequence[Card], heading: str) -> str:

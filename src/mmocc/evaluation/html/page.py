@@ -178,7 +178,7 @@ def build_report(
     _check_counts(top_k, n_near)
     if len(dataset) == 0:
         raise ValueError("the data set has no samples to report on")
-    total, by_view = clf.decision_function_by_view(dataset)
+    total, by_view, parts = clf.decision_function_details(dataset)
     seen = None if clf.train_fingerprints_ is None else int(clf.seen_in_training(dataset).sum())
     scored = ScoredSamples(
         dataset.ids,
@@ -188,6 +188,7 @@ def build_report(
         by_view,
         float(clf.threshold_),
         seen,
+        parts,
     )
     return render_report(
         clf,

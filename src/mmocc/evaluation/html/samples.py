@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class ScoredSamples:
     n_seen : int or None
         How many samples the model was trained on; None when the model
         records no training fingerprints.
+    parts : dict of str to numpy.ndarray
+        Standardized part scores (``score="combined"``: ``"global"`` and
+        ``"local"``); empty for the other rules.
     """
 
     ids: np.ndarray
@@ -37,3 +40,8 @@ class ScoredSamples:
     by_view: dict[str, np.ndarray]
     threshold: float
     n_seen: int | None
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+PART_MEANING = {"global": "another object", "local": "a defect on this object"}
+"""What it means when a part of ``score="combined"`` fires."""

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmocc.evaluation.html.samples import ScoredSamples
+from mmocc.scoring.combined import fired_part
 
 
 class _Column(NamedTuple):
@@ -30,6 +31,16 @@ def _text_cells(values: np.ndarray, css_class: str = "") -> list[str]:
     return [f"{opening}{escape(str(value))}</td>" for value in values.tolist()]
 
 
+def _part_columns(scored: ScoredSamples) -> list[_Column]:
+    """Return the ``fired`` and ``part_<part>`` columns of ``score="combined"`` (none for other rules)."""
+    if not scored.parts:
+        return []
+    return [
+        _Column("fired", "text", _text_cells(fired_part(scored.parts))),
+        *(_Column(f"part_{name}", "num", _number_cells(values)) for name, values in scored.parts.items()),
+    ]
+
+
 def _columns(scored: ScoredSamples, path_views: Sequence[str]) -> list[_Column]:
     """Return the columns of the table: id, label if known, scores, flag, per-view scores, files."""
     flags = (scored.total > scored.threshold).tolist()
@@ -45,6 +56,7 @@ def _columns(scored: ScoredSamples, path_views: Sequence[str]) -> list[_Column]:
             "num",
             [f'<td data-v="{int(f)}">{"yes" if f else "no"}</td>' for f in flags],
         ),
+        *_part_columns(scored),
         *(_Column(f"score_{view}", "num", _number_cells(values)) for view, values in scored.by_view.items()),
         *(_Column(f"path_{view}", "text", _text_cells(scored.paths[view])) for view in path_views),
     ]
