@@ -127,7 +127,13 @@ class Features:
             start += size
         if start != n:
             raise ValueError(f"the feature batches hold {start} samples, expected {n}")
-        return Features(**out)
+        return Features(
+            latents=out["latents"],
+            inputs=out["inputs"],
+            recons=out["recons"],
+            recon_maps=out["recon_maps"],
+            patches=out["patches"],
+        )
 
 
 def standardize(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
