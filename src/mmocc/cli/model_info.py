@@ -8,39 +8,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+_KNN_SETTINGS = ("n_neighbors", "knn_bank", "knn_space", "knn_search")
+_PATCH_SETTINGS = (
+    "patch_backbone",
+    "patch_size",
+    "patch_layers",
+    "tile_size",
+    "tile_overlap",
+    "coreset_ratio",
+    "coreset_candidates",
+    "coreset_method",
+    "knn_search",
+    "patch_top_k",
+    "view_combine",
+)
+
 #: The hyper-parameters of each scoring rule that reads some; all others but ``score`` are the autoencoder's.
 _RULE_SETTINGS = {
-    "knn": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
-    "ensemble": ("n_neighbors", "knn_bank", "knn_space", "knn_search"),
-    "combined": (
-        "n_neighbors",
-        "knn_bank",
-        "knn_space",
-        "patch_backbone",
-        "patch_size",
-        "patch_layers",
-        "tile_size",
-        "tile_overlap",
-        "coreset_ratio",
-        "coreset_candidates",
-        "coreset_method",
-        "knn_search",
-        "patch_top_k",
-        "view_combine",
-    ),
-    "patch": (
-        "patch_backbone",
-        "patch_size",
-        "patch_layers",
-        "tile_size",
-        "tile_overlap",
-        "coreset_ratio",
-        "coreset_candidates",
-        "coreset_method",
-        "knn_search",
-        "patch_top_k",
-        "view_combine",
-    ),
+    "knn": _KNN_SETTINGS,
+    "ensemble": _KNN_SETTINGS,
+    "combined": tuple(dict.fromkeys(_KNN_SETTINGS + _PATCH_SETTINGS)),  # both parts' settings
+    "patch": _PATCH_SETTINGS,
 }
 
 
