@@ -28,6 +28,7 @@ from mmocc.cli.cache import cache
 from mmocc.cli.commands import info, score, train
 from mmocc.cli.evaluate import evaluate
 from mmocc.cli.experiment import demo, experiment
+from mmocc.cli.export import export
 from mmocc.cli.report import report
 
 _EXPECTED_ERRORS = (ValueError, TypeError, OSError, ModuleNotFoundError)
@@ -53,7 +54,7 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for _command in (demo, train, score, evaluate, report, experiment, info, cache):
+for _command in (demo, train, score, evaluate, report, experiment, export, info, cache):
     cli.add_command(_command)
 
 

@@ -1,13 +1,15 @@
 """Options and helpers shared by the ``mmocc`` commands.
 
-Only :mod:`click` and the standard library are imported here; torch is
-imported by the ``--threads`` callback, when the option is given.
+Only :mod:`click` and the standard library are imported here; the
+``--threads`` callback sets torch's threads when torch is already imported,
+else ``OMP_NUM_THREADS``.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,18 @@ SRC_HELP = (
 
 
 def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
-    """Set torch's CPU thread count (option callback)."""
-    if value is not None:
-        import torch
+    """Set the CPU thread count of torch, or of ONNX Runtime for an ONNX export (option callback).
 
-        torch.set_num_threads(value)
+    Before torch is imported, ``OMP_NUM_THREADS``, which torch and
+    :class:`mmocc.export.runtime.OnnxDetector` read, is set instead, so a
+    command that scores an ONNX export does not import torch for it.
+    """
+    if value is None:
+        return
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(value)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(value)
 
 
 _DEBUG = "mmocc.debug"

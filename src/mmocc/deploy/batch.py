@@ -64,6 +64,33 @@ def model_data_options(clf: Any, source: Any, options: dict[str, Any]) -> dict[s
     return {**derived, **options}
 
 
+def load_detector(model_path: str | os.PathLike[str], device: str) -> Any:
+    """Load a model file, or an ONNX export (by its ``.onnx`` suffix), for scoring.
+
+    Parameters
+    ----------
+    model_path : path-like
+        A ``.mmocc`` model file (:func:`mmocc.load`) or an ``.onnx`` export
+        (:class:`mmocc.export.runtime.OnnxDetector`, which needs ONNX Runtime,
+        not torch).
+    device : str
+        Torch device of a model file (an export runs on ONNX Runtime's CPU provider).
+
+    Returns
+    -------
+    fitted detector
+        Either offers ``decision_function_details``, ``anomaly_maps``,
+        ``threshold_``, ``view_specs_`` and ``metadata_``.
+    """
+    from mmocc.export.runtime import OnnxDetector, is_onnx_file
+
+    if is_onnx_file(model_path):
+        return OnnxDetector.load(model_path)
+    import mmocc
+
+    return mmocc.load(model_path, device=device)
+
+
 def plan_for_model(
     model_path: str | os.PathLike[str], src: str | Source, options: Mapping[str, Any], device: str
 ) -> tuple[Any, SourcePlan]:
@@ -74,7 +101,7 @@ def plan_for_model(
     Parameters
     ----------
     model_path : path-like
-        The model file.
+        The model file, or an ONNX export (see :func:`load_detector`).
     src : str or mmocc.data.sources.Source
         The data source: a SRC string (see :mod:`mmocc.data.sources`), or
         an already parsed one.
@@ -89,7 +116,7 @@ def plan_for_model(
     Returns
     -------
     clf : fitted detector
-        The model, as :func:`mmocc.load` returns it.
+        The model, as :func:`load_detector` returns it.
     plan : mmocc.data.streaming.SourcePlan
         The listed samples, at the image size, colour mode and views the
         model expects; decode them with :meth:`SourcePlan.chunks`.
@@ -101,11 +128,10 @@ def plan_for_model(
         :func:`mmocc.data.streaming.plan_source` does for the source and
         the options.
     """
-    import mmocc
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
 
-    clf = mmocc.load(model_path, device=device)
+    clf = load_detector(model_path, device)
     source = parse_source(src) if isinstance(src, str) else src
     return clf, plan_source(source, **model_data_options(clf, source, dict(options)))
 
@@ -195,7 +221,7 @@ def score_columns(
     columns["score"] = scores.tolist()
     columns["is_anomaly"] = (scores > threshold).astype(int).tolist()
     if parts:
-        from mmocc.scoring.combined import fired_part
+        from mmocc.detectors.parts import fired_part
 
         columns["fired"] = fired_part(parts).tolist()
         columns.update({f"part_{name}": values.tolist() for name, values in parts.items()})

@@ -146,8 +146,8 @@ def _worker_state(
     Checks that the worker sees the model file and the samples (ids and
     absolute paths) the driver saw.
     """
-    import mmocc
     from mmocc.data.streaming import plan_source
+    from mmocc.deploy.batch import load_detector
 
     if _file_sha256(Path(model)) != model_sha256:
         raise ValueError(f"a worker sees another model file at {model} than the driver: {_SAME_PATHS}")
@@ -157,7 +157,7 @@ def _worker_state(
             f"a worker lists other samples or files in {source!r} than the driver: {_SAME_PATHS}; relative "
             "paths are resolved in each worker's working folder"
         )
-    return mmocc.load(model, device=device), plan
+    return load_detector(model, device), plan
 
 
 class _HashingWriter:
@@ -248,14 +248,13 @@ def _prepare(
     model: str | os.PathLike[str], source: str, data_options: Mapping[str, Any] | None, batch_size: int
 ) -> _Job:
     """Load the model's view of the source and describe the run: everything the record holds but shards."""
-    import mmocc
     from mmocc.data.sources import parse_source
     from mmocc.data.streaming import plan_source
-    from mmocc.deploy.batch import model_data_options
+    from mmocc.deploy.batch import load_detector, model_data_options
 
     model_path = Path(model).resolve()
     parsed = parse_source(source)
-    options = model_data_options(mmocc.load(model_path, device="cpu"), parsed, dict(data_options or {}))
+    options = model_data_options(load_detector(model_path, "cpu"), parsed, dict(data_options or {}))
     plan = plan_source(parsed, **options)
     options_json = json.dumps(options, sort_keys=True, default=str)  # a path option becomes a string
     identity = {

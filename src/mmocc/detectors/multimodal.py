@@ -468,5 +468,38 @@ class MultimodalOCC(ViewScoresMixin, BaseMultiviewDetector):
 
         save(self, path, metadata)
 
+    def export_onnx(
+        self, path: str | os.PathLike[str], *, check: Any = None, rtol: float = 1e-4, atol: float = 1e-5
+    ) -> Any:
+        """Export the whole detector to one ONNX file, written only if it agrees with this model.
+
+        See :func:`mmocc.export.writer.export_onnx` (``pip install "mmocc[onnx]"``);
+        :class:`mmocc.export.runtime.OnnxDetector` scores with the file
+        without torch.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.onnx`` file.
+        check : dict of str to array-like, or dataset, optional
+            Samples for the parity check; by default probes made from the
+            model's training statistics.
+        rtol, atol : float
+            Tolerances of the parity check.
+
+        Returns
+        -------
+        mmocc.export.parity.ParityReport
+            The check, which passed.
+
+        Raises
+        ------
+        mmocc.export.writer.ParityError
+            When the graph disagrees with the model (nothing is written).
+        """
+        from mmocc.export.writer import export_onnx
+
+        return export_onnx(self, path, check=check, rtol=rtol, atol=atol)
+
 
 __all__ = ["MultimodalOCC"]

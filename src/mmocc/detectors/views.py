@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from mmocc.detectors.finite import check_finite_scores
+from mmocc.detectors.parts import fired_part
 from mmocc.model.patches import input_size_maps
-from mmocc.scoring.combined import fired_part
 
 if TYPE_CHECKING:
     from mmocc.data.inputs import ViewSpec

@@ -136,21 +136,16 @@ class PatchFeatures:
         self.overlap = overlap
 
     def __call__(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
-        """Return the patch features ``(n, C, h, w)`` of a raw batch of ``view``."""
-        scaler = model.scaler(view)
+        """Return the patch features ``(n, C, h, w)`` of a raw batch (backbones: by micro-batch)."""
         if self.backbone is None:
-            layers = model.encoder_of(view).layers
-            depth = sum(isinstance(layer, nn.MaxPool2d) for layer in layers)
-            blocks = (1, 2) if depth >= 3 else (1,)
-            return aggregate(pooled_block_outputs(layers, scaler(raw), blocks))
-        backbone = self.backbone
+            return self.batch_maps(model, view, raw)
         side = self.size or int(raw.shape[-1])
-        micro_batch = getattr(backbone, "micro_batch", None)  # FeatureBackbone's advice; else one pass
+        micro_batch = getattr(self.backbone, "micro_batch", None)  # FeatureBackbone's advice; else one pass
         step = micro_batch(side, side) if micro_batch is not None else len(raw)
         out: Tensor | None = None
         with torch.no_grad():
             for start in range(0, len(raw), max(1, step)):  # scaled, resized and aggregated per micro-batch
-                maps = self._backbone_maps(backbone, scaler.unit(raw[start : start + step]).clamp(0.0, 1.0))
+                maps = self.batch_maps(model, view, raw[start : start + step])
                 if out is None:
                     out = maps.new_empty((len(raw), *maps.shape[1:]))
                 out[start : start + len(maps)] = maps
@@ -158,15 +153,44 @@ class PatchFeatures:
             raise ValueError("expected a non-empty batch of images")
         return out
 
+    def batch_maps(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
+        """Return the patch features ``(n, C, h, w)`` of a raw batch in one pass (as an exported graph runs).
+
+        Parameters
+        ----------
+        model : JointAutoencoder
+            The fitted model (its scaler, and its encoder without a backbone).
+        view : str
+            The view's name.
+        raw : Tensor of shape (n, C, H, W)
+            Raw images of the view.
+
+        Returns
+        -------
+        Tensor of shape (n, C', h, w)
+            One feature vector per position.
+        """
+        scaler = model.scaler(view)
+        if self.backbone is None:
+            layers = model.encoder_of(view).layers
+            depth = sum(isinstance(layer, nn.MaxPool2d) for layer in layers)
+            blocks = (1, 2) if depth >= 3 else (1,)
+            return aggregate(pooled_block_outputs(layers, scaler(raw), blocks))
+        return self._backbone_maps(self.backbone, scaler.unit(raw).clamp(0.0, 1.0))
+
     def _backbone_maps(self, backbone: nn.Module, x: Tensor) -> Tensor:
         """Return the aggregated backbone maps of images in [0, 1], resized to ``size``, tiled when asked."""
         if self.size is not None and x.shape[-1] != self.size:
             warn_resized(tuple(x.shape[-2:]), self.size)
-            antialias = self.size < x.shape[-1]
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=antialias)
+            x = self.resize(x, self.size)
         if self.tile is not None:
             return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
         return aggregate(list(backbone(x)))
+
+    @staticmethod
+    def resize(x: Tensor, size: int) -> Tensor:
+        """Resize images to ``size`` x ``size`` bilinearly, antialiased when shrinking (before a backbone)."""
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=size < x.shape[-1])
 
 
 def warn_resized(shape: tuple[int, ...], size: int) -> None:

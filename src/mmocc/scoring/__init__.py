@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmocc.detectors.parts import PART_NAMES, fired_part
 from mmocc.scoring.base import FEATURE_KINDS, Features, ScoringRule, standardize
-from mmocc.scoring.combined import PART_NAMES, CombinedScore, fired_part
+from mmocc.scoring.combined import CombinedScore
 from mmocc.scoring.distance import CenterScore, MahalanobisScore, NormScore, ReconScore
 from mmocc.scoring.ensemble import EnsembleScore
 from mmocc.scoring.knn import KNN_BANKS, KNN_SPACES, KNNScore

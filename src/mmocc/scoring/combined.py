@@ -19,34 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmocc.detectors.parts import PART_NAMES
 from mmocc.scoring.base import Features, ScoringRule
 from mmocc.scoring.ensemble import EnsembleScore
-
-PART_NAMES: tuple[str, ...] = ("global", "local")
-"""The parts of :class:`CombinedScore`: ``"global"`` (another object), ``"local"`` (a defect on this one)."""
-
-
-def fired_part(parts: dict[str, np.ndarray]) -> np.ndarray:
-    """Name, per sample, the part with the larger standardized score (``"global"`` on a tie).
-
-    Parameters
-    ----------
-    parts : dict of str to numpy.ndarray
-        Standardized score of each part, as :meth:`CombinedScore.score_details` gives them.
-
-    Returns
-    -------
-    numpy.ndarray of str, shape (n,)
-        The name of the part that decided each sample's score.
-
-    Examples
-    --------
-    >>> fired_part({"global": np.array([2.0, 0.1]), "local": np.array([1.0, 3.0])}).tolist()
-    ['global', 'local']
-    """
-    names = list(parts)
-    stacked = np.column_stack([parts[name] for name in names])
-    return np.asarray(names)[np.argmax(stacked, axis=1)]
 
 
 class CombinedScore(EnsembleScore):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -86,28 +87,53 @@ class KNNScore(ScoringRule):
         """Per-view scores exist unless the bank is joint."""
         return self.bank != "joint"
 
-    def _columns(self, feats: Features) -> list[tuple[int, str, str | None, np.ndarray]]:
-        """(column index, bank key, view, query features) of each score column whose view is present.
+    def column_plan(self, present: Sequence[str]) -> list[tuple[int, str, str | None, tuple[str, ...]]]:
+        """(column index, bank key, view, query views) of each score column whose view is present.
 
         Columns run over spaces, then over the trained views in order; with
-        every view present this is the column order of the training scores.
+        every view present this is the column order of the training scores
+        (``mean`` and ``std``). A joint column's query is the concatenation of
+        the present views' features in the order of ``present``.
+
+        Parameters
+        ----------
+        present : sequence of str
+            The views present, in the model's view order.
+
+        Returns
+        -------
+        list of tuple
+            One ``(index, key, view, query_views)`` per column; ``view`` is
+            None for a joint column. The space of a column is the prefix of
+            its key (``"latent:..."``, ``"input:..."``).
         """
         spaces = ("latent", "input") if self.space == "both" else (self.space,)
-        out: list[tuple[int, str, str | None, np.ndarray]] = []
+        out: list[tuple[int, str, str | None, tuple[str, ...]]] = []
+        index = 0
         for space in spaces:
-            per_view = feats.latents if space == "latent" else feats.inputs
             if self.bank == "joint":
-                out.append(
-                    (len(out), f"{space}:joint", None, np.concatenate(list(per_view.values()), axis=1))
-                )
+                out.append((index, f"{space}:joint", None, tuple(present)))
+                index += 1
                 continue
             for view in self.view_groups:
                 key = self.view_groups[view] if self.bank == "pooled" else view
-                if view in per_view:
-                    out.append((len(out), f"{space}:{key}", view, per_view[view]))
-                else:
-                    out.append((len(out), "", view, np.zeros(0)))
-        return [column for column in out if column[1]]
+                if view in present:
+                    out.append((index, f"{space}:{key}", view, (view,)))
+                index += 1
+        return out
+
+    def _columns(self, feats: Features) -> list[tuple[int, str, str | None, np.ndarray]]:
+        """(column index, bank key, view, query features) of each column of :meth:`column_plan`."""
+        out = []
+        for index, key, view, sources in self.column_plan(list(feats.latents or feats.inputs)):
+            per_view = feats.latents if key.startswith("latent:") else feats.inputs
+            queries = (
+                per_view[sources[0]]
+                if len(sources) == 1
+                else np.concatenate([per_view[source] for source in sources], axis=1)
+            )
+            out.append((index, key, view, queries))
+        return out
 
     def _index(self, key: str) -> NeighborIndex:
         """Return the search index of one bank, built on first use."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmocc.detectors.parts import fired_part
 from mmocc.evaluation.html.images import (
     draw_outline,
     heat_overlay,
@@ -18,7 +19,6 @@ from mmocc.evaluation.html.images import (
     to_display,
 )
 from mmocc.evaluation.html.samples import PART_MEANING, ScoredSamples
-from mmocc.scoring.combined import fired_part
 
 if TYPE_CHECKING:
     from mmocc.data.dataset import MultiViewDataset

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mmocc.detectors.parts import fired_part
 from mmocc.evaluation.html.samples import ScoredSamples
-from mmocc.scoring.combined import fired_part
 
 
 class _Column(NamedTuple):

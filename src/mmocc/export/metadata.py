@@ -1,0 +1,208 @@
+"""What an mmocc ONNX file says about itself: its ``metadata_props``, written at export and checked at load.
+
+Every value is a string (JSON where structured) under a key starting with
+``mmocc.``. :func:`export_metadata` builds them from a fitted detector and
+:func:`read_metadata` checks them back into an :class:`ExportInfo`,
+refusing a file that is not an mmocc export, is of a newer format, or lacks
+a key. This module imports neither torch nor onnx.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmocc.data.fingerprints import set_fingerprint
+from mmocc.data.inputs import ViewSpec
+
+FORMAT = "mmocc-onnx"
+"""The value of ``mmocc.format`` in every export."""
+
+FORMAT_VERSION = 1
+"""The export format this mmocc writes and reads (``mmocc.format_version``)."""
+
+_REQUIRED = (
+    "format",
+    "format_version",
+    "version",
+    "views",
+    "inputs",
+    "outputs",
+    "threshold",
+    "threshold_source",
+    "contamination",
+    "preset",
+    "params",
+    "metadata",
+    "train_fingerprint",
+    "samples_per_run",
+    "parity",
+)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """The checked ``metadata_props`` of an mmocc ONNX file.
+
+    Attributes
+    ----------
+    version : str
+        The mmocc version that wrote it.
+    view_specs : list of ViewSpec
+        The views, in the graph's input order: names, kinds, shapes, dtypes.
+    inputs : dict of str to str
+        The graph input name of each view.
+    outputs : dict
+        The output names: ``score``, ``is_anomaly``, and the dicts
+        ``views``, ``parts`` and ``maps`` (view or part to output name).
+    threshold : float
+        The threshold the graph's ``is_anomaly`` compares the score with.
+    threshold_source : str
+        Where it comes from (``"train"``, ``"holdout"``, ``"calibrate"``).
+    contamination : float
+        The share of normal samples above the threshold it aims for.
+    preset : str
+        The model's preset.
+    params : dict
+        The model's resolved hyper-parameters.
+    metadata : dict
+        The model's metadata (normal class, data source, resize mode, ...).
+    train_fingerprint : str or None
+        The fingerprint of the training set.
+    train_fingerprints : numpy.ndarray or None
+        The fingerprint of each training sample (int64).
+    samples_per_run : int
+        The most samples one run of the graph is given (it bounds the
+        memory of the searches).
+    parity : dict
+        The parity report of the export (:class:`mmocc.export.parity.ParityReport`).
+    """
+
+    version: str
+    view_specs: list[ViewSpec]
+    inputs: dict[str, str]
+    outputs: dict[str, Any]
+    threshold: float
+    threshold_source: str
+    contamination: float
+    preset: str
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    train_fingerprint: str | None
+    train_fingerprints: np.ndarray | None
+    samples_per_run: int
+    parity: dict[str, Any]
+
+
+def export_metadata(
+    clf: Any, inputs: dict[str, str], outputs: dict[str, Any], samples_per_run: int, parity: dict[str, Any]
+) -> dict[str, str]:
+    """Return the ``metadata_props`` of a fitted detector's export.
+
+    Parameters
+    ----------
+    clf : MultimodalOCC
+        The fitted detector.
+    inputs : dict of str to str
+        The graph input name of each view.
+    outputs : dict
+        The graph's output names (:attr:`ExportInfo.outputs`).
+    samples_per_run : int
+        The most samples per run of the graph.
+    parity : dict
+        The parity report (empty before the check).
+
+    Returns
+    -------
+    dict of str to str
+        Keys ``mmocc.<name>``.
+    """
+    import mmocc
+
+    fingerprints = clf.train_fingerprints_
+    values: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": mmocc.__version__,
+        "views": [spec.to_dict() for spec in clf.view_specs_],
+        "inputs": inputs,
+        "outputs": outputs,
+        "threshold": float(clf.threshold_),
+        "threshold_source": clf.threshold_source_,
+        "contamination": float(clf.contamination),
+        "preset": clf.preset,
+        "params": clf.params_.to_dict(),
+        "metadata": dict(getattr(clf, "metadata_", None) or {}),
+        "train_fingerprint": None if fingerprints is None else set_fingerprint(fingerprints),
+        "samples_per_run": int(samples_per_run),
+        "parity": parity,
+    }
+    out = {f"mmocc.{key}": json.dumps(value) for key, value in values.items()}
+    if fingerprints is not None:
+        data = np.ascontiguousarray(fingerprints, dtype="<i8").tobytes()
+        out["mmocc.train_fingerprints"] = base64.b64encode(data).decode("ascii")
+    return out
+
+
+def read_metadata(props: Mapping[str, str], source: str) -> ExportInfo:
+    """Check the ``metadata_props`` of an ONNX file and return them as an :class:`ExportInfo`.
+
+    Parameters
+    ----------
+    props : mapping of str to str
+        The file's metadata (ONNX Runtime's ``custom_metadata_map``).
+    source : str
+        The file, named in errors.
+
+    Returns
+    -------
+    ExportInfo
+        The checked metadata.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not an mmocc export, of a newer format, or with a
+        missing or malformed key.
+    """
+    if props.get("mmocc.format") != json.dumps(FORMAT):
+        raise ValueError(f"{source} is not an mmocc ONNX export (no mmocc.format in its metadata)")
+    missing = [key for key in _REQUIRED if f"mmocc.{key}" not in props]
+    if missing:
+        raise ValueError(f"{source}: its mmocc metadata lacks {['mmocc.' + key for key in missing]}")
+    try:
+        values = {key: json.loads(props[f"mmocc.{key}"]) for key in _REQUIRED}
+        if values["format_version"] > FORMAT_VERSION:
+            raise ValueError(
+                f"format version {values['format_version']} is newer than this mmocc reads "
+                f"({FORMAT_VERSION}); upgrade mmocc"
+            )
+        encoded = props.get("mmocc.train_fingerprints")
+        fingerprints = None
+        if encoded is not None:
+            fingerprints = np.frombuffer(base64.b64decode(encoded, validate=True), dtype="<i8").astype(
+                np.int64
+            )
+        return ExportInfo(
+            version=str(values["version"]),
+            view_specs=[ViewSpec.from_dict(spec) for spec in values["views"]],
+            inputs={str(k): str(v) for k, v in values["inputs"].items()},
+            outputs=dict(values["outputs"]),
+            threshold=float(values["threshold"]),
+            threshold_source=str(values["threshold_source"]),
+            contamination=float(values["contamination"]),
+            preset=str(values["preset"]),
+            params=dict(values["params"]),
+            metadata=dict(values["metadata"]),
+            train_fingerprint=values["train_fingerprint"],
+            train_fingerprints=fingerprints,
+            samples_per_run=int(values["samples_per_run"]),
+            parity=dict(values["parity"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{source}: malformed mmocc metadata: {exc}") from None
