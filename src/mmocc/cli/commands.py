@@ -7,6 +7,7 @@ bodies, so ``mmocc --help`` stays fast.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -343,7 +344,7 @@ def score(
 @click.option("--json", "as_json", is_flag=True, help="Print the model's whole JSON header.")
 @common(device=False)
 def info(model: Path, as_json: bool, quiet: bool) -> None:
-    """Show what MODEL learned and expects.
+    """Show what MODEL (a model file or an ONNX export) learned and expects.
 
     The normal class and data source it was trained on, views with shapes
     and sources, threshold and where it comes from, training set (size,
@@ -353,7 +354,19 @@ def info(model: Path, as_json: bool, quiet: bool) -> None:
     --json prints the whole header, machine-readable, plus the lists
     used_params and unused_params.
     """
-    from mmocc.cli.model_info import info_lines, used_settings
+    from mmocc.cli.model_info import info_lines, onnx_info_lines, used_settings
+    from mmocc.export.runtime import OnnxDetector, is_onnx_file
+
+    if is_onnx_file(model):
+        export = OnnxDetector.load(model).info_
+        if as_json:
+            fingerprints = export.train_fingerprints
+            record = {**dataclasses.asdict(export), "view_specs": [spec.to_dict() for spec in export.view_specs]}
+            record["train_fingerprints"] = None if fingerprints is None else len(fingerprints)
+            click.echo(json.dumps(record, indent=2))
+        else:
+            click.echo("\n".join(onnx_info_lines(model, export)))
+        return
     from mmocc.io.format import read_config
 
     config, _ = read_config(model)

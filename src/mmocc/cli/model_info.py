@@ -1,4 +1,4 @@
-"""What ``mmocc info`` says about a model file: its summary, and the hyper-parameters its model reads.
+"""What ``mmocc info`` says about a model file or an ONNX export: its summary, and the settings its model reads.
 
 Only the standard library is imported here.
 """
@@ -133,4 +133,48 @@ def info_lines(model: Path, config: dict[str, Any]) -> list[str]:
     history = config.get("history") or []
     if history:
         lines.append(f"history:    {len(history)} epochs, final loss {history[-1]['loss']:.6g}")
+    return [line for line in lines if line]
+
+
+def onnx_info_lines(model: Path, info: Any) -> list[str]:
+    """Return the readable summary ``mmocc info`` prints for an ONNX export.
+
+    Parameters
+    ----------
+    model : pathlib.Path
+        The ``.onnx`` file, as given.
+    info : mmocc.export.metadata.ExportInfo
+        Its checked metadata.
+
+    Returns
+    -------
+    list of str
+        The lines: views with their graph inputs, outputs, threshold,
+        training set, preset and settings, and the parity check of the export.
+    """
+    from mmocc.export.parity import ParityReport
+
+    meta, outputs = info.metadata, info.outputs
+    used = used_settings(info.params)
+    fingerprints = info.train_fingerprints
+    named = [outputs["score"], outputs["is_anomaly"], *outputs["views"].values(), *outputs["parts"].values()]
+    lines = [
+        f"model:      {model} (ONNX export, written by mmocc {info.version})",
+        f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
+        f"data:       {meta.get('source', '(not recorded)')}",
+        "views:      (graph input, dtype, per-sample shape)",
+        *(
+            f"  {spec.name:<16} {spec.kind:<7} {info.inputs[spec.name]:<12} "
+            f"{'uint8' if spec.dtype == 'uint8' else 'float64':<8} {tuple(spec.shape)}"
+            for spec in info.view_specs
+        ),
+        "outputs:    " + ", ".join([*named, *outputs["maps"].values()]),
+        f"threshold:  {info.threshold:.6g} (from {info.threshold_source}; contamination {info.contamination})",
+        f"training:   {len(fingerprints)} samples" if fingerprints is not None else "",
+        f"            fingerprint {info.train_fingerprint[:16]}" if info.train_fingerprint else "",
+        f"preset:     {info.preset}",
+        "parameters: " + ", ".join(f"{k}={info.params[k]}" for k in used),
+        f"runs:       at most {info.samples_per_run} samples per run of the graph",
+    ]
+    lines += ParityReport.from_dict(info.parity).summary().splitlines() if info.parity else []
     return [line for line in lines if line]
