@@ -361,7 +361,8 @@ def info(model: Path, as_json: bool, quiet: bool) -> None:
         export = OnnxDetector.load(model).info_
         if as_json:
             fingerprints = export.train_fingerprints
-            record = {**dataclasses.asdict(export), "view_specs": [spec.to_dict() for spec in export.view_specs]}
+            specs = [spec.to_dict() for spec in export.view_specs]
+            record = {**dataclasses.asdict(export), "view_specs": specs}
             record["train_fingerprints"] = None if fingerprints is None else len(fingerprints)
             click.echo(json.dumps(record, indent=2))
         else:

@@ -1,4 +1,4 @@
-"""What ``mmocc info`` says about a model file or an ONNX export: its summary, and the settings its model reads.
+"""What ``mmocc info`` says about a model file or an ONNX export: a summary, and the settings it reads.
 
 Only the standard library is imported here.
 """
@@ -169,7 +169,8 @@ def onnx_info_lines(model: Path, info: Any) -> list[str]:
             for spec in info.view_specs
         ),
         "outputs:    " + ", ".join([*named, *outputs["maps"].values()]),
-        f"threshold:  {info.threshold:.6g} (from {info.threshold_source}; contamination {info.contamination})",
+        f"threshold:  {info.threshold:.6g} (from {info.threshold_source}; "
+        f"contamination {info.contamination})",
         f"training:   {len(fingerprints)} samples" if fingerprints is not None else "",
         f"            fingerprint {info.train_fingerprint[:16]}" if info.train_fingerprint else "",
         f"preset:     {info.preset}",

@@ -108,7 +108,7 @@ def _errors(reference: np.ndarray, exported: np.ndarray) -> tuple[float, float, 
 
 
 def _scale(reference: np.ndarray, whole_sample: bool) -> np.ndarray:
-    """What ``rtol`` multiplies: each value's magnitude, or for maps the sample's largest magnitude."""
+    """Return what ``rtol`` multiplies: each value's magnitude, or for maps the sample's largest one."""
     magnitude = np.abs(np.asarray(reference, dtype=np.float64))
     if not whole_sample or not magnitude.size:
         return magnitude
