@@ -35,6 +35,10 @@ from mmocc.scoring import (
 )
 from mmocc.search.index import MARGIN
 
+RUN_BYTES = 256 * 2**20
+"""Bytes of search intermediates one run of a graph aims to hold: a patch search takes a sample's
+positions in blocks that fit, and :func:`mmocc.export.writer.export_onnx` sets the samples per run."""
+
 FeatureTensors = dict[str, dict[str, Tensor]]
 """Features of one batch: ``{kind: {view: Tensor}}`` (kinds of :data:`mmocc.scoring.FEATURE_KINDS`)."""
 
@@ -125,7 +129,7 @@ class KNNHead(nn.Module):
         self.register_buffer("std", _double(rule.std[[index for index, *_ in self.plan]]))
 
     def bytes_per_sample(self, feats: FeatureTensors) -> int:
-        """Bytes of search intermediates per sample: one query per column."""
+        """Bytes of search intermediates per sample: one query of the largest column (columns run in turn)."""
         return sum(
             _search(self.searches, i).query_bytes(k) for i, k in zip(self.search_of, self.k, strict=True)
         )
@@ -159,10 +163,15 @@ class PatchHead(nn.Module):
         self.top_k = rule.top_k
         self.view_combine = rule.view_combine
 
+    def _block(self, view: str, positions: int) -> int:
+        """Return how many positions of one sample a search takes at once: what :data:`RUN_BYTES` holds."""
+        search = _search(self.searches, self.search_of[view])
+        return int(min(positions, max(1, RUN_BYTES // search.query_bytes(1))))
+
     def bytes_per_sample(self, feats: FeatureTensors) -> int:
-        """Bytes of search intermediates per sample: one query per position of each view."""
-        return sum(
-            int(np.prod(feats["patch"][view].shape[2:]))
+        """Bytes of search intermediates per sample: its largest block of positions (views run in turn)."""
+        return max(
+            self._block(view, int(np.prod(feats["patch"][view].shape[2:])))
             * _search(self.searches, self.search_of[view]).query_bytes(1)
             for view in self.views
         )
@@ -174,8 +183,16 @@ class PatchHead(nn.Module):
         for view in self.views:
             patches = feats["patch"][view]
             _, channels, height, width = patches.shape
-            rows = patches.permute(0, 2, 3, 1).reshape(-1, channels)
-            nearest = _search(self.searches, self.search_of[view])(rows, 1).reshape(-1, height * width)
+            positions = height * width
+            rows = patches.permute(0, 2, 3, 1).reshape(-1, positions, channels)
+            search, step = _search(self.searches, self.search_of[view]), self._block(view, positions)
+            blocks = [  # blocks of positions bound the (queries, bank rows) ranking of a large bank
+                search(rows[:, start : start + step].reshape(-1, channels), 1).reshape(
+                    -1, min(step, positions - start)
+                )
+                for start in range(0, positions, step)
+            ]
+            nearest = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
             top = nearest.topk(min(self.top_k, height * width), dim=1).values.double().mean(dim=1)
             mean, std = self.stats[view]
             views[view] = (top - mean) / std
@@ -254,8 +271,8 @@ class EnsembleHead(nn.Module):
         self.register_buffer("std", _double(rule.std))
 
     def bytes_per_sample(self, feats: FeatureTensors) -> int:
-        """Return the parts' search bytes per sample, together."""
-        return sum(search_bytes(head, feats) for head in self.parts.values())
+        """Return the largest of the parts' search bytes per sample (parts run in turn)."""
+        return max(search_bytes(head, feats) for head in self.parts.values())
 
     def forward(self, feats: FeatureTensors) -> HeadOutput:
         """Standardize each part's score by its training scores; average; keep the local part's details."""

@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from mmocc.export.heads import RUN_BYTES
 from mmocc.export.parity import ATOL, RTOL, ParityReport, compare
 
 OPSET = 18
 """The ONNX opset of exports."""
-
-RUN_BYTES = 256 * 2**20
-"""Bytes of search intermediates one run of the graph may hold; sets ``samples_per_run``."""
 
 MAX_SAMPLES_PER_RUN = 256
 """The most samples one run of the graph is given, however small its searches."""

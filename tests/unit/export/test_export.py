@@ -238,3 +238,27 @@ def test_files_that_are_not_mmocc_exports_are_refused(tmp_path, default_pair):
         OnnxDetector.load(newer)
     info = json.loads(dict((p.key, p.value) for p in onnx.load(source).metadata_props)["mmocc.parity"])
     assert info["passed"] and info["samples"] == 48
+
+
+def test_a_large_bank_is_searched_in_blocks_of_positions_with_the_same_result(tmp_path, monkeypatch):
+    from mmocc.export import heads
+
+    clf = MultimodalOCC(preset="patch", **TINY).fit(_views(30, 0))
+    whole = tmp_path / "whole.onnx"
+    export_onnx(clf, whole)
+    monkeypatch.setattr(heads, "RUN_BYTES", 4 * 40 * len(clf.rule_.banks["group_0"]))  # ~40 positions a block
+    monkeypatch.setattr(writer, "RUN_BYTES", heads.RUN_BYTES)
+    blocked = tmp_path / "blocked.onnx"
+    assert export_onnx(clf, blocked).passed
+
+    def searches(path):
+        return sum(node.op_type == "TopK" for node in onnx.load(path).graph.node)
+
+    assert searches(blocked) > 2 * searches(whole)  # 64 positions a view: two blocks each
+    assert OnnxDetector.load(blocked).info_.samples_per_run == 1
+    X = _anomalies(9, 4)
+    np.testing.assert_allclose(
+        OnnxDetector.load(blocked).decision_function(X),
+        OnnxDetector.load(whole).decision_function(X),
+        rtol=1e-9,
+    )
