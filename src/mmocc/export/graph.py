@@ -21,11 +21,6 @@ from mmocc.export.heads import FeatureTensors, HeadOutput, rule_head, search_byt
 from mmocc.model.inference import inference_model
 from mmocc.model.patches import PatchFeatures, smooth_upsample
 
-NOT_EXPORTED: dict[str, str] = {
-    "tile_size": "tiled backbone features (tile_size) are not exported yet; refit with tile_size=None",
-}
-"""Settings whose models the export refuses, with the reason."""
-
 
 def resize_matrix(length: int, size: int) -> Tensor:
     """Return the ``(size, length)`` matrix of :meth:`PatchFeatures.resize` along one axis.
@@ -59,7 +54,16 @@ def resize_matrix(length: int, size: int) -> Tensor:
 
 
 class MatrixResizeFeatures(PatchFeatures):
-    """:class:`PatchFeatures` whose resize is two MatMuls (:func:`resize_matrix`), as ONNX can express it."""
+    """:class:`PatchFeatures` as ONNX can express them.
+
+    The resize is two MatMuls (:func:`resize_matrix`), and the tiles of a
+    batch go through the backbone in one call: the batch size at tracing is
+    not the one of a run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tile_batch = None
 
     @staticmethod
     def resize(x: Tensor, size: int) -> Tensor:
@@ -85,7 +89,7 @@ class DetectorGraph(nn.Module):
     Raises
     ------
     ValueError
-        For a setting in :data:`NOT_EXPORTED` or a rule without a head.
+        For a rule without a head, or a view named like an output.
     """
 
     threshold: Tensor
@@ -93,9 +97,6 @@ class DetectorGraph(nn.Module):
     def __init__(self, clf: Any) -> None:
         super().__init__()
         hp, rule = clf.params_, clf.rule_
-        for name, reason in NOT_EXPORTED.items():
-            if getattr(hp, name) is not None:
-                raise ValueError(f"cannot export this model to ONNX: {reason}")
         self.specs: list[ViewSpec] = list(clf.view_specs_)
         self.names = [spec.name for spec in clf.view_specs_]
         self.sizes = {spec.name: tuple(spec.shape[-2:]) for spec in clf.view_specs_ if spec.kind == "image"}

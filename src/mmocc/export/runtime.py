@@ -44,6 +44,12 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
+def _first_line(exc: BaseException) -> str:
+    """Return the first line of an error's message, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def is_onnx_file(path: str | os.PathLike[str]) -> bool:
     """Whether a model path names an ONNX export (by its ``.onnx`` suffix)."""
     return Path(path).suffix.lower() == ".onnx"
@@ -144,8 +150,7 @@ class OnnxDetector:
         try:
             session = ort.InferenceSession(data, options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{source} is not a readable ONNX model: {first}") from None
+            raise ValueError(f"{source} is not a readable ONNX model: {_first_line(exc)}") from None
         info = read_metadata(session.get_modelmeta().custom_metadata_map, source)
         return cls(session, info, source)
 
@@ -193,7 +198,12 @@ class OnnxDetector:
 
     def _run(self, views: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
         """Run the graph on checked views, run by run, and join the named outputs."""
-        runs = [self.session.run(names, feed) for feed in self._feeds(views)]
+        try:
+            runs = [self.session.run(names, feed) for feed in self._feeds(views)]
+        except Exception as exc:  # ONNX Runtime raises its own exception types
+            raise ValueError(
+                f"{self.source}: ONNX Runtime failed to run the graph: {_first_line(exc)}"
+            ) from None
         if not runs:
             return {name: np.zeros(0) for name in names}
         return {name: np.concatenate([run[i] for run in runs]) for i, name in enumerate(names)}

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmocc.model.nn import JointAutoencoder
-from mmocc.model.tiling import tiled_features
+from mmocc.model.tiling import TILE_BATCH, tiled_features
 
 AUTOENCODER = "autoencoder"
 """The patch source that uses the trained autoencoder's own encoder maps."""
@@ -134,6 +134,7 @@ class PatchFeatures:
         self.size = size
         self.tile = tile
         self.overlap = overlap
+        self.tile_batch: int | None = TILE_BATCH
 
     def __call__(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
         """Return the patch features ``(n, C, h, w)`` of a raw batch (backbones: by micro-batch)."""
@@ -184,7 +185,8 @@ class PatchFeatures:
             warn_resized(tuple(x.shape[-2:]), self.size)
             x = self.resize(x, self.size)
         if self.tile is not None:
-            return tiled_features(lambda tiles: aggregate(list(backbone(tiles))), x, self.tile, self.overlap)
+            extract = lambda tiles: aggregate(list(backbone(tiles)))  # noqa: E731
+            return tiled_features(extract, x, self.tile, self.overlap, self.tile_batch)
         return aggregate(list(backbone(x)))
 
     @staticmethod

@@ -53,7 +53,13 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-def tiled_features(extract: Callable[[Tensor], Tensor], images: Tensor, tile: int, overlap: float) -> Tensor:
+def tiled_features(
+    extract: Callable[[Tensor], Tensor],
+    images: Tensor,
+    tile: int,
+    overlap: float,
+    batch: int | None = TILE_BATCH,
+) -> Tensor:
     """Features of whole images from their overlapping tiles.
 
     Parameters
@@ -67,6 +73,9 @@ def tiled_features(extract: Callable[[Tensor], Tensor], images: Tensor, tile: in
     overlap : float
         Share of a tile shared with its neighbour, in [0, 1): the stride is
         ``round(tile * (1 - overlap))`` pixels.
+    batch : int or None, default :data:`TILE_BATCH`
+        Tiles per call of ``extract``; None passes all at once (an exported
+        graph, whose batch size is not known when it is traced).
 
     Returns
     -------
@@ -83,7 +92,8 @@ def tiled_features(extract: Callable[[Tensor], Tensor], images: Tensor, tile: in
     >>> torch.allclose(tiled_features(pool, images, 64, 0.5), pool(images), atol=1e-6)  # local: exact
     True
     """
-    n, channels, height, width = images.shape
+    n, channels = images.shape[:2]
+    height, width = int(images.shape[2]), int(images.shape[3])  # static sides (an exported graph's too)
     stride = max(1, round(tile * (1.0 - overlap)))
     ys, xs = tile_starts(height, tile, stride), tile_starts(width, tile, stride)
     if len(ys) == len(xs) == 1:
@@ -91,8 +101,11 @@ def tiled_features(extract: Callable[[Tensor], Tensor], images: Tensor, tile: in
     origins = [(y, x) for y in ys for x in xs]
     crops = torch.stack([images[:, :, y : y + tile, x : x + tile] for y, x in origins], dim=1)
     crops = crops.reshape(n * len(origins), channels, tile, tile)
-    feats = torch.cat([extract(crops[i : i + TILE_BATCH]) for i in range(0, len(crops), TILE_BATCH)])
-    depth, h, w = feats.shape[1:]
+    if batch is None:
+        feats = extract(crops)
+    else:
+        feats = torch.cat([extract(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    depth, h, w = (int(side) for side in feats.shape[1:])
     feats = feats.reshape(n, len(origins), depth, h, w)
     out_h, out_w = max(h, round(height * h / tile)), max(w, round(width * w / tile))
     total = torch.zeros(n, depth, out_h, out_w, dtype=feats.dtype)

