@@ -83,7 +83,10 @@ def export(
 
         source = parse_source(check_src)
         plan = plan_source(source, **model_data_options(clf, source, parse_data_options(data_options)))
-        check, origin = next(iter(plan.chunks(check_samples))), f"{check_src}, first {check_samples}"
+        check = next(iter(plan.chunks(check_samples)), None)
+        if check is None:
+            raise click.BadParameter(f"{check_src} holds no samples", param_hint="--check-data")
+        origin = f"{check_src}, first {check_samples}"
     report = export_onnx(clf, out, check=check, check_origin=origin, rtol=rtol, atol=atol)
     note(quiet, report.summary())
     note(quiet, f"written to {out}")

@@ -180,8 +180,24 @@ class OnnxDetector:
         """bool: whether the graph gives anomaly maps."""
         return bool(self.info_.outputs["maps"])
 
-    def _checked_views(self, X: Any) -> dict[str, np.ndarray]:
-        """Check ``X`` against the exported views (all are needed), as the estimator does."""
+    def checked_views(self, X: Any) -> dict[str, np.ndarray]:
+        """Check ``X`` against the exported views, as the estimator does; every view is needed.
+
+        Parameters
+        ----------
+        X : dict of str to array-like, or dataset with a ``views`` mapping
+            The samples.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            The views in the graph's order.
+
+        Raises
+        ------
+        ValueError, TypeError
+            With the estimator's messages, for a missing view, a wrong shape or dtype.
+        """
         return match_specs(check_views(X), self.view_specs_, allow_missing=False)
 
     def _feeds(self, views: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
@@ -221,7 +237,7 @@ class OnnxDetector:
         dict of str to numpy.ndarray
             The outputs, runs of at most ``info_.samples_per_run`` samples joined.
         """
-        return self._run(self._checked_views(X), self._output_list(all_outputs=True))
+        return self._run(self.checked_views(X), self._output_list(all_outputs=True))
 
     def decision_function_details(
         self, X: Any
@@ -239,7 +255,7 @@ class OnnxDetector:
             ``(n,)`` float64 scores, and dicts of ``(n,)`` arrays (empty
             where the rule has none).
         """
-        views = self._checked_views(X)
+        views = self.checked_views(X)
         out = self._run(views, self._output_list())
         names = self.info_.outputs
         scores = out[names["score"]].astype(np.float64)
@@ -279,11 +295,11 @@ class OnnxDetector:
         if not self.has_anomaly_maps:
             raise ValueError(f"score={self.params_.score!r} gives one number per sample, not a map")
         maps = self.info_.outputs["maps"]
-        out = self._run(self._checked_views(X), list(maps.values()))
+        out = self._run(self.checked_views(X), list(maps.values()))
         return {view: out[name] for view, name in maps.items()}
 
     def seen_in_training(self, X: Any) -> np.ndarray:
         """Which samples of ``X`` the detector was fitted on, by content fingerprint."""
         if self.train_fingerprints_ is None:
             raise ValueError("this export records no training-sample fingerprints")
-        return np.isin(sample_fingerprints(self._checked_views(X)), self.train_fingerprints_)
+        return np.isin(sample_fingerprints(self.checked_views(X)), self.train_fingerprints_)

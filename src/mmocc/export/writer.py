@@ -78,14 +78,22 @@ def _trace(graph: Any, inputs: list[str]) -> bytes:
 
 
 def _reference(clf: Any, views: dict[str, np.ndarray], outputs: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Return the PyTorch model's outputs on ``views``, named as the graph names its outputs."""
-    scores, by_view, parts = clf.decision_function_details(views)
+    """Return the PyTorch model's float32 outputs on ``views``, named as the graph names its outputs.
+
+    The graph computes in float32, so a model that scores under bf16 autocast
+    (``amp=True``) is compared as it scores without it.
+    """
+    amp = clf.amp
+    clf.amp = False
+    try:
+        scores, by_view, parts = clf.decision_function_details(views)
+        maps = clf.anomaly_maps(views) if outputs["maps"] else {}
+    finally:
+        clf.amp = amp
     out = {outputs["score"]: scores, outputs["is_anomaly"]: scores > clf.threshold_}
     out.update({name: by_view[view] for view, name in outputs["views"].items()})
     out.update({name: parts[part] for part, name in outputs["parts"].items()})
-    if outputs["maps"]:
-        maps = clf.anomaly_maps(views)
-        out.update({name: maps[view] for view, name in outputs["maps"].items()})
+    out.update({name: maps[view] for view, name in outputs["maps"].items()})
     return out
 
 
@@ -168,7 +176,9 @@ def export_onnx(
     if check is None:
         check, check_origin = probe_views(clf, probes), "probes made from the model's training statistics"
     detector = OnnxDetector.from_bytes(serialized({}), os.fspath(path))
-    views = detector._checked_views(check)
+    views = detector.checked_views(check)
+    if not len(next(iter(views.values()))):
+        raise ValueError("the parity check needs at least one sample; the check data holds none")
     report = compare(
         _reference(clf, views, graph.outputs),
         detector.outputs(views),

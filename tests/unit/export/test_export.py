@@ -273,3 +273,9 @@ def test_a_large_bank_is_searched_in_blocks_of_positions_with_the_same_result(tm
         OnnxDetector.load(whole).decision_function(X),
         rtol=1e-9,
     )
+
+
+def test_a_model_scoring_under_bf16_is_checked_as_it_scores_in_float32(tmp_path):
+    clf = MultimodalOCC(preset="patch", amp=True, **TINY).fit(_views(30, 0))
+    assert export_onnx(clf, tmp_path / "m.onnx").passed
+    assert clf.amp is True  # restored after the check
