@@ -130,13 +130,13 @@ def splice(topic: str, section: Sequence[Mapping[str, Any]], results: Path = RES
 
     The records of the kinds in ``section`` are removed from ``results/<topic>.json`` and ``section`` is put
     where the first of them was; the topic's page is rendered again. Its other sections keep their runs
-    (each section states its own command and load).
+    (each section states its own command and load). A section the topic does not hold yet goes at the end.
     """
     import json
 
     kinds = {record["kind"] for record in section}
     old = json.loads((results / f"{topic}.json").read_text(encoding="utf-8"))
-    where = next(i for i, record in enumerate(old) if record["kind"] in kinds)
+    where = next((i for i, record in enumerate(old) if record["kind"] in kinds), len(old))
     kept = [record for record in old if record["kind"] not in kinds]
     spliced = kept[:where] + [dict(record) for record in section] + kept[where:]
     return publish(topic, spliced, results, markdown)

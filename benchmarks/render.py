@@ -54,10 +54,11 @@ TOPICS = {
     "cluster": "CLUSTER.md",
     "real": "REAL.md",
     "combined": "COMBINED.md",
+    "onnx": "ONNX.md",
 }
 """Topic -> the Markdown file it renders (beside this script); ``render_<topic>`` holds its renderer."""
 RENDERERS = {"knn": "render_scale", "patch_speed": "render_scale", "streaming": "render_scale",
-             "cluster": "render_scale"}
+             "cluster": "render_scale", "onnx": "render_scale"}
 """Topics whose renderer module is not ``render_<topic>``."""
 _BLOCK = re.compile(r"^@@ (\w+)$")
 

@@ -1,7 +1,7 @@
 """Render the sections of the scale benchmarks, in SPEED.md and in their own files.
 
 ``knn_scale.py``, ``patch_speed.py``, ``streaming.py``, ``cluster_scaling.py``
-and ``headline.py`` each measure one section. ``speed.py`` puts their records
+and ``headline.py``, ``onnx_speed.py`` each measure one section. ``speed.py`` puts their records
 into ``results/speed.json`` and :mod:`render_speed` calls the functions here;
 run alone, a script saves them as its own topic (``knn``, ``patch_speed``,
 ``streaming``, ``cluster``) and :func:`render` writes its page. Template:
@@ -14,7 +14,9 @@ bank), ``patch_search`` (one per size and bank); ``streaming`` (peak memory
 before and after), ``cache_setup`` and ``cache`` (one per thread count) or
 ``cache_skipped``; ``cluster_setup`` (sizes, machine, scaling), ``cluster_warm``
 (one per variant), ``cluster_cli`` (``single`` and ``dask``);
-``headline_setup`` and ``headline`` (one per protocol and model).
+``headline_setup`` and ``headline`` (one per protocol and model); ``onnx_setup`` (command, mode, machine,
+versions, data, or ``skipped``), ``onnx_model`` (one per preset), ``onnx`` (one per preset and scored size),
+``onnx_level`` (one per preset and optimization level), ``onnx_quant`` and ``onnx_openvino``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from render import Record, Topic, mean_std, template
 
 
 def render(topic: Topic) -> str:
-    """The page of a scale topic run on its own: KNN.md, PATCH_SPEED.md, STREAMING.md or CLUSTER.md."""
+    """The page of a scale topic run on its own: KNN.md, PATCH_SPEED.md, STREAMING.md, CLUSTER.md, ONNX.md."""
     t = template("scale")
+    if topic.name == "onnx":
+        return t("onnx_page", section=onnx(topic))
     if topic.name == "knn":
         return t("knn_page", section=knn(topic))
     if topic.name == "patch_speed":
@@ -115,3 +119,31 @@ def headline(topic: Topic) -> str:
     rows = [r.plus(before="—" if r["before"] is None else mean_std(r["before"]), now=mean_std(r["now"]))
             for r in topic.all("headline")]
     return t("headline", topic.one("headline_setup"), rows=t.rows("headline_row", rows))
+
+
+def _banks(shapes: list[list[int]]) -> str:
+    return ", ".join(f"{rows:,} x {dims:,}" for rows, dims in shapes)
+
+
+def onnx(topic: Topic) -> str:
+    """The ONNX section: set-up, the exports, the speed rows, optimization levels, int8 and OpenVINO."""
+    t = template("scale")
+    setup = topic.one("onnx_setup")
+    if setup["skipped"] is not None:
+        return t("onnx_skipped", setup)
+    models = [m.plus(bank_text=_banks(m["banks"]),
+                     maps="—" if "maps" not in m["parity_abs"] else f"{m['parity_abs']['maps']:.1e}")
+              for m in topic.all("onnx_model")]
+    rows, previous = [], None
+    for row in topic.all("onnx"):
+        same = previous is not None and previous["preset"] == row["preset"]
+        growth = t("onnx_growth", row, factor=row["pairs"] / previous["pairs"]) if same else "—"
+        rows.append(row.plus(growth=growth))
+        previous = row
+    quant = topic.one("onnx_quant")
+    openvino = topic.one("onnx_openvino")
+    return t("onnx", setup, models=t.rows("onnx_model_row", models), rows=t.rows("onnx_row", rows),
+             levels=t.rows("onnx_level_row", topic.all("onnx_level")),
+             quant=t("onnx_quant" if quant["ok"] else "onnx_quant_failed", quant),
+             openvino=t("onnx_openvino" if openvino["ok"] else "onnx_openvino_failed", openvino,
+                        threads=setup["threads"], rtol=1e-4, atol=1e-5))

@@ -8,7 +8,7 @@ training variants), ``training_setup``, ``centre``; ``profile``; ``scoring``
 (one per size and path); ``setting`` (one per setting of the settings table);
 ``task`` (one per detector), ``task_setup``, ``fixed_costs`` or
 ``task_skipped``; ``coil_setup``, ``coil`` (the reference and the mmocc rows)
-or ``coil_skipped``. The sections of the scale scripts come from
+or ``coil_skipped``. The sections of the scale scripts (and of ``onnx_speed.py``) come from
 :mod:`render_scale`. Sections render when their records exist; a run that has
 not finished (``complete`` False) ends with a line saying so.
 """
@@ -34,7 +34,7 @@ def render(topic: Topic) -> str:
     sections += [section(t, topic) for kind, section in parts if topic.first(kind) is not None]
     for kind, section in (("knn_setup", scale.knn), ("patch_setup", scale.patch),
                           ("streaming", scale.streaming), ("cluster_setup", scale.cluster),
-                          ("headline_setup", scale.headline)):
+                          ("onnx_setup", scale.onnx), ("headline_setup", scale.headline)):
         if topic.first(kind) is not None:
             sections.append(section(topic))
     if run["complete"]:

@@ -13,7 +13,7 @@ scoring paths and settings (``speed_scoring.py``); one COIL-20 task against
 PyOD; fixed per-process costs; the COIL-20 paper protocol through
 :func:`mmocc.evaluation.runner.run_experiment` against the eager reference of
 ``paper_reference.py``. Then the sections of ``knn_scale.py``, ``patch_speed.py``,
-``streaming.py`` and ``cluster_scaling.py``, run from here, and the quality
+``streaming.py``, ``cluster_scaling.py`` and ``onnx_speed.py``, run from here, and the quality
 check that ``headline.py`` wrote (it is not re-run here: ``python benchmarks/headline.py``).
 The records go to ``benchmarks/results/speed.json`` and SPEED.md is rendered
 from them (``render_speed.py``, template ``templates/speed.md``) after every
@@ -357,7 +357,7 @@ def measure(plan: Plan, args: argparse.Namespace) -> Iterator[list[dict[str, Any
     else:
         yield [{"kind": "task_skipped", "path": str(COIL)},
                {"kind": "coil_setup", "tasks": plan.coil_tasks}, {"kind": "coil_skipped", "path": str(COIL)}]
-    for module in ("knn_scale", "patch_speed", "streaming", "cluster_scaling"):
+    for module in ("knn_scale", "patch_speed", "streaming", "cluster_scaling", "onnx_speed"):
         yield importlib.import_module(module).measure_records(smoke=args.smoke, quick=args.quick)
     yield headline.records()
 
