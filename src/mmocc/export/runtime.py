@@ -106,7 +106,9 @@ class OnnxDetector:
         self._check_graph()
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, providers: list[str] | None = None) -> OnnxDetector:
+    def load(
+        cls, path: str | os.PathLike[str], *, providers: list[str] | None = None, threads: int | None = None
+    ) -> OnnxDetector:
         """Read an export from a file.
 
         Parameters
@@ -115,6 +117,9 @@ class OnnxDetector:
             The ``.onnx`` file.
         providers : list of str, optional
             ONNX Runtime execution providers; the CPU one by default.
+        threads : int, optional
+            ONNX Runtime's intra-op threads; by default ``OMP_NUM_THREADS``
+            when it is set (as ``mmocc --threads`` sets it), else one per core.
 
         Returns
         -------
@@ -131,21 +136,26 @@ class OnnxDetector:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no ONNX file at {path}")
-        return cls.from_bytes(path.read_bytes(), str(path), providers=providers)
+        return cls.from_bytes(path.read_bytes(), str(path), providers=providers, threads=threads)
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, source: str = "<bytes>", *, providers: list[str] | None = None
+        cls,
+        data: bytes,
+        source: str = "<bytes>",
+        *,
+        providers: list[str] | None = None,
+        threads: int | None = None,
     ) -> OnnxDetector:
-        """Read an export from its serialized bytes (see :meth:`load`).
-
-        ONNX Runtime runs ``OMP_NUM_THREADS`` threads when it is set (as
-        ``mmocc --threads`` sets it), else one per core.
-        """
+        """Read an export from its serialized bytes (see :meth:`load`)."""
         ort = require_onnxruntime()
         options = ort.SessionOptions()
-        threads = os.environ.get("OMP_NUM_THREADS", "")
-        if threads.isdigit() and int(threads) > 0:  # as torch: mmocc --threads sets it
+        if threads is None:
+            setting = os.environ.get("OMP_NUM_THREADS", "")
+            threads = int(setting) if setting.isdigit() and int(setting) > 0 else None
+        if threads is not None:
+            if int(threads) < 1:
+                raise ValueError(f"threads must be >= 1, got {threads!r}")
             options.intra_op_num_threads = int(threads)
         try:
             session = ort.InferenceSession(data, options, providers=providers or ["CPUExecutionProvider"])

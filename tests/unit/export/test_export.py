@@ -279,3 +279,13 @@ def test_a_model_scoring_under_bf16_is_checked_as_it_scores_in_float32(tmp_path)
     clf = MultimodalOCC(preset="patch", amp=True, **TINY).fit(_views(30, 0))
     assert export_onnx(clf, tmp_path / "m.onnx").passed
     assert clf.amp is True  # restored after the check
+
+
+def test_threads_are_passed_to_onnx_runtime(default_pair, monkeypatch):
+    _, exported = default_pair
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    from_env = OnnxDetector.load(exported.source)
+    assert from_env.session.get_session_options().intra_op_num_threads == 1
+    assert OnnxDetector.load(exported.source, threads=2).session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        OnnxDetector.load(exported.source, threads=0)
