@@ -270,7 +270,7 @@ def openvino_record(path: Path, test: dict[str, np.ndarray], n: int, threads: in
             precision = hint_type.get_type_name() if hasattr(hint_type, "get_type_name") else str(hint_type)
             step = f"infer ({hint})"
             names = {port.get_any_name(): port for port in compiled.outputs}
-            feeds = list(ort_clf._feeds(ort_clf._checked_views(X)))
+            feeds = list(ort_clf._feeds(ort_clf.checked_views(X)))
 
             def run(compiled: Any = compiled, feeds: list = feeds, names: dict = names) -> np.ndarray:
                 request = compiled.create_infer_request()

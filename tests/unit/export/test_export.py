@@ -286,6 +286,7 @@ def test_threads_are_passed_to_onnx_runtime(default_pair, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     from_env = OnnxDetector.load(exported.source)
     assert from_env.session.get_session_options().intra_op_num_threads == 1
-    assert OnnxDetector.load(exported.source, threads=2).session.get_session_options().intra_op_num_threads == 2
+    two = OnnxDetector.load(exported.source, threads=2)
+    assert two.session.get_session_options().intra_op_num_threads == 2
     with pytest.raises(ValueError, match="threads must be >= 1"):
         OnnxDetector.load(exported.source, threads=0)
