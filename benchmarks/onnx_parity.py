@@ -1,4 +1,4 @@
-"""Write benchmarks/ONNX_PARITY.md: every preset exported to ONNX and checked on real data (issue 24).
+"""Write benchmarks/ONNX_PARITY.md (via render.py): every preset exported to ONNX, checked on real data.
 
 Usage (from the repository root)::
 
@@ -39,10 +39,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_common import COIL, DATA, command_line, run_record, save_records  # noqa: E402
+from bench_common import COIL, DATA, command_line, publish, run_record  # noqa: E402
 
 MTILE = DATA / "magnetic-tile"
-PAGE = HERE / "ONNX_PARITY.md"
 CASES = [
     ("default", "coil", 32),
     ("paper", "coil", 32),
@@ -124,48 +123,6 @@ def measure(preset: str, data: str, size: int, folder: Path, epochs: int | None 
     }
 
 
-def render(records: list[dict[str, Any]]) -> str:
-    """The page: how the run was made, then a row per case."""
-    run = records[0]
-    machine = run["machine"]
-    lines = [
-        "# ONNX export: parity with the model on real data",
-        "",
-        f"Command: `{run['command']}` ({run['date']}). Machine: {machine['cpu']}, "
-        f"{', '.join(machine['isa'])}, {machine['cores']} cores, torch {machine['torch']}, "
-        f"onnxruntime {run['onnxruntime']}, load {machine['load']:.1f} at the start.",
-        "",
-        "Each preset is fitted (seed 0), exported with its real test set as `--check-data`, and the",
-        "largest error of each output kind over that test set is shown (absolute; scores and view",
-        "scores are in units of the training scores' standard deviation). A score passes within",
-        "1e-5 + 1e-4 x |score|, a map value within 1e-5 + 1e-4 x its sample's peak. Splits: the",
-        "script's docstring.",
-        "",
-        "| preset | data | px | train / test | score | view scores | parts | maps | decisions differ"
-        " | ROC AUC torch / ONNX | export s | MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records[1:]:
-        errors = r["report"]["max_abs_error"]
-
-        def cell(kind: str, errors: dict[str, float] = errors) -> str:
-            return f"{errors[kind]:.1e}" if kind in errors else "-"
-
-        lines.append(
-            f"| {r['preset']} | {r['data']} | {r['size']} | {r['n_train']} / {r['n_test']} | "
-            f"{cell('score')} | {cell('view_scores')} | {cell('parts')} | {cell('maps')} | "
-            f"{r['report']['decisions_differ']} | "
-            f"{r['auc_torch']:.4f} / {r['auc_onnx']:.4f} | {r['export_s']:.1f} | {r['megabytes']:.1f} |"
-        )
-    lines += [
-        "",
-        "Export seconds include tracing, one ONNX Runtime session, and both sides scoring the test",
-        "set for the check (maps included). Speed of scoring: SPEED.md, ONNX Runtime section.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -185,13 +142,12 @@ def main() -> None:
         for preset, data, size in cases:
             records.append(measure(preset, data, size, Path(tmp), 1 if args.smoke else None))
             print(f"{preset} {data} {size}: {records[-1]['report']['max_abs_error']}", flush=True)
-    page = render(records)
     if args.smoke:
-        print(page)
+        from render import Topic, renderer
+
+        print(renderer("render_onnx_parity").render(Topic("onnx_parity", records)))
         return
-    save_records("onnx_parity", records)
-    PAGE.write_text(page, encoding="utf-8")
-    print(page)
+    print(publish("onnx_parity", records).read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

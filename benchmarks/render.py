@@ -55,6 +55,7 @@ TOPICS = {
     "real": "REAL.md",
     "combined": "COMBINED.md",
     "onnx": "ONNX.md",
+    "onnx_parity": "ONNX_PARITY.md",
 }
 """Topic -> the Markdown file it renders (beside this script); ``render_<topic>`` holds its renderer."""
 RENDERERS = {"knn": "render_scale", "patch_speed": "render_scale", "streaming": "render_scale",

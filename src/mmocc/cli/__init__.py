@@ -2,7 +2,8 @@
 
 :func:`main` (the console script) and the click group :data:`cli` are in
 :mod:`mmocc.cli.main`; the commands in :mod:`mmocc.cli.commands` (train,
-score, evaluate, info) and :mod:`mmocc.cli.experiment` (demo, experiment);
+score, info), :mod:`mmocc.cli.evaluate`, :mod:`mmocc.cli.report`,
+:mod:`mmocc.cli.export` (to ONNX) and :mod:`mmocc.cli.experiment` (demo, experiment);
 shared options in :mod:`mmocc.cli.options`. Heavy modules (torch, the
 estimators, scikit-learn, matplotlib) are imported inside the command bodies
 only, so ``mmocc --help`` does not import them.
