@@ -162,10 +162,11 @@ def onnx_info_lines(model: Path, info: Any) -> list[str]:
         f"model:      {model} (ONNX export, written by mmocc {info.version})",
         f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
         f"data:       {meta.get('source', '(not recorded)')}",
-        "views:      (graph input, dtype, per-sample shape)",
+        "views:      (graph input, dtype, per-sample shape, colour mode and resize of images)",
         *(
             f"  {spec.name:<16} {spec.kind:<7} {info.inputs[spec.name]:<12} "
-            f"{'uint8' if spec.dtype == 'uint8' else 'float64':<8} {tuple(spec.shape)}"
+            f"{info.preprocess[spec.name]['dtype']:<8} {str(tuple(spec.shape)):<14} "
+            f"{info.preprocess[spec.name].get('mode') or ''} {info.preprocess[spec.name].get('resize') or ''}"
             for spec in info.view_specs
         ),
         "outputs:    " + ", ".join([*named, *outputs["maps"].values()]),

@@ -32,6 +32,7 @@ _REQUIRED = (
     "version",
     "views",
     "inputs",
+    "preprocess",
     "outputs",
     "threshold",
     "threshold_source",
@@ -57,6 +58,8 @@ class ExportInfo:
         The views, in the graph's input order: names, kinds, shapes, dtypes.
     inputs : dict of str to str
         The graph input name of each view.
+    preprocess : dict of str to dict
+        How to prepare each view's input without mmocc (:func:`preprocess_of`).
     outputs : dict
         The output names: ``score``, ``is_anomaly``, and the dicts
         ``views``, ``parts`` and ``maps`` (view or part to output name).
@@ -86,6 +89,7 @@ class ExportInfo:
     version: str
     view_specs: list[ViewSpec]
     inputs: dict[str, str]
+    preprocess: dict[str, dict[str, Any]]
     outputs: dict[str, Any]
     threshold: float
     threshold_source: str
@@ -97,6 +101,45 @@ class ExportInfo:
     train_fingerprints: np.ndarray | None
     samples_per_run: int
     parity: dict[str, Any]
+
+
+def preprocess_of(spec: ViewSpec, resize: str | None) -> dict[str, Any]:
+    """Describe how a view's input is prepared, for a consumer of the graph that does not run mmocc.
+
+    Parameters
+    ----------
+    spec : ViewSpec
+        The view.
+    resize : str or None
+        How the training images were resized (the model's ``metadata_["resize"]``), if recorded.
+
+    Returns
+    -------
+    dict
+        For an image: ``layout`` ``"NCHW"``, ``channels``, ``height``,
+        ``width``, ``mode`` (``"L"``, ``"RGB"``, or None for other channel
+        counts), ``dtype`` and ``resize``; for a vector: ``width`` and ``dtype``.
+
+    Examples
+    --------
+    >>> preprocess_of(ViewSpec("top", "image", (1, 32, 32), "uint8"), "stretch")["mode"]
+    'L'
+    """
+    dtype = "uint8" if spec.dtype == "uint8" else "float64"
+    if spec.kind != "image":
+        return {"kind": "vector", "width": int(spec.shape[0]), "dtype": dtype}
+    channels, height, width = (int(side) for side in spec.shape)
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    return {
+        "kind": "image",
+        "layout": "NCHW",
+        "channels": channels,
+        "height": height,
+        "width": width,
+        "mode": mode,
+        "dtype": dtype,
+        "resize": resize,
+    }
 
 
 def export_metadata(
@@ -125,12 +168,14 @@ def export_metadata(
     import mmocc
 
     fingerprints = clf.train_fingerprints_
+    resize = (getattr(clf, "metadata_", None) or {}).get("resize")
     values: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "version": mmocc.__version__,
         "views": [spec.to_dict() for spec in clf.view_specs_],
         "inputs": inputs,
+        "preprocess": {spec.name: preprocess_of(spec, resize) for spec in clf.view_specs_},
         "outputs": outputs,
         "threshold": float(clf.threshold_),
         "threshold_source": clf.threshold_source_,
@@ -192,6 +237,7 @@ def read_metadata(props: Mapping[str, str], source: str) -> ExportInfo:
             version=str(values["version"]),
             view_specs=[ViewSpec.from_dict(spec) for spec in values["views"]],
             inputs={str(k): str(v) for k, v in values["inputs"].items()},
+            preprocess={str(k): dict(v) for k, v in values["preprocess"].items()},
             outputs=dict(values["outputs"]),
             threshold=float(values["threshold"]),
             threshold_source=str(values["threshold_source"]),

@@ -91,6 +91,16 @@ def test_export_records_the_model_and_its_check(fitted):
     assert info.parity == report.to_dict() and info.parity["passed"]
     assert info.version == mmocc.__version__
     channels = clf.view_specs_[0].shape[0]
+    assert info.preprocess["side"] == {
+        "kind": "image",
+        "layout": "NCHW",
+        "channels": channels,
+        "height": 16,
+        "width": 16,
+        "mode": "L" if channels == 1 else "RGB",
+        "dtype": "uint8",
+        "resize": None,
+    }
     seen = {k: v[:5] for k, v in _views(40, 0, channels=channels).items()}
     assert exported.seen_in_training(seen).all()
     assert not exported.seen_in_training(_views(5, 7, channels=channels)).any()
