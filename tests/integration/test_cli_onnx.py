@@ -91,7 +91,19 @@ def test_export_prints_the_parity_check_and_checks_real_data(exported, capsys):
         exported / "data",
     )
     assert code == 0, err
-    assert "parity on 16 samples" in err and "first 256" in err and "passed" in err
+    assert "parity on 16 samples (16 of the 16 samples of" in err and "passed" in err
+    code, _, err = run_main(
+        capsys,
+        "export",
+        exported / "m.mmocc",
+        "--out",
+        exported / "d.onnx",
+        "--check-data",
+        exported / "data",
+        "--check-samples",
+        "5",
+    )
+    assert code == 0 and "parity on 5 samples (5 of the 16 samples of" in err
     code, out, _ = run_main(capsys, "info", exported / "c.onnx", "--json")
     record = json.loads(out)
     assert record["parity"]["samples"] == 16 and record["parity"]["passed"]

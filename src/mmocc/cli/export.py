@@ -30,7 +30,7 @@ _RTOL, _ATOL = 1e-4, 1e-5  # mmocc.export.parity's defaults, without importing i
     type=click.IntRange(min=1),
     default=256,
     show_default=True,
-    help="How many samples of --check-data (the first ones) to compare.",
+    help="How many samples of --check-data to compare, evenly spaced over it.",
 )
 @click.option(
     "--rtol", type=click.FloatRange(min=0.0), default=_RTOL, show_default=True, help="Relative tolerance."
@@ -83,10 +83,13 @@ def export(
 
         source = parse_source(check_src)
         plan = plan_source(source, **model_data_options(clf, source, parse_data_options(data_options)))
-        check = next(iter(plan.chunks(check_samples)), None)
-        if check is None:
+        if not len(plan):
             raise click.BadParameter(f"{check_src} holds no samples", param_hint="--check-data")
-        origin = f"{check_src}, first {check_samples}"
+        import numpy as np
+
+        picked = np.unique(np.linspace(0, len(plan) - 1, min(check_samples, len(plan))).round().astype(int))
+        check = plan.subset(picked).load()  # spread over the source: normal and anomalous samples alike
+        origin = f"{len(picked)} of the {len(plan)} samples of {check_src}, evenly spaced"
     report = export_onnx(clf, out, check=check, check_origin=origin, rtol=rtol, atol=atol)
     note(quiet, report.summary())
     note(quiet, f"written to {out}")
