@@ -177,7 +177,7 @@ def test_scoring_an_export_never_imports_torch(exported, capsys):
 
 def test_export_refuses_what_is_not_a_model_file(exported, capsys):
     code, _, err = run_main(capsys, "export", exported / "m.onnx", "--out", exported / "x.onnx")
-    assert code == 2 and "is not an mmocc model file" in err
+    assert code == 2 and "is an ONNX export already; only a MultimodalOCC model file exports" in err
     assert not (exported / "x.onnx").exists()
 
 

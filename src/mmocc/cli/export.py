@@ -75,7 +75,10 @@ def export(
 
     clf = load_detector(model, device)
     if not hasattr(clf, "model_"):
-        raise click.BadParameter(f"{model} is not an mmocc model file", param_hint="MODEL")
+        what = "an ONNX export already" if type(clf).__name__ == "OnnxDetector" else f"a {type(clf).__name__}"
+        raise click.BadParameter(
+            f"{model} is {what}; only a MultimodalOCC model file exports", param_hint="MODEL"
+        )
     check, origin = None, "probes"
     if check_src is not None:
         from mmocc.data.sources import parse_source

@@ -144,17 +144,22 @@ def export_onnx(
         When the graph disagrees with the model; no file is written.
     ValueError
         For a model that cannot be expressed in ONNX, named with the reason.
+    TypeError
+        For another estimator than :class:`~mmocc.detectors.multimodal.MultimodalOCC`.
     ImportError
         Without onnx and onnxruntime.
     """
     from sklearn.utils.validation import check_is_fitted
 
+    from mmocc.detectors.multimodal import MultimodalOCC
     from mmocc.export.graph import DetectorGraph
     from mmocc.export.metadata import export_metadata
     from mmocc.export.probes import probe_views
     from mmocc.export.runtime import OnnxDetector, require_onnxruntime
     from mmocc.utils.files import atomic_open
 
+    if not isinstance(clf, MultimodalOCC):
+        raise TypeError(f"only a MultimodalOCC exports to ONNX, not a {type(clf).__name__}")
     check_is_fitted(clf, "threshold_")
     onnx = _require_onnx()
     require_onnxruntime()

@@ -300,3 +300,12 @@ def test_threads_are_passed_to_onnx_runtime(default_pair, monkeypatch):
     assert two.session.get_session_options().intra_op_num_threads == 2
     with pytest.raises(ValueError, match="threads must be >= 1"):
         OnnxDetector.load(exported.source, threads=0)
+
+
+def test_only_a_fitted_multimodal_model_exports(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        export_onnx(MultimodalOCC(), tmp_path / "m.onnx")
+    with pytest.raises(TypeError, match="only a MultimodalOCC exports to ONNX, not a BaselineOCC"):
+        export_onnx(mmocc.BaselineOCC(), tmp_path / "m.onnx")
