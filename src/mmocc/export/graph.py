@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from mmocc.data.inputs import ViewSpec
-from mmocc.export.heads import FeatureTensors, HeadOutput, rule_head, search_bytes
-from mmocc.model.inference import inference_model
+from mmocc.export.heads import HeadOutput, rule_head, search_bytes
+from mmocc.model.inference import FeatureTensors, feature_tensors, inference_model
 from mmocc.model.patches import PatchFeatures, smooth_upsample
 
 
@@ -136,25 +136,8 @@ class DetectorGraph(nn.Module):
         return ["score", "is_anomaly", *out["views"].values(), *out["parts"].values(), *out["maps"].values()]
 
     def features(self, batch: dict[str, Tensor]) -> FeatureTensors:
-        """Compute the features the rule and its maps read, as the estimator's feature extraction does."""
-        feats: FeatureTensors = {}
-        decode = bool(self.needs & {"recon", "recon_map"})
-        if decode or "latent" in self.needs:
-            out = self.net(batch, decode=decode)
-            feats["latent"] = out.latents
-            if out.recons is not None:
-                squared = {view: (out.recons[view] - x).pow(2) for view, x in out.inputs.items()}
-                feats["recon"] = {view: s.flatten(1).sum(dim=1) for view, s in squared.items()}
-                feats["recon_map"] = {view: s.sum(dim=1) for view, s in squared.items() if s.ndim == 4}
-        if "patch" in self.needs:
-            feats["patch"] = {
-                view: self.patches.batch_maps(self.net, view, raw).float()
-                for view, raw in batch.items()
-                if raw.ndim == 4
-            }
-        if "input" in self.needs:
-            feats["input"] = {view: self.net.scaler(view).unit(raw).flatten(1) for view, raw in batch.items()}
-        return feats
+        """Compute the features the rule and its maps read, as the estimator does, in one pass."""
+        return feature_tensors(self.net, batch, self.needs, self.patches.batch_maps)
 
     def forward(self, *raw: Tensor) -> tuple[Tensor, ...]:
         """Score one batch per view: score, verdict, view scores, part scores, maps (see the class)."""

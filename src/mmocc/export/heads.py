@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmocc.model.inference import FeatureTensors
 from mmocc.scoring import (
     CenterScore,
     CombinedScore,
@@ -38,9 +39,6 @@ from mmocc.search.index import MARGIN
 RUN_BYTES = 256 * 2**20
 """Bytes of search intermediates one run of a graph aims to hold: a patch search takes a sample's
 positions in blocks that fit, and :func:`mmocc.export.writer.export_onnx` sets the samples per run."""
-
-FeatureTensors = dict[str, dict[str, Tensor]]
-"""Features of one batch: ``{kind: {view: Tensor}}`` (kinds of :data:`mmocc.scoring.FEATURE_KINDS`)."""
 
 
 @dataclass
@@ -317,7 +315,7 @@ def rule_head(rule: ScoringRule, views: list[str]) -> nn.Module:
     Returns
     -------
     torch.nn.Module
-        A module mapping :data:`FeatureTensors` to a :class:`HeadOutput`.
+        A module mapping :data:`~mmocc.model.inference.FeatureTensors` to a :class:`HeadOutput`.
 
     Raises
     ------

@@ -13,7 +13,7 @@ batches and computes exactly the features a scoring rule asks for.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
 from mmocc.data.inputs import ViewSpec
 from mmocc.model.device import resolve_amp
-from mmocc.model.nn import ArchConfig, JointAutoencoder, JointOutput
+from mmocc.model.nn import ArchConfig, JointAutoencoder
 from mmocc.model.patches import PatchFeatures
 from mmocc.scoring.base import Features
 
@@ -247,18 +247,60 @@ def _to_device(array: np.ndarray, device: torch.device, pin: bool) -> Tensor:
     return tensor.to(device)
 
 
-def _network_features(out: JointOutput, needs: frozenset[str], feats: Features) -> None:
-    """Fill latents, per-view reconstruction errors and per-pixel error maps from one forward pass."""
-    if "latent" in needs:
-        feats.latents = {k: v.float().cpu().numpy() for k, v in out.latents.items()}
-    if out.recons is None:
-        return
-    for name, x in out.inputs.items():
-        squared = (out.recons[name].float() - x.float()).pow(2)
-        if "recon" in needs:
-            feats.recons[name] = squared.flatten(1).sum(dim=1).cpu().numpy()
-        if "recon_map" in needs and squared.ndim == 4:
-            feats.recon_maps[name] = squared.sum(dim=1).cpu().numpy()
+FeatureTensors = dict[str, dict[str, Tensor]]
+"""One batch's features as tensors, ``{kind: {view: Tensor}}`` (:data:`mmocc.scoring.FEATURE_KINDS`)."""
+
+
+def feature_tensors(
+    model: JointAutoencoder,
+    batch: dict[str, Tensor],
+    needs: frozenset[str],
+    patch_maps: Callable[[JointAutoencoder, str, Tensor], Tensor] | None = None,
+) -> FeatureTensors:
+    """Compute the features ``needs`` names for one batch, as tensors.
+
+    This is the computation both :func:`extract_features` (batch by batch,
+    to numpy) and the ONNX export (:class:`mmocc.export.graph.DetectorGraph`,
+    traced) run. The network runs only when latents or reconstructions are
+    needed, and decodes only for reconstructions.
+
+    Parameters
+    ----------
+    model : JointAutoencoder
+        The (inference copy of the) fitted model.
+    batch : dict of str to Tensor
+        Raw batches of the views present.
+    needs : frozenset of str
+        Any of :data:`mmocc.scoring.FEATURE_KINDS`.
+    patch_maps : callable, optional
+        ``(model, view, raw) -> (n, C, h, w)`` patch features of an image
+        view (a :class:`~mmocc.model.patches.PatchFeatures` or its
+        ``batch_maps``); needed for ``"patch"``.
+
+    Returns
+    -------
+    FeatureTensors
+        The features, one dict of per-view tensors per kind needed.
+    """
+    feats: FeatureTensors = {}
+    decode = bool(needs & {"recon", "recon_map"})
+    if decode or "latent" in needs:
+        out = model(batch, decode=decode)
+        if "latent" in needs:
+            feats["latent"] = out.latents
+        if out.recons is not None:
+            squared = {name: (out.recons[name].float() - x.float()).pow(2) for name, x in out.inputs.items()}
+            if "recon" in needs:
+                feats["recon"] = {name: s.flatten(1).sum(dim=1) for name, s in squared.items()}
+            if "recon_map" in needs:
+                feats["recon_map"] = {name: s.sum(dim=1) for name, s in squared.items() if s.ndim == 4}
+    if "patch" in needs:
+        if patch_maps is None:
+            raise ValueError("patch features need a patch feature source")
+        feats["patch"] = {k: patch_maps(model, k, v).float() for k, v in batch.items() if v.ndim == 4}
+    if "input" in needs:
+        feats["input"] = {k: model.scaler(k).unit(v).flatten(1) for k, v in batch.items()}
+    return feats
 
 
 def extract_features(
@@ -305,22 +347,27 @@ def extract_features(
     fast = for_device(model, device)
     use_amp = amp is True and resolve_amp(True, device)
     pin = device.type == "cuda"
-    decode = bool(needs & {"recon", "recon_map"})
-    encode = decode or "latent" in needs
     if "patch" in needs and patches is None:
         raise ValueError("patch features need a patch feature source")
     n = len(next(iter(views.values())))
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             batch = {k: _to_device(v[start : start + batch_size], device, pin) for k, v in views.items()}
-            feats = Features()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                if encode:
-                    _network_features(fast(batch, decode=decode), needs, feats)
-                if "patch" in needs and patches is not None:
-                    feats.patches = {
-                        k: patches(fast, k, v).float().cpu().numpy() for k, v in batch.items() if v.ndim == 4
-                    }
-            if "input" in needs:
-                feats.inputs = {k: fast.scaler(k).unit(v).flatten(1).cpu().numpy() for k, v in batch.items()}
-            yield feats
+                tensors = feature_tensors(fast, batch, needs, patches)
+            yield _as_features(tensors)
+
+
+def _as_features(tensors: FeatureTensors) -> Features:
+    """Copy a batch's feature tensors to float32 numpy arrays, in :class:`Features`."""
+
+    def arrays(kind: str) -> dict[str, np.ndarray]:
+        return {view: values.float().cpu().numpy() for view, values in tensors.get(kind, {}).items()}
+
+    return Features(
+        latents=arrays("latent"),
+        inputs=arrays("input"),
+        recons=arrays("recon"),
+        recon_maps=arrays("recon_map"),
+        patches=arrays("patch"),
+    )
