@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from mmocc.data.inputs import ViewSpec
 from mmocc.export.heads import HeadOutput, rule_head, search_bytes
+from mmocc.export.metadata import input_dtype
 from mmocc.model.inference import FeatureTensors, feature_tensors, inference_model
 from mmocc.model.patches import PatchFeatures, smooth_upsample
 
@@ -155,28 +156,13 @@ class DetectorGraph(nn.Module):
         return self._flat(self.outputs)
 
 
-def input_dtype(spec: ViewSpec) -> torch.dtype:
-    """Return the graph input dtype of a view: uint8 when fitted on uint8, else float64.
-
-    Every other dtype is scaled in float64 (:func:`mmocc.model.nn.scale_dtype`),
-    so a float64 input loses nothing of a float32 or integer array.
-
-    Parameters
-    ----------
-    spec : ViewSpec
-        The view.
-
-    Returns
-    -------
-    torch.dtype
-        The dtype of the view's input tensor.
-    """
-    return torch.uint8 if spec.dtype == "uint8" else torch.float64
-
-
 def example_inputs(specs: list[ViewSpec], n: int) -> tuple[Tensor, ...]:
     """Return ``n`` mid-range samples of each view, in the graph's input dtypes (for tracing)."""
     return tuple(
-        torch.full((n, *spec.shape), 128 if spec.dtype == "uint8" else 0.5, dtype=input_dtype(spec))
+        torch.full(
+            (n, *spec.shape),
+            128 if input_dtype(spec) == "uint8" else 0.5,
+            dtype=getattr(torch, input_dtype(spec)),
+        )
         for spec in specs
     )

@@ -103,6 +103,31 @@ class ExportInfo:
     parity: dict[str, Any]
 
 
+def input_dtype(spec: ViewSpec) -> str:
+    """Return the NumPy name of a view's graph input dtype: ``"uint8"`` if fitted on it, else ``"float64"``.
+
+    Every other dtype is scaled in float64 (:func:`mmocc.model.nn.scale_dtype`),
+    so a float64 input loses nothing of a float32 or integer array. The
+    graph, the runtime and the metadata all follow this one rule.
+
+    Parameters
+    ----------
+    spec : ViewSpec
+        The view.
+
+    Returns
+    -------
+    str
+        ``"uint8"`` or ``"float64"``.
+
+    Examples
+    --------
+    >>> input_dtype(ViewSpec("size", "vector", (2,), "float32"))
+    'float64'
+    """
+    return "uint8" if spec.dtype == "uint8" else "float64"
+
+
 def preprocess_of(spec: ViewSpec, resize: str | None) -> dict[str, Any]:
     """Describe how a view's input is prepared, for a consumer of the graph that does not run mmocc.
 
@@ -125,7 +150,7 @@ def preprocess_of(spec: ViewSpec, resize: str | None) -> dict[str, Any]:
     >>> preprocess_of(ViewSpec("top", "image", (1, 32, 32), "uint8"), "stretch")["mode"]
     'L'
     """
-    dtype = "uint8" if spec.dtype == "uint8" else "float64"
+    dtype = input_dtype(spec)
     if spec.kind != "image":
         return {"kind": "vector", "width": int(spec.shape[0]), "dtype": dtype}
     channels, height, width = (int(side) for side in spec.shape)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mmocc.data.inputs import ViewSpec
+from mmocc.export.metadata import input_dtype
 from mmocc.scoring import EnsembleScore, KNNScore
 
 BLENDS = (0.05, 0.15, 0.3)
@@ -133,5 +134,7 @@ def probe_views(clf: Any, n: int = 48, seed: int = 0) -> dict[str, np.ndarray]:
         gain = float(scaler.gain.detach().cpu())
         shift = float(scaler.shift.detach().cpu())
         raw = (unit + shift) / gain
-        out[spec.name] = np.clip(np.rint(raw), 0, 255).astype(np.uint8) if spec.dtype == "uint8" else raw
+        out[spec.name] = (
+            np.clip(np.rint(raw), 0, 255).astype(np.uint8) if input_dtype(spec) == "uint8" else raw
+        )
     return out

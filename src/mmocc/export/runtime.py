@@ -28,7 +28,8 @@ from mmocc.data.fingerprints import sample_fingerprints
 from mmocc.data.inputs import check_views, match_specs
 from mmocc.detectors.finite import check_finite_scores
 from mmocc.detectors.parts import fired_part
-from mmocc.export.metadata import ExportInfo, read_metadata
+from mmocc.export.metadata import ExportInfo, input_dtype, read_metadata
+from mmocc.utils.text import first_line
 
 _ORT_TYPES = {"uint8": "tensor(uint8)", "float64": "tensor(double)"}
 
@@ -42,12 +43,6 @@ def require_onnxruntime() -> Any:
             'scoring an ONNX export needs ONNX Runtime: pip install onnxruntime (or "mmocc[onnx]")'
         ) from None
     return onnxruntime
-
-
-def _first_line(exc: BaseException) -> str:
-    """Return the first line of an error's message, or its type's name."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def is_onnx_file(path: str | os.PathLike[str]) -> bool:
@@ -160,7 +155,7 @@ class OnnxDetector:
         try:
             session = ort.InferenceSession(data, options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own exception types
-            raise ValueError(f"{source} is not a readable ONNX model: {_first_line(exc)}") from None
+            raise ValueError(f"{source} is not a readable ONNX model: {first_line(exc)}") from None
         info = read_metadata(session.get_modelmeta().custom_metadata_map, source)
         return cls(session, info, source)
 
@@ -170,7 +165,7 @@ class OnnxDetector:
         for spec in self.view_specs_:
             name = self.info_.inputs.get(spec.name)
             node = inputs.get(name) if name is not None else None
-            expected = _ORT_TYPES["uint8" if spec.dtype == "uint8" else "float64"]
+            expected = _ORT_TYPES[input_dtype(spec)]
             if node is None or node.type != expected or list(node.shape[1:]) != list(spec.shape):
                 raise ValueError(
                     f"{self.source}: the graph's input for view {spec.name!r} does not match its metadata"
@@ -218,8 +213,7 @@ class OnnxDetector:
             feed = {}
             for spec in self.view_specs_:
                 part = views[spec.name][start : start + step]
-                dtype = np.uint8 if spec.dtype == "uint8" else np.float64
-                feed[self.info_.inputs[spec.name]] = np.ascontiguousarray(part, dtype=dtype)
+                feed[self.info_.inputs[spec.name]] = np.ascontiguousarray(part, dtype=input_dtype(spec))
             yield feed
 
     def _run(self, views: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
@@ -228,7 +222,7 @@ class OnnxDetector:
             runs = [self.session.run(names, feed) for feed in self._feeds(views)]
         except Exception as exc:  # ONNX Runtime raises its own exception types
             raise ValueError(
-                f"{self.source}: ONNX Runtime failed to run the graph: {_first_line(exc)}"
+                f"{self.source}: ONNX Runtime failed to run the graph: {first_line(exc)}"
             ) from None
         if not runs:
             return {name: np.zeros(0) for name in names}

@@ -21,6 +21,7 @@ import numpy as np
 
 from mmocc.export.heads import RUN_BYTES
 from mmocc.export.parity import ATOL, RTOL, ParityReport, compare
+from mmocc.utils.text import first_line
 
 OPSET = 18
 """The ONNX opset of exports."""
@@ -72,8 +73,7 @@ def _trace(graph: Any, inputs: list[str]) -> bytes:
                 dynamo=False,
             )
         except Exception as exc:  # the exporter raises many types; name the step and the cause
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"cannot export this model to ONNX: {first}") from None
+            raise ValueError(f"cannot export this model to ONNX: {first_line(exc)}") from None
     return buffer.getvalue()
 
 

@@ -121,3 +121,27 @@ def parse_assignments(items: Any, what: str) -> dict[str, Any]:
             raise ValueError(f"{what} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = parse_value(value.strip())
     return out
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an error's message, or its type's name when it has none.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error (a third-party library's, whose messages may run over many lines).
+
+    Returns
+    -------
+    str
+        One line.
+
+    Examples
+    --------
+    >>> first_line(ValueError(chr(10).join(["bad input", "  at node 3"])))
+    'bad input'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
