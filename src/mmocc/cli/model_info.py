@@ -152,12 +152,12 @@ def onnx_info_lines(model: Path, info: Any) -> list[str]:
         The lines: views with their graph inputs, outputs, threshold,
         training set, preset and settings, and the parity check of the export.
     """
+    from mmocc.export.metadata import output_order
     from mmocc.export.parity import ParityReport
 
     meta, outputs = info.metadata, info.outputs
     used = used_settings(info.params)
     fingerprints = info.train_fingerprints
-    named = [outputs["score"], outputs["is_anomaly"], *outputs["views"].values(), *outputs["parts"].values()]
     lines = [
         f"model:      {model} (ONNX export, written by mmocc {info.version})",
         f"normal:     {meta['normal']}" if "normal" in meta else "normal:     (not recorded)",
@@ -169,7 +169,7 @@ def onnx_info_lines(model: Path, info: Any) -> list[str]:
             f"{info.preprocess[spec.name].get('mode') or ''} {info.preprocess[spec.name].get('resize') or ''}"
             for spec in info.view_specs
         ),
-        "outputs:    " + ", ".join([*named, *outputs["maps"].values()]),
+        "outputs:    " + ", ".join(output_order(outputs)),
         f"threshold:  {info.threshold:.6g} (from {info.threshold_source}; "
         f"contamination {info.contamination})",
         f"training:   {len(fingerprints)} samples" if fingerprints is not None else "",

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from mmocc.data.inputs import ViewSpec
 from mmocc.export.heads import HeadOutput, rule_head, search_bytes
-from mmocc.export.metadata import input_dtype
+from mmocc.export.metadata import input_dtype, output_order
 from mmocc.model.inference import FeatureTensors, feature_tensors, inference_model
 from mmocc.model.patches import PatchFeatures, smooth_upsample
 
@@ -127,14 +127,10 @@ class DetectorGraph(nn.Module):
             "parts": {part: f"part_{part}" for part in head.parts},
             "maps": {view: f"map_{view}" for view in self.names if view in head.maps},
         }
-        clash = sorted(set(self._flat(out)) & set(self.names))
+        clash = sorted(set(output_order(out)) & set(self.names))
         if clash:
             raise ValueError(f"view name(s) {clash} collide with output names of the ONNX graph; rename them")
         return out
-
-    @staticmethod
-    def _flat(out: dict[str, Any]) -> list[str]:
-        return ["score", "is_anomaly", *out["views"].values(), *out["parts"].values(), *out["maps"].values()]
 
     def features(self, batch: dict[str, Tensor]) -> FeatureTensors:
         """Compute the features the rule and its maps read, as the estimator does, in one pass."""
@@ -153,7 +149,7 @@ class DetectorGraph(nn.Module):
 
     def flat_output_names(self) -> list[str]:
         """Return the graph's output names in the order of :meth:`forward`'s outputs."""
-        return self._flat(self.outputs)
+        return output_order(self.outputs)
 
 
 def example_inputs(specs: list[ViewSpec], n: int) -> tuple[Tensor, ...]:

@@ -103,6 +103,25 @@ class ExportInfo:
     parity: dict[str, Any]
 
 
+def output_order(outputs: Mapping[str, Any], *, maps: bool = True) -> list[str]:
+    """Return the graph's output names in the graph's order: score, verdict, view scores, parts, maps.
+
+    Parameters
+    ----------
+    outputs : mapping
+        The output names (:attr:`ExportInfo.outputs`).
+    maps : bool, default True
+        Include the maps (the largest outputs; scoring alone does not need them).
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
+    names = [outputs["score"], outputs["is_anomaly"], *outputs["views"].values(), *outputs["parts"].values()]
+    return names + list(outputs["maps"].values()) if maps else names
+
+
 def input_dtype(spec: ViewSpec) -> str:
     """Return the NumPy name of a view's graph input dtype: ``"uint8"`` if fitted on it, else ``"float64"``.
 

@@ -28,7 +28,7 @@ from mmocc.data.fingerprints import sample_fingerprints
 from mmocc.data.inputs import check_views, match_specs
 from mmocc.detectors.finite import check_finite_scores
 from mmocc.detectors.parts import fired_part
-from mmocc.export.metadata import ExportInfo, input_dtype, read_metadata
+from mmocc.export.metadata import ExportInfo, input_dtype, output_order, read_metadata
 from mmocc.utils.text import first_line
 
 _ORT_TYPES = {"uint8": "tensor(uint8)", "float64": "tensor(double)"}
@@ -171,14 +171,9 @@ class OnnxDetector:
                     f"{self.source}: the graph's input for view {spec.name!r} does not match its metadata"
                 )
         names = {node.name for node in self.session.get_outputs()}
-        wanted = self._output_list(all_outputs=True)
+        wanted = output_order(self.info_.outputs)
         if not set(wanted) <= names:
             raise ValueError(f"{self.source}: the graph lacks outputs {sorted(set(wanted) - names)}")
-
-    def _output_list(self, *, all_outputs: bool = False) -> list[str]:
-        out = self.info_.outputs
-        names = [out["score"], out["is_anomaly"], *out["views"].values(), *out["parts"].values()]
-        return names + list(out["maps"].values()) if all_outputs else names
 
     @property
     def has_anomaly_maps(self) -> bool:
@@ -241,7 +236,7 @@ class OnnxDetector:
         dict of str to numpy.ndarray
             The outputs, runs of at most ``info_.samples_per_run`` samples joined.
         """
-        return self._run(self.checked_views(X), self._output_list(all_outputs=True))
+        return self._run(self.checked_views(X), output_order(self.info_.outputs))
 
     def decision_function_details(
         self, X: Any
@@ -260,7 +255,7 @@ class OnnxDetector:
             where the rule has none).
         """
         views = self.checked_views(X)
-        out = self._run(views, self._output_list())
+        out = self._run(views, output_order(self.info_.outputs, maps=False))
         names = self.info_.outputs
         scores = out[names["score"]].astype(np.float64)
         by_view = {view: out[name].astype(np.float64) for view, name in names["views"].items()}
