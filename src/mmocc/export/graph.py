@@ -62,9 +62,7 @@ class MatrixResizeFeatures(PatchFeatures):
     not the one of a run.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tile_batch = None
+    tile_batch = None
 
     @staticmethod
     def resize(x: Tensor, size: int) -> Tensor:

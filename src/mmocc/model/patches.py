@@ -123,6 +123,9 @@ class PatchFeatures:
     torch.Size([2, 12, 8, 8])
     """
 
+    tile_batch: int | None = TILE_BATCH
+    """Tiles per backbone call (:func:`mmocc.model.tiling.tiled_features`); None: all at once."""
+
     def __init__(
         self,
         backbone: nn.Module | None,
@@ -134,7 +137,6 @@ class PatchFeatures:
         self.size = size
         self.tile = tile
         self.overlap = overlap
-        self.tile_batch: int | None = TILE_BATCH
 
     def __call__(self, model: JointAutoencoder, view: str, raw: Tensor) -> Tensor:
         """Return the patch features ``(n, C, h, w)`` of a raw batch (backbones: by micro-batch)."""
